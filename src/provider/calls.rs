@@ -1,0 +1,596 @@
+//! The catalogue of the provider's 49 calls (spec section 4): one enum, with service, method, kind and encrypted fields as data.
+//!
+//! Generated once from `shared/spec/calls.json` and checked against it by
+//! `tests/call_catalogue.rs`. `pay` appears five times (4.2.8 to 4.2.12): calls
+//! are told apart by section, never by method alone. Encrypted field paths are
+//! dotted; a path step that meets a JSON array applies to every element.
+
+/// Where a call is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallKind {
+    /// Server-to-server request to the SOA endpoint.
+    Backend,
+    /// A signed GET link the user's browser is sent to.
+    Page,
+    /// An asynchronous POST from the provider to the merchant.
+    Notification,
+}
+
+/// Static facts about one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallSpec {
+    pub section: &'static str,
+    pub service: &'static str,
+    pub method: &'static str,
+    pub kind: CallKind,
+    /// Request parameters (inside `req.param`) that travel encrypted.
+    pub encrypted_request: &'static [&'static str],
+    /// Response fields (inside `signedValue`) that travel encrypted.
+    pub encrypted_response: &'static [&'static str],
+}
+
+/// Every call of the specification, in spec order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Call {
+    /// 4.1.1 MemberService.createMember: Create member.
+    CreateMember,
+    /// 4.1.2 MemberService.sendVerificationCode: Send SMS verification code.
+    SendVerificationCode,
+    /// 4.1.3 MemberService.bindPhone: Bind phone.
+    BindPhone,
+    /// 4.1.4 MemberService.changeBindPhone: Change bound phone (SMS-code confirmed).
+    ChangeBindPhone,
+    /// 4.1.5 MemberService.setRealName: Individual real-name verification.
+    SetRealName,
+    /// 4.1.6 MemberService.setCompanyInfo: Set company information.
+    SetCompanyInfo,
+    /// 4.1.7 MemberService.verifyResult: Company information audit result notification.
+    VerifyResultNotification,
+    /// 4.1.8 MemberService.getMemberInfo: Get member information.
+    GetMemberInfo,
+    /// 4.1.9 MemberService.getBankCardBin: Query card BIN.
+    GetBankCardBin,
+    /// 4.1.10 MemberService.applyBindBankCard: Apply to bind bank card.
+    ApplyBindBankCard,
+    /// 4.1.11 MemberService.bindBankCard: Confirm bank card binding.
+    BindBankCard,
+    /// 4.1.12 MemberService.applyVerifyPayBindBankCard: Real-name-pay card binding application.
+    ApplyVerifyPayBindBankCard,
+    /// 4.1.13 MemberService.affirmVerifyPayBindCard: Real-name-pay card binding confirmation.
+    AffirmVerifyPayBindCard,
+    /// 4.1.14 MemberService.threeElementsBindBankCard: Three-element card binding.
+    ThreeElementsBindBankCard,
+    /// 4.1.15 MemberService.setSafeCard: Set safe card.
+    SetSafeCard,
+    /// 4.1.16 MemberService.queryBankCard: Query bound bank cards.
+    QueryBankCard,
+    /// 4.1.17 MemberService.unbindBankCard: Unbind bank card.
+    UnbindBankCard,
+    /// 4.1.18 MemberService.lockMember: Lock member.
+    LockMember,
+    /// 4.1.19 MemberService.unlockMember: Unlock member.
+    UnlockMember,
+    /// 4.1.20 MemberPwdService.setPayPwd: Set payment password [password-verification edition].
+    SetPayPwd,
+    /// 4.1.21 MemberPwdService.updatePayPwd: Change payment password [password-verification edition].
+    UpdatePayPwd,
+    /// 4.1.22 MemberPwdService.resetPayPwd: Reset payment password [password-verification edition].
+    ResetPayPwd,
+    /// 4.1.23 MemberPwdService.updatePhoneByPayPwd: Change phone [password-verification edition].
+    UpdatePhoneByPayPwd,
+    /// 4.1.24 MemberPwdService.setNewMobilePayPwd: Set / change new-mobile-quick-pay password.
+    SetNewMobilePayPwd,
+    /// 4.1.25 MemberPwdService.resetNewMobilePayPwdApply: Reset new-mobile-quick-pay password - application (sends SMS code).
+    ResetNewMobilePayPwdApply,
+    /// 4.1.26 MemberPwdService.resetNewMobilePayPwdAffirm: Reset new-mobile-quick-pay password - confirmation.
+    ResetNewMobilePayPwdAffirm,
+    /// 4.2.2 OrderService.depositApply: Deposit (top-up) application.
+    DepositApply,
+    /// 4.2.3 OrderService.withdrawApply: Withdrawal application.
+    WithdrawApply,
+    /// 4.2.4 OrderService.consumeApply: Consume (purchase) application.
+    ConsumeApply,
+    /// 4.2.5 OrderService.agentCollectApplySimplify: Agent (escrow) collect application (simplified).
+    AgentCollectApplySimplify,
+    /// 4.2.6 OrderService.signalAgentPaySimplify: Single agent (escrow) pay (simplified).
+    SignalAgentPaySimplify,
+    /// 4.2.7 OrderService.batchAgentPaySimplify: Batch agent (escrow) pay (simplified).
+    BatchAgentPaySimplify,
+    /// 4.2.8 OrderService.pay: Confirm payment (backend + SMS code).
+    PayBackendSms,
+    /// 4.2.9 OrderService.pay: Confirm payment (front page + SMS code).
+    PayPageSms,
+    /// 4.2.10 OrderService.pay: Confirm payment [front page + payment password].
+    PayPagePassword,
+    /// 4.2.11 OrderService.pay: Confirm payment (backend, new mobile quick pay).
+    PayBackendNewMobile,
+    /// 4.2.12 OrderService.pay: Order result notification.
+    PayResultNotification,
+    /// 4.2.13 OrderService.entryGoods: Goods entry.
+    EntryGoods,
+    /// 4.2.14 OrderService.queryModifyGoods: Query / modify goods.
+    QueryModifyGoods,
+    /// 4.2.15 OrderService.freezeMoney: Freeze amount.
+    FreezeMoney,
+    /// 4.2.16 OrderService.unfreezeMoney: Unfreeze amount.
+    UnfreezeMoney,
+    /// 4.2.17 OrderService.refund: Refund.
+    Refund,
+    /// 4.2.18 OrderService.failureBidRefund: Failed-bid refund (P2P).
+    FailureBidRefund,
+    /// 4.2.19 OrderService.applicationTransfer: Platform transfer.
+    ApplicationTransfer,
+    /// 4.2.20 OrderService.queryBalance: Query balance.
+    QueryBalance,
+    /// 4.2.21 OrderService.getOrderDetail: Query order status.
+    GetOrderDetail,
+    /// 4.2.22 OrderService.queryInExpDetail: Query account income/expense details.
+    QueryInExpDetail,
+    /// 4.3.1 MerchantService.queryReserveFundBalance: TLT reserve-fund position query.
+    QueryReserveFundBalance,
+    /// 4.3.2 MerchantService.getCheckAccountFile: Merchant consolidated reconciliation file download.
+    GetCheckAccountFile,
+}
+
+impl Call {
+    /// All calls, in spec order.
+    pub const ALL: [Call; 49] = [
+        Call::CreateMember,
+        Call::SendVerificationCode,
+        Call::BindPhone,
+        Call::ChangeBindPhone,
+        Call::SetRealName,
+        Call::SetCompanyInfo,
+        Call::VerifyResultNotification,
+        Call::GetMemberInfo,
+        Call::GetBankCardBin,
+        Call::ApplyBindBankCard,
+        Call::BindBankCard,
+        Call::ApplyVerifyPayBindBankCard,
+        Call::AffirmVerifyPayBindCard,
+        Call::ThreeElementsBindBankCard,
+        Call::SetSafeCard,
+        Call::QueryBankCard,
+        Call::UnbindBankCard,
+        Call::LockMember,
+        Call::UnlockMember,
+        Call::SetPayPwd,
+        Call::UpdatePayPwd,
+        Call::ResetPayPwd,
+        Call::UpdatePhoneByPayPwd,
+        Call::SetNewMobilePayPwd,
+        Call::ResetNewMobilePayPwdApply,
+        Call::ResetNewMobilePayPwdAffirm,
+        Call::DepositApply,
+        Call::WithdrawApply,
+        Call::ConsumeApply,
+        Call::AgentCollectApplySimplify,
+        Call::SignalAgentPaySimplify,
+        Call::BatchAgentPaySimplify,
+        Call::PayBackendSms,
+        Call::PayPageSms,
+        Call::PayPagePassword,
+        Call::PayBackendNewMobile,
+        Call::PayResultNotification,
+        Call::EntryGoods,
+        Call::QueryModifyGoods,
+        Call::FreezeMoney,
+        Call::UnfreezeMoney,
+        Call::Refund,
+        Call::FailureBidRefund,
+        Call::ApplicationTransfer,
+        Call::QueryBalance,
+        Call::GetOrderDetail,
+        Call::QueryInExpDetail,
+        Call::QueryReserveFundBalance,
+        Call::GetCheckAccountFile,
+    ];
+
+    /// The call's static facts.
+    pub fn spec(self) -> &'static CallSpec {
+        match self {
+            Call::CreateMember => &CallSpec {
+                section: "4.1.1",
+                service: "MemberService",
+                method: "createMember",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::SendVerificationCode => &CallSpec {
+                section: "4.1.2",
+                service: "MemberService",
+                method: "sendVerificationCode",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::BindPhone => &CallSpec {
+                section: "4.1.3",
+                service: "MemberService",
+                method: "bindPhone",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::ChangeBindPhone => &CallSpec {
+                section: "4.1.4",
+                service: "MemberService",
+                method: "changeBindPhone",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::SetRealName => &CallSpec {
+                section: "4.1.5",
+                service: "MemberService",
+                method: "setRealName",
+                kind: CallKind::Backend,
+                encrypted_request: &["identityNo"],
+                encrypted_response: &["identityNo"],
+            },
+            Call::SetCompanyInfo => &CallSpec {
+                section: "4.1.6",
+                service: "MemberService",
+                method: "setCompanyInfo",
+                kind: CallKind::Backend,
+                encrypted_request: &["companyBasicInfo.accountNo", "companyBasicInfo.legalIds"],
+                encrypted_response: &[],
+            },
+            Call::VerifyResultNotification => &CallSpec {
+                section: "4.1.7",
+                service: "MemberService",
+                method: "verifyResult",
+                kind: CallKind::Notification,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::GetMemberInfo => &CallSpec {
+                section: "4.1.8",
+                service: "MemberService",
+                method: "getMemberInfo",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &["memberInfo.accountNo", "memberInfo.identityCardNo", "memberInfo.legalIds"],
+            },
+            Call::GetBankCardBin => &CallSpec {
+                section: "4.1.9",
+                service: "MemberService",
+                method: "getBankCardBin",
+                kind: CallKind::Backend,
+                encrypted_request: &["cardNo"],
+                encrypted_response: &[],
+            },
+            Call::ApplyBindBankCard => &CallSpec {
+                section: "4.1.10",
+                service: "MemberService",
+                method: "applyBindBankCard",
+                kind: CallKind::Backend,
+                encrypted_request: &["cardNo", "cvv2", "identityNo", "validate"],
+                encrypted_response: &[],
+            },
+            Call::BindBankCard => &CallSpec {
+                section: "4.1.11",
+                service: "MemberService",
+                method: "bindBankCard",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::ApplyVerifyPayBindBankCard => &CallSpec {
+                section: "4.1.12",
+                service: "MemberService",
+                method: "applyVerifyPayBindBankCard",
+                kind: CallKind::Backend,
+                encrypted_request: &["cardNo", "identityNo"],
+                encrypted_response: &[],
+            },
+            Call::AffirmVerifyPayBindCard => &CallSpec {
+                section: "4.1.13",
+                service: "MemberService",
+                method: "affirmVerifyPayBindCard",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::ThreeElementsBindBankCard => &CallSpec {
+                section: "4.1.14",
+                service: "MemberService",
+                method: "threeElementsBindBankCard",
+                kind: CallKind::Backend,
+                encrypted_request: &["cardNo", "identityNo"],
+                encrypted_response: &[],
+            },
+            Call::SetSafeCard => &CallSpec {
+                section: "4.1.15",
+                service: "MemberService",
+                method: "setSafeCard",
+                kind: CallKind::Backend,
+                encrypted_request: &["cardNo"],
+                encrypted_response: &["cardNo"],
+            },
+            Call::QueryBankCard => &CallSpec {
+                section: "4.1.16",
+                service: "MemberService",
+                method: "queryBankCard",
+                kind: CallKind::Backend,
+                encrypted_request: &["cardNo"],
+                encrypted_response: &["bindCardList.bankCardNo"],
+            },
+            Call::UnbindBankCard => &CallSpec {
+                section: "4.1.17",
+                service: "MemberService",
+                method: "unbindBankCard",
+                kind: CallKind::Backend,
+                encrypted_request: &["cardNo"],
+                encrypted_response: &["cardNo"],
+            },
+            Call::LockMember => &CallSpec {
+                section: "4.1.18",
+                service: "MemberService",
+                method: "lockMember",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::UnlockMember => &CallSpec {
+                section: "4.1.19",
+                service: "MemberService",
+                method: "unlockMember",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::SetPayPwd => &CallSpec {
+                section: "4.1.20",
+                service: "MemberPwdService",
+                method: "setPayPwd",
+                kind: CallKind::Page,
+                encrypted_request: &["identityNo"],
+                encrypted_response: &[],
+            },
+            Call::UpdatePayPwd => &CallSpec {
+                section: "4.1.21",
+                service: "MemberPwdService",
+                method: "updatePayPwd",
+                kind: CallKind::Page,
+                encrypted_request: &["identityNo"],
+                encrypted_response: &[],
+            },
+            Call::ResetPayPwd => &CallSpec {
+                section: "4.1.22",
+                service: "MemberPwdService",
+                method: "resetPayPwd",
+                kind: CallKind::Page,
+                encrypted_request: &["identityNo"],
+                encrypted_response: &[],
+            },
+            Call::UpdatePhoneByPayPwd => &CallSpec {
+                section: "4.1.23",
+                service: "MemberPwdService",
+                method: "updatePhoneByPayPwd",
+                kind: CallKind::Page,
+                encrypted_request: &["identityNo"],
+                encrypted_response: &[],
+            },
+            Call::SetNewMobilePayPwd => &CallSpec {
+                section: "4.1.24",
+                service: "MemberPwdService",
+                method: "setNewMobilePayPwd",
+                kind: CallKind::Backend,
+                encrypted_request: &["identityNo", "newPassword", "oldPassword"],
+                encrypted_response: &[],
+            },
+            Call::ResetNewMobilePayPwdApply => &CallSpec {
+                section: "4.1.25",
+                service: "MemberPwdService",
+                method: "resetNewMobilePayPwdApply",
+                kind: CallKind::Backend,
+                encrypted_request: &["identityNo"],
+                encrypted_response: &[],
+            },
+            Call::ResetNewMobilePayPwdAffirm => &CallSpec {
+                section: "4.1.26",
+                service: "MemberPwdService",
+                method: "resetNewMobilePayPwdAffirm",
+                kind: CallKind::Backend,
+                encrypted_request: &["identityNo", "lastCardNo", "payPassword"],
+                encrypted_response: &[],
+            },
+            Call::DepositApply => &CallSpec {
+                section: "4.2.2",
+                service: "OrderService",
+                method: "depositApply",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::WithdrawApply => &CallSpec {
+                section: "4.2.3",
+                service: "OrderService",
+                method: "withdrawApply",
+                kind: CallKind::Backend,
+                encrypted_request: &["bankCardNo"],
+                encrypted_response: &[],
+            },
+            Call::ConsumeApply => &CallSpec {
+                section: "4.2.4",
+                service: "OrderService",
+                method: "consumeApply",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::AgentCollectApplySimplify => &CallSpec {
+                section: "4.2.5",
+                service: "OrderService",
+                method: "agentCollectApplySimplify",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::SignalAgentPaySimplify => &CallSpec {
+                section: "4.2.6",
+                service: "OrderService",
+                method: "signalAgentPaySimplify",
+                kind: CallKind::Backend,
+                encrypted_request: &["payToBankCardInfo.bankCardNo"],
+                encrypted_response: &[],
+            },
+            Call::BatchAgentPaySimplify => &CallSpec {
+                section: "4.2.7",
+                service: "OrderService",
+                method: "batchAgentPaySimplify",
+                kind: CallKind::Backend,
+                encrypted_request: &["batchPayList.payToBankCardInfo.bankCardNo"],
+                encrypted_response: &[],
+            },
+            Call::PayBackendSms => &CallSpec {
+                section: "4.2.8",
+                service: "OrderService",
+                method: "pay",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::PayPageSms => &CallSpec {
+                section: "4.2.9",
+                service: "OrderService",
+                method: "pay",
+                kind: CallKind::Page,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::PayPagePassword => &CallSpec {
+                section: "4.2.10",
+                service: "OrderService",
+                method: "pay",
+                kind: CallKind::Page,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::PayBackendNewMobile => &CallSpec {
+                section: "4.2.11",
+                service: "OrderService",
+                method: "pay",
+                kind: CallKind::Backend,
+                encrypted_request: &["quickNewPwd"],
+                encrypted_response: &[],
+            },
+            Call::PayResultNotification => &CallSpec {
+                section: "4.2.12",
+                service: "OrderService",
+                method: "pay",
+                kind: CallKind::Notification,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::EntryGoods => &CallSpec {
+                section: "4.2.13",
+                service: "OrderService",
+                method: "entryGoods",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::QueryModifyGoods => &CallSpec {
+                section: "4.2.14",
+                service: "OrderService",
+                method: "queryModifyGoods",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::FreezeMoney => &CallSpec {
+                section: "4.2.15",
+                service: "OrderService",
+                method: "freezeMoney",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::UnfreezeMoney => &CallSpec {
+                section: "4.2.16",
+                service: "OrderService",
+                method: "unfreezeMoney",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::Refund => &CallSpec {
+                section: "4.2.17",
+                service: "OrderService",
+                method: "refund",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::FailureBidRefund => &CallSpec {
+                section: "4.2.18",
+                service: "OrderService",
+                method: "failureBidRefund",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::ApplicationTransfer => &CallSpec {
+                section: "4.2.19",
+                service: "OrderService",
+                method: "applicationTransfer",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::QueryBalance => &CallSpec {
+                section: "4.2.20",
+                service: "OrderService",
+                method: "queryBalance",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::GetOrderDetail => &CallSpec {
+                section: "4.2.21",
+                service: "OrderService",
+                method: "getOrderDetail",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::QueryInExpDetail => &CallSpec {
+                section: "4.2.22",
+                service: "OrderService",
+                method: "queryInExpDetail",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::QueryReserveFundBalance => &CallSpec {
+                section: "4.3.1",
+                service: "MerchantService",
+                method: "queryReserveFundBalance",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+            Call::GetCheckAccountFile => &CallSpec {
+                section: "4.3.2",
+                service: "MerchantService",
+                method: "getCheckAccountFile",
+                kind: CallKind::Backend,
+                encrypted_request: &[],
+                encrypted_response: &[],
+            },
+        }
+    }
+
+    /// The backend call with this service and method, if any. On the wire
+    /// 4.2.8 and 4.2.11 are both `OrderService.pay` with the same envelope;
+    /// this returns the first, 4.2.8.
+    pub fn backend(service: &str, method: &str) -> Option<Call> {
+        Call::ALL.into_iter().find(|c| {
+            let s = c.spec();
+            s.kind == CallKind::Backend && s.service == service && s.method == method
+        })
+    }
+}

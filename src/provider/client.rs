@@ -1,0 +1,392 @@
+//! `SoaClient`: the one function that sends HTTP to the provider (invariant 2), and its typed errors.
+//!
+//! A call serialises `req` once, signs exactly that text, POSTs the form,
+//! verifies the response over exactly the `signedValue` it received, then
+//! decrypts the fields the catalogue marks as encrypted. Private-key work
+//! runs on the blocking pool so a slow RSA operation never stalls the
+//! executor. Errors tell a caller what it may do next: retry freely
+//! (`NotSent`), find out what happened first (`OutcomeUnknown`), or stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::calls::{Call, CallKind};
+use super::crypto::{CryptoError, PartyKeys};
+use super::wire::{self, ResponseEnvelope, ResponseStatus, SignedRequest, WireError};
+
+/// A typed call: its parameters serialise to `req.param`, and its result
+/// deserialises from the verified `signedValue`.
+pub trait Endpoint: Serialize {
+    /// Which call of the catalogue this is.
+    const CALL: Call;
+    /// The typed result.
+    type Response: DeserializeOwned;
+}
+
+/// Where and how to reach the provider.
+#[derive(Debug, Clone)]
+pub struct SoaConfig {
+    /// The SOA endpoint, e.g. `https://yun.allinpay.com/service/soa`.
+    pub url: String,
+    /// The merchant's system number.
+    pub sysid: String,
+    /// Time allowed to establish a connection; a failure here means nothing was sent.
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole exchange; running out after sending makes the outcome unknown.
+    pub request_timeout: Duration,
+}
+
+/// What went wrong with a call, sorted by what the caller may do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The request never left: safe to retry as is.
+    #[error("request not sent: {0}")]
+    NotSent(String),
+    /// The request may have reached the provider, but no answer came back:
+    /// the outcome is unknown and must be resolved before retrying a money-moving call.
+    #[error("outcome unknown, the request may have been processed: {0}")]
+    OutcomeUnknown(String),
+    /// The provider answered with a non-2xx HTTP status.
+    #[error("provider answered HTTP {status}")]
+    Http { status: u16, body_snippet: String },
+    /// The response's signature does not verify: it is not from the provider or was altered.
+    #[error("provider response signature is invalid: {0}")]
+    BadSignature(CryptoError),
+    /// The response does not follow the protocol.
+    #[error("provider response is malformed: {0}")]
+    Malformed(#[from] WireError),
+    /// An encrypted field of the response could not be decrypted.
+    #[error("cannot decrypt response field {field}: {source}")]
+    Decrypt {
+        field: String,
+        #[source]
+        source: CryptoError,
+    },
+    /// The provider refused the call with a section 7 error code.
+    #[error("provider error {code}: {message}")]
+    Business { code: String, message: String },
+}
+
+impl CallError {
+    /// Whether the request certainly did not reach the provider.
+    pub fn is_not_sent(&self) -> bool {
+        matches!(self, CallError::NotSent(_))
+    }
+}
+
+/// The provider client: one pooled HTTP client, the merchant's keys.
+#[derive(Clone)]
+pub struct SoaClient {
+    http: reqwest::Client,
+    config: Arc<SoaConfig>,
+    keys: Arc<PartyKeys>,
+}
+
+impl std::fmt::Debug for SoaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SoaClient")
+            .field("url", &self.config.url)
+            .field("sysid", &self.config.sysid)
+            .field("protocol", &self.keys.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Installs rustls' ring provider once per process (reqwest is built without
+/// a provider of its own, so that the crate has one TLS stack).
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl SoaClient {
+    /// Builds the client. `keys.own` is the merchant's private key and
+    /// `keys.peer` the provider's public key.
+    pub fn new(config: SoaConfig, keys: PartyKeys) -> Result<Self, CallError> {
+        install_tls_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(concat!("yungate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CallError::NotSent(format!("cannot build HTTP client: {e}")))?;
+        Ok(SoaClient {
+            http,
+            config: Arc::new(config),
+            keys: Arc::new(keys),
+        })
+    }
+
+    /// The merchant's system number.
+    pub fn sysid(&self) -> &str {
+        &self.config.sysid
+    }
+
+    /// The keys this client signs and verifies with.
+    pub fn keys(&self) -> &PartyKeys {
+        &self.keys
+    }
+
+    /// Makes a typed call.
+    pub async fn call<E: Endpoint>(&self, params: &E) -> Result<E::Response, CallError> {
+        let param = serde_json::to_value(params).map_err(|e| CallError::NotSent(format!("cannot serialise parameters: {e}")))?;
+        let value = self.call_value(E::CALL, param).await?;
+        serde_json::from_value(value).map_err(|e| {
+            CallError::Malformed(WireError::Malformed {
+                field: "signedValue",
+                reason: e.to_string(),
+            })
+        })
+    }
+
+    /// Makes a call with JSON parameters (clear text: the fields the catalogue
+    /// marks as encrypted are encrypted here) and returns the verified,
+    /// decrypted result.
+    pub async fn call_value(&self, call: Call, mut param: Value) -> Result<Value, CallError> {
+        let spec = call.spec();
+        if spec.kind != CallKind::Backend {
+            return Err(CallError::NotSent(format!(
+                "{} {}.{} is a {:?} call, not a backend call",
+                spec.section, spec.service, spec.method, spec.kind
+            )));
+        }
+        let keys = Arc::clone(&self.keys);
+        let sysid = self.config.sysid.clone();
+        let started = std::time::Instant::now();
+        let request = tokio::task::spawn_blocking(move || -> Result<SignedRequest, CallError> {
+            transform_fields(&mut param, spec.encrypted_request, |field, clear| {
+                keys.encrypt_field(clear)
+                    .map_err(|e| CallError::NotSent(format!("cannot encrypt {field}: {e}")))
+            })?;
+            let req = wire::request_json(spec.service, spec.method, &param);
+            let timestamp = wire::format_timestamp(OffsetDateTime::now_utc());
+            let sign = keys
+                .sign(&wire::request_signing_string(&sysid, &req, &timestamp))
+                .map_err(|e| CallError::NotSent(format!("cannot sign: {e}")))?;
+            Ok(SignedRequest {
+                sysid,
+                sign,
+                timestamp,
+                v: keys.protocol.version().to_owned(),
+                req,
+            })
+        })
+        .await
+        .map_err(|e| CallError::NotSent(format!("signing task failed: {e}")))??;
+
+        let result = self.exchange(&request).await;
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(CallError::Business { code, .. }) => code.clone(),
+            Err(e) => error_kind(e).to_owned(),
+        };
+        tracing::debug!(
+            service = spec.service,
+            method = spec.method,
+            section = spec.section,
+            outcome,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "provider call"
+        );
+        let (envelope_value, _) = result?;
+        let keys = Arc::clone(&self.keys);
+        tokio::task::spawn_blocking(move || {
+            let mut value = envelope_value;
+            transform_fields(&mut value, spec.encrypted_response, |field, cipher| {
+                keys.decrypt_field(cipher).map_err(|source| CallError::Decrypt {
+                    field: field.to_owned(),
+                    source,
+                })
+            })?;
+            Ok(value)
+        })
+        .await
+        .map_err(|e| CallError::OutcomeUnknown(format!("decryption task failed: {e}")))?
+    }
+
+    /// Sends the form and checks the answer: `(result, signedValue)`.
+    async fn exchange(&self, request: &SignedRequest) -> Result<(Value, String), CallError> {
+        let response = self
+            .http
+            .post(&self.config.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded; charset=UTF-8")
+            .body(request.to_form())
+            .send()
+            .await
+            .map_err(classify_send_error)?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| CallError::OutcomeUnknown(format!("response body lost: {}", error_chain(&e))))?;
+        if !status.is_success() {
+            return Err(CallError::Http {
+                status: status.as_u16(),
+                body_snippet: snippet(&body),
+            });
+        }
+        let envelope = ResponseEnvelope::parse(&body)?;
+        self.check_envelope(envelope).await
+    }
+
+    async fn check_envelope(&self, envelope: ResponseEnvelope) -> Result<(Value, String), CallError> {
+        let keys = Arc::clone(&self.keys);
+        tokio::task::spawn_blocking(move || verify_envelope(&keys, envelope))
+            .await
+            .map_err(|e| CallError::OutcomeUnknown(format!("verification task failed: {e}")))?
+    }
+}
+
+/// Verifies a parsed response with the provider's key and turns it into a result.
+pub fn verify_envelope(keys: &PartyKeys, envelope: ResponseEnvelope) -> Result<(Value, String), CallError> {
+    match envelope.status {
+        ResponseStatus::Ok => {
+            let signed_value = envelope.signed_value.ok_or(WireError::Missing("signedValue"))?;
+            let sign = envelope.sign.ok_or(WireError::Missing("sign"))?;
+            keys.verify(&signed_value, &sign).map_err(CallError::BadSignature)?;
+            let value = wire::parse_signed_value(&signed_value)?;
+            Ok((value, signed_value))
+        }
+        ResponseStatus::Error => {
+            let code = envelope.error_code.unwrap_or_else(|| "9100".to_owned());
+            let message = envelope.message.unwrap_or_default();
+            // v1 error answers may be unsigned; a signature that is present must verify.
+            match (envelope.signed_value.as_deref(), envelope.sign.as_deref()) {
+                (Some(value), Some(sign)) => keys.verify(value, sign).map_err(CallError::BadSignature)?,
+                _ if keys.protocol == super::crypto::Protocol::V2 => return Err(WireError::Missing("sign").into()),
+                _ => {}
+            }
+            Err(CallError::Business { code, message })
+        }
+    }
+}
+
+fn classify_send_error(e: reqwest::Error) -> CallError {
+    let detail = error_chain(&e);
+    if e.is_connect() || e.is_builder() {
+        CallError::NotSent(detail)
+    } else {
+        // A timeout or a dropped connection after the request was written:
+        // the provider may have processed it.
+        CallError::OutcomeUnknown(detail)
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    text.chars().take(200).collect()
+}
+
+fn error_kind(e: &CallError) -> &'static str {
+    match e {
+        CallError::NotSent(_) => "not_sent",
+        CallError::OutcomeUnknown(_) => "outcome_unknown",
+        CallError::Http { .. } => "http",
+        CallError::BadSignature(_) => "bad_signature",
+        CallError::Malformed(_) => "malformed",
+        CallError::Decrypt { .. } => "decrypt",
+        CallError::Business { .. } => "business",
+    }
+}
+
+/// Applies `f` to every string at the dotted `paths` of `value`; a path step
+/// that meets an array applies to each element. Absent fields are skipped.
+pub fn transform_fields<E>(
+    value: &mut Value,
+    paths: &[&str],
+    mut f: impl FnMut(&str, &str) -> Result<String, E>,
+) -> Result<(), E> {
+    for path in paths {
+        let steps: Vec<&str> = path.split('.').collect();
+        transform_at(value, &steps, path, &mut f)?;
+    }
+    Ok(())
+}
+
+fn transform_at<E>(
+    value: &mut Value,
+    steps: &[&str],
+    path: &str,
+    f: &mut impl FnMut(&str, &str) -> Result<String, E>,
+) -> Result<(), E> {
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                transform_at(item, steps, path, f)?;
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            let Some((first, rest)) = steps.split_first() else {
+                return Ok(());
+            };
+            let Some(child) = map.get_mut(*first) else {
+                return Ok(());
+            };
+            if rest.is_empty() {
+                if let Value::String(s) = child {
+                    if !s.is_empty() {
+                        *s = f(path, s)?;
+                    }
+                }
+                Ok(())
+            } else if let Value::String(s) = child {
+                // A nested structure sent as a JSON string (e.g. memberInfo in some answers).
+                match serde_json::from_str::<Value>(s) {
+                    Ok(mut inner) if inner.is_object() || inner.is_array() => {
+                        transform_at(&mut inner, rest, path, f)?;
+                        *child = inner;
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                }
+            } else {
+                transform_at(child, rest, path, f)
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn transform_fields_follows_paths_through_arrays_and_skips_absent() {
+        let mut v = json!({
+            "cardNo": "1",
+            "batchPayList": [
+                {"payToBankCardInfo": {"bankCardNo": "2"}},
+                {"payToBankCardInfo": {}},
+                {"other": 1}
+            ],
+            "memberInfo": "{\"identityCardNo\":\"3\"}"
+        });
+        transform_fields::<()>(
+            &mut v,
+            &["cardNo", "batchPayList.payToBankCardInfo.bankCardNo", "memberInfo.identityCardNo", "absent.x"],
+            |_, s| Ok(format!("<{s}>")),
+        )
+        .unwrap();
+        assert_eq!(v["cardNo"], "<1>");
+        assert_eq!(v["batchPayList"][0]["payToBankCardInfo"]["bankCardNo"], "<2>");
+        assert_eq!(v["memberInfo"]["identityCardNo"], "<3>");
+    }
+}

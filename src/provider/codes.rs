@@ -1,0 +1,172 @@
+//! The provider's code tables (spec section 6) as Rust enums, and lenient readers for numbers sent as text.
+//!
+//! Each table keeps the provider's numbers. A value the table does not know
+//! is kept as `Unknown(n)` rather than failing the whole answer, and nothing
+//! downstream may treat `Unknown` as success.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Declares a code table: an enum with the provider's numbers, serialised as
+/// a JSON number and read from a number or a numeric string.
+macro_rules! code_table {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+            /// A value this table does not list.
+            Unknown(i64),
+        }
+
+        impl $name {
+            /// The provider's number.
+            pub fn code(self) -> i64 {
+                match self {
+                    $($name::$variant => $value,)+
+                    $name::Unknown(n) => n,
+                }
+            }
+
+            /// The variant for a provider number.
+            pub fn from_code(code: i64) -> Self {
+                match code {
+                    $($value => $name::$variant,)+
+                    n => $name::Unknown(n),
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_i64(self.code())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                lenient_i64(d).map($name::from_code)
+            }
+        }
+    };
+}
+
+code_table! {
+    /// 6.3 Member type.
+    MemberType {
+        /// 企业会员.
+        Company = 2,
+        /// 个人会员.
+        Individual = 3,
+    }
+}
+
+code_table! {
+    /// 6.9 Access terminal type.
+    Source {
+        Mobile = 1,
+        Pc = 2,
+    }
+}
+
+code_table! {
+    /// 6.4 ID document type; member calls accept only the resident ID card.
+    IdentityType {
+        IdCard = 1,
+        Passport = 2,
+        MilitaryOfficer = 3,
+        HomeReturnPermit = 4,
+        TaiwanPermit = 5,
+        PoliceOfficer = 6,
+        Soldier = 7,
+        Other = 99,
+    }
+}
+
+code_table! {
+    /// 6.10 Verification code type.
+    VerificationCodeType {
+        UnbindPhone = 6,
+        BindPhone = 9,
+    }
+}
+
+code_table! {
+    /// 6.11 User state.
+    UserState {
+        Valid = 1,
+        AuditFailed = 3,
+        Locked = 5,
+        PendingAudit = 7,
+    }
+}
+
+/// Reads an integer sent as a number or as a numeric string (the spec's own
+/// examples send Long fields as strings).
+pub fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer or a numeric string")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom("integer out of range"))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
+            if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                Ok(v as i64)
+            } else {
+                Err(E::custom("expected an integer"))
+            }
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
+            v.trim().parse().map_err(|_| E::custom(format!("{v:?} is not an integer")))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Optional variant of [`lenient_i64`]; an empty string reads as absent.
+pub fn lenient_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(other) => lenient_i64(other).map(Some).map_err(de::Error::custom),
+    }
+}
+
+/// Reads a boolean sent as `true`/`false`, `"true"`/`"false"` or `1`/`0`.
+pub fn lenient_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Bool(b)) => Ok(Some(b)),
+        Some(serde_json::Value::String(s)) => match s.trim() {
+            "true" | "TRUE" | "1" => Ok(Some(true)),
+            "false" | "FALSE" | "0" => Ok(Some(false)),
+            "" => Ok(None),
+            other => Err(de::Error::custom(format!("{other:?} is not a boolean"))),
+        },
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
+        Some(_) => Err(de::Error::custom("expected a boolean")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_read_strings() {
+        assert_eq!(serde_json::to_string(&MemberType::Individual).unwrap(), "3");
+        assert_eq!(serde_json::from_str::<MemberType>("\"2\"").unwrap(), MemberType::Company);
+        assert_eq!(serde_json::from_str::<MemberType>("7").unwrap(), MemberType::Unknown(7));
+        assert!(serde_json::from_str::<MemberType>("\"x\"").is_err());
+        assert!(serde_json::from_str::<MemberType>("2.5").is_err());
+    }
+}

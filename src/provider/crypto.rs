@@ -1,0 +1,402 @@
+//! Keys and the provider's cryptography: SHA1WithRSA signatures and RSA field encryption, both protocol profiles.
+//!
+//! Every RSA operation of the crate goes through [`PrivateKey`] and
+//! [`PublicKey`] below; nothing else touches the `rsa` crate. An OpenSSL
+//! backend (about 4x faster for private-key operations) can replace the two
+//! `inner` fields behind a cargo feature without changing a caller.
+//!
+//! Profiles (see `shared/design/PROTOCOL.md`):
+//! - `v1` (the spec): sign `SHA1WithRSA(utf8(data))`; fields are encrypted
+//!   with the *sender's private key* (PKCS#1 v1.5 block type 1, chunked at
+//!   `k - 11` bytes, Base64) and decrypted with its public key.
+//! - `v2`: sign `SHA1WithRSA(Base64(MD5(utf8(data))))`; fields are encrypted
+//!   with the *receiver's public key* (PKCS#1 v1.5 type 2, uppercase hex) and
+//!   decrypted with the receiver's private key.
+
+mod certificate;
+mod keyfile;
+mod pem;
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use md5::{Digest as _, Md5};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use rsa::traits::PublicKeyParts;
+use rsa::{BoxedUint, Pkcs1v15Encrypt, Pkcs1v15Sign};
+use sha1::Sha1;
+use sha2::Sha256;
+
+pub use certificate::{CertError, Certificate};
+pub use keyfile::{KeyError, Keystore, load_certificate_file, load_private_key_pem, load_public_key_pem};
+
+/// The two protocol profiles; they differ in the signing input and in field encryption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// The v1.36 specification: `v=1.0`.
+    #[default]
+    V1,
+    /// The later revision: `v=2.0`, MD5 pre-hash, public-key field encryption.
+    V2,
+}
+
+impl Protocol {
+    /// The envelope's `v` parameter.
+    pub fn version(self) -> &'static str {
+        match self {
+            Protocol::V1 => "1.0",
+            Protocol::V2 => "2.0",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::V1 => "v1",
+            Protocol::V2 => "v2",
+        })
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "v1" | "1.0" | "1" => Ok(Protocol::V1),
+            "v2" | "2.0" | "2" => Ok(Protocol::V2),
+            other => Err(format!("unknown protocol {other:?}: expected v1 or v2")),
+        }
+    }
+}
+
+/// Why a cryptographic operation failed. Never carries key material or plaintext.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CryptoError {
+    #[error("signature is not valid Base64")]
+    SignatureEncoding,
+    #[error("signature does not match the data and the public key")]
+    BadSignature,
+    #[error("ciphertext is not valid {0}")]
+    CiphertextEncoding(&'static str),
+    #[error("ciphertext length {len} is not a multiple of the key's {block} byte block")]
+    CiphertextLength { len: usize, block: usize },
+    #[error("ciphertext block is not smaller than the key's modulus (wrong key?)")]
+    CiphertextRange,
+    #[error("decrypted field is not UTF-8 (wrong key?)")]
+    PlaintextNotUtf8,
+    #[error("RSA operation failed: {0}")]
+    Rsa(String),
+}
+
+fn rsa_error(e: rsa::Error) -> CryptoError {
+    CryptoError::Rsa(e.to_string())
+}
+
+/// An RSA private key. Its `Debug` shows the size only.
+#[derive(Clone)]
+pub struct PrivateKey {
+    inner: rsa::PrivateKey,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey(RSA-{}, ***)", self.bits())
+    }
+}
+
+impl PrivateKey {
+    /// Parses an unencrypted PKCS#8 `PrivateKeyInfo` (DER).
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
+        rsa::PrivateKey::from_pkcs8_der(der)
+            .map(|inner| PrivateKey { inner })
+            .map_err(|e| KeyError::Malformed(format!("PKCS#8 private key: {e}")))
+    }
+
+    /// Parses a PKCS#1 `RSAPrivateKey` (DER).
+    pub fn from_pkcs1_der(der: &[u8]) -> Result<Self, KeyError> {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        rsa::PrivateKey::from_pkcs1_der(der)
+            .map(|inner| PrivateKey { inner })
+            .map_err(|e| KeyError::Malformed(format!("PKCS#1 private key: {e}")))
+    }
+
+    /// Generates a fresh key (for the sandbox's throw-away pair and tests).
+    pub fn generate(bits: usize) -> Result<Self, CryptoError> {
+        let mut rng = getrandom::SysRng;
+        rsa::PrivateKey::new(&mut rng, bits)
+            .map(|inner| PrivateKey { inner })
+            .map_err(rsa_error)
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey {
+            inner: self.inner.to_public_key(),
+        }
+    }
+
+    /// Modulus size in bits.
+    pub fn bits(&self) -> usize {
+        self.inner.size() * 8
+    }
+
+    /// PKCS#8 PEM, for writing a generated key to a file the merchant side loads.
+    pub fn to_pkcs8_pem(&self) -> Result<String, CryptoError> {
+        let der = self
+            .inner
+            .to_pkcs8_der()
+            .map_err(|e| CryptoError::Rsa(e.to_string()))?;
+        Ok(pem::encode("PRIVATE KEY", der.as_bytes()))
+    }
+
+    /// RSASSA-PKCS1-v1_5 with SHA-1 over `msg`.
+    fn sign_sha1(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.pkcs1v15_sign::<Sha1>(msg).map_err(rsa_error)
+    }
+
+    /// Type-1 padding then the private-key operation: the v1 "encrypt with the
+    /// private key". This is an unprefixed PKCS#1 v1.5 signature of `block`.
+    fn encrypt_block_type1(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner
+            .sign(Pkcs1v15Sign::new_unprefixed(), block)
+            .map_err(rsa_error)
+    }
+
+    /// PKCS#1 v1.5 type-2 decryption (blinded).
+    fn decrypt_block_type2(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.decrypt(Pkcs1v15Encrypt, block).map_err(rsa_error)
+    }
+}
+
+/// An RSA public key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    inner: rsa::PublicKey,
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey(RSA-{}, sha256:{})", self.bits(), &self.fingerprint()[..16])
+    }
+}
+
+impl PublicKey {
+    /// Parses a DER `SubjectPublicKeyInfo`.
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        rsa::PublicKey::from_public_key_der(der)
+            .map(|inner| PublicKey { inner })
+            .map_err(|e| KeyError::Malformed(format!("public key: {e}")))
+    }
+
+    /// Parses a DER PKCS#1 `RSAPublicKey`.
+    pub fn from_pkcs1_der(der: &[u8]) -> Result<Self, KeyError> {
+        use rsa::pkcs1::DecodeRsaPublicKey;
+        rsa::PublicKey::from_pkcs1_der(der)
+            .map(|inner| PublicKey { inner })
+            .map_err(|e| KeyError::Malformed(format!("PKCS#1 public key: {e}")))
+    }
+
+    /// Modulus size in bits.
+    pub fn bits(&self) -> usize {
+        self.inner.size() * 8
+    }
+
+    /// The DER `SubjectPublicKeyInfo`.
+    pub fn to_spki_der(&self) -> Vec<u8> {
+        self.inner
+            .to_public_key_der()
+            .map(|d| d.as_bytes().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// PEM `PUBLIC KEY`.
+    pub fn to_pem(&self) -> String {
+        pem::encode("PUBLIC KEY", &self.to_spki_der())
+    }
+
+    /// Lowercase hex SHA-256 of the DER `SubjectPublicKeyInfo`; safe to print.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(Sha256::digest(self.to_spki_der()))
+    }
+
+    fn block_len(&self) -> usize {
+        self.inner.size()
+    }
+
+    fn verify_sha1(&self, msg: &[u8], sig: &[u8]) -> bool {
+        self.inner.pkcs1v15_verify::<Sha1>(msg, sig).is_ok()
+    }
+
+    /// `m = c^e mod n`, left-padded to the modulus length.
+    fn public_operation(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let k = self.block_len();
+        let bits = self.inner.n_bits_precision();
+        let c = BoxedUint::from_be_slice(block, bits).map_err(|_| CryptoError::CiphertextRange)?;
+        if c >= *self.inner.n().as_ref() {
+            return Err(CryptoError::CiphertextRange);
+        }
+        let m = rsa::hazmat::rsa_encrypt(&self.inner, &c).map_err(rsa_error)?;
+        let bytes = m.to_be_bytes();
+        let mut out = vec![0u8; k];
+        let take = bytes.len().min(k);
+        out[k - take..].copy_from_slice(&bytes[bytes.len() - take..]);
+        Ok(out)
+    }
+
+    fn encrypt_block_type2(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.pkcs1v15_encrypt(block).map_err(rsa_error)
+    }
+}
+
+/// The bytes that are signed for `data` under `protocol`.
+fn signing_input(protocol: Protocol, data: &str) -> Vec<u8> {
+    match protocol {
+        Protocol::V1 => data.as_bytes().to_vec(),
+        Protocol::V2 => STANDARD.encode(Md5::digest(data.as_bytes())).into_bytes(),
+    }
+}
+
+/// Decodes standard Base64, ignoring whitespace and missing padding, since
+/// some SDKs wrap their Base64 at 76 columns or drop the `=`.
+fn decode_base64_lenient(text: &str) -> Option<Vec<u8>> {
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let trimmed = compact.trim_end_matches('=');
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(trimmed)
+        .ok()
+}
+
+/// Signs `data` (already the concatenated string, e.g. `sysid + req + timestamp`):
+/// padded standard Base64 without line breaks.
+pub fn sign(protocol: Protocol, key: &PrivateKey, data: &str) -> Result<String, CryptoError> {
+    let sig = key.sign_sha1(&signing_input(protocol, data))?;
+    Ok(STANDARD.encode(sig))
+}
+
+/// Verifies a Base64 signature over `data`.
+pub fn verify(protocol: Protocol, key: &PublicKey, data: &str, signature_b64: &str) -> Result<(), CryptoError> {
+    let sig = decode_base64_lenient(signature_b64).ok_or(CryptoError::SignatureEncoding)?;
+    if key.verify_sha1(&signing_input(protocol, data), &sig) {
+        Ok(())
+    } else {
+        Err(CryptoError::BadSignature)
+    }
+}
+
+/// v1 field encryption with the sender's private key: type-1 blocks, Base64.
+pub fn encrypt_v1(key: &PrivateKey, plaintext: &str) -> Result<String, CryptoError> {
+    let chunk = key.inner.size() - 11;
+    let mut out = Vec::new();
+    for part in plaintext.as_bytes().chunks(chunk) {
+        out.extend(key.encrypt_block_type1(part)?);
+    }
+    // An empty value still yields one block so that the receiver sees a field.
+    if plaintext.is_empty() {
+        out.extend(key.encrypt_block_type1(&[])?);
+    }
+    Ok(STANDARD.encode(out))
+}
+
+/// v1 field decryption with the sender's public key. Accepts type-1 padded
+/// blocks and, leniently, unpadded ones (leading zero bytes are stripped).
+pub fn decrypt_v1(key: &PublicKey, ciphertext: &str) -> Result<String, CryptoError> {
+    let raw = decode_base64_lenient(ciphertext).ok_or(CryptoError::CiphertextEncoding("Base64"))?;
+    let block = key.block_len();
+    if raw.is_empty() || raw.len() % block != 0 {
+        return Err(CryptoError::CiphertextLength { len: raw.len(), block });
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for c in raw.chunks(block) {
+        let m = key.public_operation(c)?;
+        out.extend_from_slice(strip_type1_padding(&m));
+    }
+    let text = String::from_utf8(out).map_err(|_| CryptoError::PlaintextNotUtf8)?;
+    Ok(text.trim_matches(' ').to_owned())
+}
+
+/// `00 01 FF..FF 00 data` -> `data`; anything else is taken as unpadded and
+/// loses its leading zero bytes only.
+fn strip_type1_padding(m: &[u8]) -> &[u8] {
+    if m.len() > 2 && m[0] == 0 && m[1] == 1 {
+        let rest = &m[2..];
+        let ff = rest.iter().take_while(|&&b| b == 0xff).count();
+        if ff >= 8 && rest.get(ff) == Some(&0) {
+            return &rest[ff + 1..];
+        }
+    }
+    let zeros = m.iter().take_while(|&&b| b == 0).count();
+    &m[zeros..]
+}
+
+/// v2 field encryption with the receiver's public key: type-2 blocks, uppercase hex.
+pub fn encrypt_v2(key: &PublicKey, plaintext: &str) -> Result<String, CryptoError> {
+    let chunk = key.block_len() - 11;
+    let mut out = Vec::new();
+    for part in plaintext.as_bytes().chunks(chunk) {
+        out.extend(key.encrypt_block_type2(part)?);
+    }
+    if plaintext.is_empty() {
+        out.extend(key.encrypt_block_type2(&[])?);
+    }
+    Ok(hex::encode_upper(out))
+}
+
+/// v2 field decryption with the receiver's private key.
+pub fn decrypt_v2(key: &PrivateKey, ciphertext: &str) -> Result<String, CryptoError> {
+    let raw = hex::decode(ciphertext.trim()).map_err(|_| CryptoError::CiphertextEncoding("hex"))?;
+    let block = key.inner.size();
+    if raw.is_empty() || raw.len() % block != 0 {
+        return Err(CryptoError::CiphertextLength { len: raw.len(), block });
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for c in raw.chunks(block) {
+        out.extend(key.decrypt_block_type2(c)?);
+    }
+    String::from_utf8(out).map_err(|_| CryptoError::PlaintextNotUtf8)
+}
+
+/// The keys one party of the protocol holds: its own private key and the
+/// other party's public key. The merchant (our client) and the provider (the
+/// sandbox) use the same type with the roles swapped; in v1 both halves come
+/// from the one key pair the provider issued.
+#[derive(Clone, Debug)]
+pub struct PartyKeys {
+    pub protocol: Protocol,
+    pub own: PrivateKey,
+    pub peer: PublicKey,
+}
+
+impl PartyKeys {
+    /// Signs what this party sends.
+    pub fn sign(&self, data: &str) -> Result<String, CryptoError> {
+        sign(self.protocol, &self.own, data)
+    }
+
+    /// Verifies what the other party signed.
+    pub fn verify(&self, data: &str, signature_b64: &str) -> Result<(), CryptoError> {
+        verify(self.protocol, &self.peer, data, signature_b64)
+    }
+
+    /// Encrypts a sensitive field this party sends.
+    pub fn encrypt_field(&self, plaintext: &str) -> Result<String, CryptoError> {
+        match self.protocol {
+            Protocol::V1 => encrypt_v1(&self.own, plaintext),
+            Protocol::V2 => encrypt_v2(&self.peer, plaintext),
+        }
+    }
+
+    /// Decrypts a sensitive field the other party sent.
+    pub fn decrypt_field(&self, ciphertext: &str) -> Result<String, CryptoError> {
+        match self.protocol {
+            Protocol::V1 => decrypt_v1(&self.peer, ciphertext),
+            Protocol::V2 => decrypt_v2(&self.own, ciphertext),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,65 @@
-//! cli
+//! The `yungate` command line: argument definitions and dispatch to the subcommands.
+//!
+//! Exit codes are part of the interface scripts rely on: 0 success, 1 a
+//! negative answer (`crypto verify` found the signature invalid), 2 an error
+//! (bad arguments, unreadable file, wrong password, no such alias).
+
+mod crypto;
+mod keys;
+mod sandbox;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use keys::KeyArgs;
+
+/// yungate: a gateway for the Allinpay Yun Account merchant API.
+#[derive(Debug, Parser)]
+#[command(name = "yungate", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign, verify, encrypt, decrypt and inspect keys exactly as the provider does (for debugging "签名验证失败").
+    #[command(subcommand)]
+    Crypto(crypto::CryptoCommand),
+    /// Run the provider simulator: an HTTP server at /service/soa.
+    Sandbox(sandbox::SandboxArgs),
+}
+
+/// An error of a subcommand: its message is printed and the process exits 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CliError(pub String);
+
+impl From<crate::provider::crypto::KeyError> for CliError {
+    fn from(e: crate::provider::crypto::KeyError) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+impl From<crate::provider::crypto::CryptoError> for CliError {
+    fn from(e: crate::provider::crypto::CryptoError) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Crypto(cmd) => crypto::run(cmd),
+        Command::Sandbox(args) => sandbox::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("yungate: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -251,7 +251,11 @@ impl Call {
                 method: "getMemberInfo",
                 kind: CallKind::Backend,
                 encrypted_request: &[],
-                encrypted_response: &["memberInfo.accountNo", "memberInfo.identityCardNo", "memberInfo.legalIds"],
+                encrypted_response: &[
+                    "memberInfo.accountNo",
+                    "memberInfo.identityCardNo",
+                    "memberInfo.legalIds",
+                ],
             },
             Call::GetBankCardBin => &CallSpec {
                 section: "4.1.9",

@@ -133,7 +133,8 @@ impl SoaClient {
 
     /// Makes a typed call.
     pub async fn call<E: Endpoint>(&self, params: &E) -> Result<E::Response, CallError> {
-        let param = serde_json::to_value(params).map_err(|e| CallError::NotSent(format!("cannot serialise parameters: {e}")))?;
+        let param = serde_json::to_value(params)
+            .map_err(|e| CallError::NotSent(format!("cannot serialise parameters: {e}")))?;
         let value = self.call_value(E::CALL, param).await?;
         serde_json::from_value(value).map_err(|e| {
             CallError::Malformed(WireError::Malformed {
@@ -213,7 +214,10 @@ impl SoaClient {
         let response = self
             .http
             .post(&self.config.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded; charset=UTF-8")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded; charset=UTF-8",
+            )
             .body(request.to_form())
             .send()
             .await
@@ -381,7 +385,12 @@ mod tests {
         });
         transform_fields::<()>(
             &mut v,
-            &["cardNo", "batchPayList.payToBankCardInfo.bankCardNo", "memberInfo.identityCardNo", "absent.x"],
+            &[
+                "cardNo",
+                "batchPayList.payToBankCardInfo.bankCardNo",
+                "memberInfo.identityCardNo",
+                "absent.x",
+            ],
             |_, s| Ok(format!("<{s}>")),
         )
         .unwrap();

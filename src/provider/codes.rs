@@ -124,7 +124,9 @@ pub fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
             }
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
-            v.trim().parse().map_err(|_| E::custom(format!("{v:?} is not an integer")))
+            v.trim()
+                .parse()
+                .map_err(|_| E::custom(format!("{v:?} is not an integer")))
         }
     }
     d.deserialize_any(V)
@@ -164,7 +166,10 @@ mod tests {
     #[test]
     fn codes_round_trip_and_read_strings() {
         assert_eq!(serde_json::to_string(&MemberType::Individual).unwrap(), "3");
-        assert_eq!(serde_json::from_str::<MemberType>("\"2\"").unwrap(), MemberType::Company);
+        assert_eq!(
+            serde_json::from_str::<MemberType>("\"2\"").unwrap(),
+            MemberType::Company
+        );
         assert_eq!(serde_json::from_str::<MemberType>("7").unwrap(), MemberType::Unknown(7));
         assert!(serde_json::from_str::<MemberType>("\"x\"").is_err());
         assert!(serde_json::from_str::<MemberType>("2.5").is_err());

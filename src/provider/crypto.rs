@@ -146,10 +146,7 @@ impl PrivateKey {
 
     /// PKCS#8 PEM, for writing a generated key to a file the merchant side loads.
     pub fn to_pkcs8_pem(&self) -> Result<String, CryptoError> {
-        let der = self
-            .inner
-            .to_pkcs8_der()
-            .map_err(|e| CryptoError::Rsa(e.to_string()))?;
+        let der = self.inner.to_pkcs8_der().map_err(|e| CryptoError::Rsa(e.to_string()))?;
         Ok(pem::encode("PRIVATE KEY", der.as_bytes()))
     }
 
@@ -180,7 +177,12 @@ pub struct PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey(RSA-{}, sha256:{})", self.bits(), &self.fingerprint()[..16])
+        write!(
+            f,
+            "PublicKey(RSA-{}, sha256:{})",
+            self.bits(),
+            &self.fingerprint()[..16]
+        )
     }
 }
 
@@ -265,9 +267,7 @@ fn signing_input(protocol: Protocol, data: &str) -> Vec<u8> {
 fn decode_base64_lenient(text: &str) -> Option<Vec<u8>> {
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     let trimmed = compact.trim_end_matches('=');
-    base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(trimmed)
-        .ok()
+    base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed).ok()
 }
 
 /// Signs `data` (already the concatenated string, e.g. `sysid + req + timestamp`):

@@ -106,8 +106,8 @@ pub struct GetMemberInfo {
     pub biz_user_id: String,
 }
 
-/// 4.1.8 result; `member_info` follows 5.8 (individual) or 5.6 (company).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// 4.1.8 result; `member_info` follows 5.8 (individual) or 5.6 (company), chosen by `member_type`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GetMemberInfoResult {
     pub biz_user_id: String,
@@ -115,14 +115,47 @@ pub struct GetMemberInfoResult {
     pub member_info: MemberInfo,
 }
 
+impl<'de> Deserialize<'de> for GetMemberInfoResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Raw {
+            biz_user_id: String,
+            member_type: MemberType,
+            #[serde(default)]
+            member_info: serde_json::Value,
+        }
+        let raw = Raw::deserialize(d)?;
+        let info = match raw.member_info {
+            serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+            // Some answers carry the structure as a JSON string.
+            serde_json::Value::String(s) => serde_json::from_str(&s).map_err(serde::de::Error::custom)?,
+            other => other,
+        };
+        let member_info = match raw.member_type {
+            MemberType::Company => MemberInfo::Company(Box::new(
+                serde_json::from_value(info).map_err(serde::de::Error::custom)?,
+            )),
+            MemberType::Individual => MemberInfo::Individual(Box::new(
+                serde_json::from_value(info).map_err(serde::de::Error::custom)?,
+            )),
+            MemberType::Unknown(n) => return Err(serde::de::Error::custom(format!("unknown memberType {n}"))),
+        };
+        Ok(GetMemberInfoResult {
+            biz_user_id: raw.biz_user_id,
+            member_type: raw.member_type,
+            member_info,
+        })
+    }
+}
+
 impl Endpoint for GetMemberInfo {
     const CALL: Call = Call::GetMemberInfo;
     type Response = GetMemberInfoResult;
 }
 
-/// The two shapes of `memberInfo`. Untagged: the company shape is tried
-/// first, recognised by its `companyName`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The two shapes of `memberInfo`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum MemberInfo {
     Company(Box<CompanyInfo>),
@@ -165,7 +198,8 @@ pub struct IndividualInfo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompanyInfo {
-    pub company_name: String,
+    #[serde(default)]
+    pub company_name: Option<String>,
     #[serde(default)]
     pub company_address: Option<String>,
     #[serde(default)]
@@ -237,10 +271,9 @@ mod tests {
             }
             other => panic!("wrong shape {other:?}"),
         }
-        let company: GetMemberInfoResult = serde_json::from_str(
-            r#"{"bizUserId":"c","memberType":2,"memberInfo":{"companyName":"ACME","status":2}}"#,
-        )
-        .unwrap();
+        let company: GetMemberInfoResult =
+            serde_json::from_str(r#"{"bizUserId":"c","memberType":2,"memberInfo":{"companyName":"ACME","status":2}}"#)
+                .unwrap();
         assert!(matches!(company.member_info, MemberInfo::Company(c) if c.status == Some(2)));
     }
 }

@@ -22,9 +22,7 @@ const TIMESTAMP_FORMAT: &[BorrowedFormatItem<'static>] =
 
 /// `yyyy-MM-dd HH:mm:ss` in UTC+8.
 pub fn format_timestamp(at: OffsetDateTime) -> String {
-    at.to_offset(CHINA)
-        .format(TIMESTAMP_FORMAT)
-        .unwrap_or_default()
+    at.to_offset(CHINA).format(TIMESTAMP_FORMAT).unwrap_or_default()
 }
 
 /// Parses `yyyy-MM-dd HH:mm:ss` as UTC+8 (also without the space, as some tables print it).
@@ -134,7 +132,12 @@ impl RequestBody {
             field: "req",
             reason: "not a JSON object".into(),
         })?;
-        let text = |a: &str, b: &str| obj.get(a).or_else(|| obj.get(b)).and_then(Value::as_str).map(str::to_owned);
+        let text = |a: &str, b: &str| {
+            obj.get(a)
+                .or_else(|| obj.get(b))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         let service = text("service", "Service").ok_or(WireError::Missing("req.service"))?;
         let method = text("method", "Method").ok_or(WireError::Missing("req.method"))?;
         let param = match obj.get("param").or_else(|| obj.get("Param")) {

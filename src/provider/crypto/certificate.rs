@@ -115,11 +115,7 @@ impl Certificate {
 }
 
 fn colon_hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
 const SEQUENCE: u8 = 0x30;
@@ -214,14 +210,19 @@ fn describe_name(name: &[u8]) -> String {
         rdns = rest;
         let mut atvs = set;
         while !atvs.is_empty() {
-            let Ok((atv, rest)) = read_tlv(atvs, SEQUENCE) else { break };
+            let Ok((atv, rest)) = read_tlv(atvs, SEQUENCE) else {
+                break;
+            };
             atvs = rest;
             let Ok((oid, value)) = read_tlv(atv, OID) else { continue };
             let Ok((tag, h, _)) = header(value) else { continue };
             let Ok(total) = tlv_len(value) else { continue };
             let raw = &value[h..total];
             let text = if tag == 0x1e {
-                let units: Vec<u16> = raw.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect();
+                let units: Vec<u16> = raw
+                    .chunks(2)
+                    .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+                    .collect();
                 String::from_utf16_lossy(&units)
             } else {
                 String::from_utf8_lossy(raw).into_owned()

@@ -134,7 +134,11 @@ impl Keystore {
             .clone()
             .or_else(|| alias.map(str::to_owned))
             .unwrap_or_default();
-        Ok(Keystore { alias, key, certificate })
+        Ok(Keystore {
+            alias,
+            key,
+            certificate,
+        })
     }
 
     /// The public key of the keystore's certificate, or of the key itself when

@@ -21,8 +21,16 @@ fn party(protocol: Protocol) -> (PartyKeys, PartyKeys) {
         }
     };
     (
-        PartyKeys { protocol, own: merchant.clone(), peer: provider.public_key() },
-        PartyKeys { protocol, own: provider, peer: merchant.public_key() },
+        PartyKeys {
+            protocol,
+            own: merchant.clone(),
+            peer: provider.public_key(),
+        },
+        PartyKeys {
+            protocol,
+            own: provider,
+            peer: merchant.public_key(),
+        },
     )
 }
 
@@ -63,13 +71,28 @@ fn v1_decrypt_accepts_unpadded_blocks() {
 fn wrong_key_and_garbage_are_errors_not_panics() {
     let other = PrivateKey::generate(1024).unwrap();
     let ct = encrypt_v1(key_1024(), "6228480402637874214").unwrap();
-    assert!(decrypt_v1(&other.public_key(), &ct).is_err() || decrypt_v1(&other.public_key(), &ct).unwrap() != "6228480402637874214");
-    assert_eq!(decrypt_v1(&other.public_key(), "!!"), Err(CryptoError::CiphertextEncoding("Base64")));
-    assert!(matches!(decrypt_v1(&other.public_key(), "AAAA"), Err(CryptoError::CiphertextLength { .. })));
+    assert!(
+        decrypt_v1(&other.public_key(), &ct).is_err()
+            || decrypt_v1(&other.public_key(), &ct).unwrap() != "6228480402637874214"
+    );
+    assert_eq!(
+        decrypt_v1(&other.public_key(), "!!"),
+        Err(CryptoError::CiphertextEncoding("Base64"))
+    );
+    assert!(matches!(
+        decrypt_v1(&other.public_key(), "AAAA"),
+        Err(CryptoError::CiphertextLength { .. })
+    ));
     assert_eq!(decrypt_v2(&other, "XYZ"), Err(CryptoError::CiphertextEncoding("hex")));
-    assert_eq!(verify(Protocol::V1, &other.public_key(), "x", "%%%"), Err(CryptoError::SignatureEncoding));
+    assert_eq!(
+        verify(Protocol::V1, &other.public_key(), "x", "%%%"),
+        Err(CryptoError::SignatureEncoding)
+    );
     let sig = sign(Protocol::V1, key_1024(), "x").unwrap();
-    assert_eq!(verify(Protocol::V1, &other.public_key(), "x", &sig), Err(CryptoError::BadSignature));
+    assert_eq!(
+        verify(Protocol::V1, &other.public_key(), "x", &sig),
+        Err(CryptoError::BadSignature)
+    );
 }
 
 #[test]

@@ -33,7 +33,11 @@ fn form_percent_encodes_base64_and_round_trips() {
         sign: "ab+/cd==".into(),
         timestamp: "2026-11-25 10:00:00".into(),
         v: "1.0".into(),
-        req: request_json("MemberService", "createMember", &serde_json::json!({"bizUserId": "张三 1"})),
+        req: request_json(
+            "MemberService",
+            "createMember",
+            &serde_json::json!({"bizUserId": "张三 1"}),
+        ),
     };
     let form = req.to_form();
     assert!(form.contains("sign=ab%2B%2Fcd%3D%3D"), "{form}");
@@ -49,8 +53,14 @@ fn request_form_is_read_leniently() {
     assert_eq!(req.sign, "YQ==");
     assert_eq!(req.timestamp, "2026-11-25 10:00:00");
     let parsed = RequestBody::parse(&req.req).unwrap();
-    assert_eq!((parsed.service.as_str(), parsed.method.as_str()), ("MemberService", "createMember"));
-    assert_eq!(SignedRequest::from_form(b"sysid=1&sign=x"), Err(WireError::Missing("timestamp")));
+    assert_eq!(
+        (parsed.service.as_str(), parsed.method.as_str()),
+        ("MemberService", "createMember")
+    );
+    assert_eq!(
+        SignedRequest::from_form(b"sysid=1&sign=x"),
+        Err(WireError::Missing("timestamp"))
+    );
 }
 
 #[test]
@@ -60,7 +70,10 @@ fn request_body_accepts_php_escapes_and_capitalised_keys() {
     assert_eq!(body.param["url"], "http://x");
     assert_eq!(body.param["name"], "张");
     assert!(RequestBody::parse("[1]").is_err());
-    assert_eq!(RequestBody::parse(r#"{"service":"a"}"#), Err(WireError::Missing("req.method")));
+    assert_eq!(
+        RequestBody::parse(r#"{"service":"a"}"#),
+        Err(WireError::Missing("req.method"))
+    );
 }
 
 #[test]
@@ -76,19 +89,29 @@ fn response_signed_value_is_the_decoded_string() {
 #[test]
 fn response_variants_from_the_field() {
     // 3.3's example: signedValue as an object, errorCode as text.
-    let env = ResponseEnvelope::parse(br#"{ "status" : "OK", "signedValue" : { "amount" : 0 }, "sign" : "x" }"#).unwrap();
+    let env =
+        ResponseEnvelope::parse(br#"{ "status" : "OK", "signedValue" : { "amount" : 0 }, "sign" : "x" }"#).unwrap();
     assert_eq!(env.signed_value.as_deref(), Some(r#"{ "amount" : 0 }"#));
-    let env = ResponseEnvelope::parse(br#"{"status":"error","signedValue":"error","sign":"","errorCode":30001,"message":"no"}"#).unwrap();
+    let env = ResponseEnvelope::parse(
+        br#"{"status":"error","signedValue":"error","sign":"","errorCode":30001,"message":"no"}"#,
+    )
+    .unwrap();
     assert_eq!(env.status, ResponseStatus::Error);
     assert_eq!(env.error_code.as_deref(), Some("30001"));
     assert_eq!(env.sign, None);
-    assert!(matches!(ResponseEnvelope::parse(br#"{"status":"maybe"}"#), Err(WireError::Malformed { field: "status", .. })));
+    assert!(matches!(
+        ResponseEnvelope::parse(br#"{"status":"maybe"}"#),
+        Err(WireError::Malformed { field: "status", .. })
+    ));
     assert!(matches!(ResponseEnvelope::parse(b"<html>"), Err(WireError::NotJson(_))));
 }
 
 #[test]
 fn primitive_return_is_unwrapped() {
-    assert_eq!(parse_signed_value(r#"{"$PrimitiveReturn$":42}"#).unwrap(), serde_json::json!(42));
+    assert_eq!(
+        parse_signed_value(r#"{"$PrimitiveReturn$":42}"#).unwrap(),
+        serde_json::json!(42)
+    );
     assert_eq!(parse_signed_value(r#"{"a":1}"#).unwrap(), serde_json::json!({"a":1}));
 }
 
@@ -108,7 +131,9 @@ fn notification_parses_form_and_string_return_value() {
     let body = NotificationBody::parse(&parsed.rps).unwrap();
     assert_eq!(body.return_value["amount"], 100);
     assert_eq!(body.status.as_deref(), Some("OK"));
-    let obj = NotificationBody::parse(r#"{"service":"MemberService","method":"verifyResult","returnValue":{"result":2}}"#).unwrap();
+    let obj =
+        NotificationBody::parse(r#"{"service":"MemberService","method":"verifyResult","returnValue":{"result":2}}"#)
+            .unwrap();
     assert_eq!(obj.return_value["result"], 2);
     assert_eq!(obj.status, None);
 }

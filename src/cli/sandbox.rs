@@ -1,0 +1,195 @@
+//! `yungate sandbox`: runs the provider simulator until SIGINT or SIGTERM.
+//!
+//! Keys: in v1 the provider signs with the very pair it issued to the
+//! merchant, so the sandbox needs the merchant's private key. In v2 it has a
+//! pair of its own (`--provider-key`, or a generated one whose public half is
+//! written out) and needs only the merchant's public key. With no key at all
+//! it generates a throw-away merchant pair and writes the merchant's copy to
+//! `--write-keys`, so a client can be pointed at it at once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{CliError, KeyArgs};
+use crate::provider::crypto::{PartyKeys, PrivateKey, Protocol, PublicKey, load_private_key_pem};
+use crate::sandbox::{self, SandboxConfig};
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Address to serve on; port 0 picks a free port (the log says which).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8090",
+        env = "YUNGATE_SANDBOX_LISTEN"
+    )]
+    listen: SocketAddr,
+    /// The merchant's sysid the sandbox accepts.
+    #[arg(
+        long,
+        value_name = "S",
+        default_value = "1902271423530001",
+        env = "YUNGATE_SANDBOX_SYSID"
+    )]
+    sysid: String,
+    /// The merchant's keys (v1: the private key; v2: any source of its public key).
+    #[command(flatten)]
+    keys: KeyArgs,
+    /// Protocol profile.
+    #[arg(long, default_value = "v1")]
+    protocol: Protocol,
+    /// v2 only: the provider's own PEM private key (default: a generated one).
+    #[arg(long, value_name = "F.pem")]
+    provider_key: Option<PathBuf>,
+    /// Where generated keys are written for the merchant side.
+    #[arg(long, value_name = "DIR")]
+    write_keys: Option<PathBuf>,
+    /// The SMS code every verification accepts.
+    #[arg(long, value_name = "CODE", default_value = SandboxConfig::DEFAULT_VERIFICATION_CODE)]
+    verification_code: String,
+}
+
+/// Runs the sandbox in its own runtime.
+pub fn run(args: SandboxArgs) -> Result<ExitCode, CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: SandboxArgs) -> Result<ExitCode, CliError> {
+    let keys = sandbox_keys(&args)?;
+    let config = SandboxConfig {
+        sysid: args.sysid.clone(),
+        keys,
+        verification_code: args.verification_code.clone(),
+    };
+    let running = sandbox::start(config, args.listen)
+        .await
+        .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
+    tracing::info!(
+        url = %running.soa_url(),
+        sysid = %args.sysid,
+        protocol = %args.protocol,
+        "sandbox listening"
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running
+        .stop()
+        .await
+        .map_err(|e| CliError(format!("sandbox server failed: {e}")))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for SIGINT or SIGTERM (what a container stop sends).
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn sandbox_keys(args: &SandboxArgs) -> Result<PartyKeys, CliError> {
+    let dir = || {
+        args.write_keys
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("yungate-sandbox-{}", std::process::id())))
+    };
+    let merchant_public: PublicKey;
+    let mut merchant_private: Option<PrivateKey> = None;
+    if args.keys.is_empty() {
+        tracing::info!("no merchant key given: generating a throw-away RSA-2048 pair");
+        let key = PrivateKey::generate(2048)?;
+        let path = write_key_file(&dir(), "merchant-key.pem", &key.to_pkcs8_pem()?)?;
+        tracing::info!(path = %path.display(), "wrote the merchant's private key (PKCS#8 PEM) for clients of this sandbox");
+        merchant_public = key.public_key();
+        merchant_private = Some(key);
+    } else if args.protocol == Protocol::V1 {
+        let key = match (&args.keys.key, &args.keys.cert) {
+            (Some(key_path), Some(_)) => {
+                let key = load_private_key_pem(key_path)?;
+                if *args.keys.certificate()?.public_key() != key.public_key() {
+                    return Err(CliError("--cert does not belong to --key".into()));
+                }
+                key
+            }
+            _ => args
+                .keys
+                .private_key("for a v1 sandbox (the provider signs with the merchant's pair)")?,
+        };
+        merchant_public = key.public_key();
+        merchant_private = Some(key);
+    } else {
+        merchant_public = args.keys.public_key(
+            &["--keystore", "--key", "--cert", "--pubkey"],
+            "as the merchant's public key",
+        )?;
+    }
+    match args.protocol {
+        Protocol::V1 => {
+            let own =
+                merchant_private.ok_or_else(|| CliError("a v1 sandbox needs the merchant's private key".into()))?;
+            Ok(PartyKeys {
+                protocol: Protocol::V1,
+                own,
+                peer: merchant_public,
+            })
+        }
+        Protocol::V2 => {
+            let own = match &args.provider_key {
+                Some(path) => load_private_key_pem(path)?,
+                None => {
+                    let key = PrivateKey::generate(2048)?;
+                    let path = write_key_file(&dir(), "provider-public.pem", &key.public_key().to_pem())?;
+                    tracing::info!(path = %path.display(), "generated the provider's v2 key pair; wrote its public key for clients");
+                    key
+                }
+            };
+            Ok(PartyKeys {
+                protocol: Protocol::V2,
+                own,
+                peer: merchant_public,
+            })
+        }
+    }
+}
+
+fn write_key_file(dir: &Path, name: &str, contents: &str) -> Result<PathBuf, CliError> {
+    std::fs::create_dir_all(dir).map_err(|e| CliError(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join(name);
+    write_private_file(&path, contents).map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+/// Writes a file readable by its owner only.
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}

@@ -1,0 +1,323 @@
+//! The `yungate` binary as scripts use it: `crypto` output and exit codes, and `sandbox` as a process.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use support::{MerchantFiles, openssl};
+use yungate::provider::client::{SoaClient, SoaConfig};
+use yungate::provider::codes::{MemberType, Source};
+use yungate::provider::crypto::{PartyKeys, Protocol, load_private_key_pem};
+use yungate::provider::member::CreateMember;
+
+const SYSID: &str = "1902271423530001";
+const REQ: &str = r#"{"service":"MemberService","method":"createMember","param":{"bizUserId":"张三"}}"#;
+const TS: &str = "2026-11-25 10:00:00";
+
+fn yungate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_yungate"))
+        .args(args)
+        .env_remove("YUNGATE_KEYSTORE_PASSWORD")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap().trim_end().to_owned()
+}
+
+#[test]
+fn sign_verify_and_exit_codes() {
+    let m = MerchantFiles::new(1024, SYSID);
+    let pfx = m.path_str("merchant.pfx");
+    for protocol in ["v1", "v2"] {
+        let out = yungate(&[
+            "crypto",
+            "sign",
+            "--keystore",
+            &pfx,
+            "--password",
+            "secret",
+            "--alias",
+            SYSID,
+            "--protocol",
+            protocol,
+            "--sysid",
+            SYSID,
+            "--timestamp",
+            TS,
+            "--req",
+            REQ,
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let sig = stdout(&out);
+        // The PEM key gives the same signature.
+        let same = yungate(&[
+            "crypto",
+            "sign",
+            "--key",
+            &m.path_str("key.pem"),
+            "--protocol",
+            protocol,
+            "--sysid",
+            SYSID,
+            "--timestamp",
+            TS,
+            "--req",
+            REQ,
+        ]);
+        assert_eq!(stdout(&same), sig);
+        for key in [
+            ["--cert", &m.path_str("cert.pem")],
+            ["--pubkey", &m.path_str("pub.pem")],
+        ] {
+            let ok = yungate(&[
+                "crypto",
+                "verify",
+                key[0],
+                key[1],
+                "--protocol",
+                protocol,
+                "--sign",
+                &sig,
+                "--sysid",
+                SYSID,
+                "--timestamp",
+                TS,
+                "--req",
+                REQ,
+            ]);
+            assert_eq!((ok.status.code(), stdout(&ok).as_str()), (Some(0), "valid"));
+        }
+        let data = format!("{SYSID}{REQ}{TS}");
+        let ok = yungate(&[
+            "crypto",
+            "verify",
+            "--keystore",
+            &pfx,
+            "--password",
+            "secret",
+            "--protocol",
+            protocol,
+            "--sign",
+            &sig,
+            "--data",
+            &data,
+        ]);
+        assert_eq!((ok.status.code(), stdout(&ok).as_str()), (Some(0), "valid"));
+        let bad = yungate(&[
+            "crypto",
+            "verify",
+            "--cert",
+            &m.path_str("cert.der"),
+            "--protocol",
+            protocol,
+            "--sign",
+            &sig,
+            "--data",
+            &data.replace("张三", "张四"),
+        ]);
+        assert_eq!((bad.status.code(), stdout(&bad).as_str()), (Some(1), "invalid"));
+    }
+}
+
+#[test]
+fn encrypt_and_decrypt_both_profiles() {
+    let m = MerchantFiles::new(1024, SYSID);
+    let v1 = yungate(&[
+        "crypto",
+        "encrypt",
+        "--key",
+        &m.path_str("key.pem"),
+        "--value",
+        "6228480402637874214",
+    ]);
+    let ct = stdout(&v1);
+    let back = yungate(&["crypto", "decrypt", "--cert", &m.path_str("cert.pem"), "--value", &ct]);
+    assert_eq!(stdout(&back), "6228480402637874214");
+    let v2 = yungate(&[
+        "crypto",
+        "encrypt",
+        "--protocol",
+        "v2",
+        "--cert",
+        &m.path_str("cert.pem"),
+        "--value",
+        "王小二",
+    ]);
+    let hex = stdout(&v2);
+    let plain = openssl(
+        &[
+            "pkeyutl",
+            "-decrypt",
+            "-inkey",
+            &m.path_str("key.pem"),
+            "-pkeyopt",
+            "rsa_padding_mode:pkcs1",
+        ],
+        &hex::decode(&hex).unwrap(),
+    );
+    assert_eq!(plain, "王小二".as_bytes());
+    let back = yungate(&[
+        "crypto",
+        "decrypt",
+        "--protocol",
+        "v2",
+        "--key",
+        &m.path_str("key.pem"),
+        "--value",
+        &hex,
+    ]);
+    assert_eq!(stdout(&back), "王小二");
+}
+
+#[test]
+fn errors_exit_2_and_say_which() {
+    let m = MerchantFiles::new(1024, SYSID);
+    let pfx = m.path_str("merchant.pfx");
+    let key = m.path_str("key.pem");
+    let cases: [(Vec<&str>, &str); 5] = [
+        (
+            vec!["crypto", "inspect", "--keystore", &pfx, "--password", "wrong"],
+            "wrong keystore password",
+        ),
+        (
+            vec![
+                "crypto",
+                "inspect",
+                "--keystore",
+                &pfx,
+                "--password",
+                "secret",
+                "--alias",
+                "x",
+            ],
+            "no private key under alias \"x\"",
+        ),
+        (
+            vec!["crypto", "inspect", "--cert", "/nonexistent.cer"],
+            "/nonexistent.cer",
+        ),
+        (
+            vec![
+                "crypto",
+                "encrypt",
+                "--protocol",
+                "v2",
+                "--key",
+                "k.pem",
+                "--value",
+                "x",
+            ],
+            "--key cannot be used",
+        ),
+        (vec!["crypto", "sign", "--key", &key, "--sysid", "1"], "--timestamp"),
+    ];
+    for (args, needle) in cases {
+        let out = yungate(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn inspect_shows_metadata_and_no_key_material() {
+    let m = MerchantFiles::new(2048, SYSID);
+    let out = yungate(&[
+        "crypto",
+        "inspect",
+        "--keystore",
+        &m.path_str("merchant.pfx"),
+        "--password",
+        "secret",
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success());
+    for needle in [
+        &format!("alias: {SYSID}"),
+        "private key: RSA-2048",
+        "云账户测试",
+        "not after: ",
+        "sha256 fingerprint: ",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    let pem = std::fs::read_to_string(m.path("key.pem")).unwrap();
+    let body_line = pem.lines().nth(3).unwrap();
+    assert!(!text.contains(body_line) && !text.contains("secret"));
+}
+
+#[tokio::test]
+async fn sandbox_process_with_generated_keys_serves_a_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yungate"))
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--sysid", SYSID, "--write-keys"])
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Read the log until it says where it listens, then keep draining it.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let log = std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if let Some(i) = line.find("url=") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(line[i + 4..].split_whitespace().next().unwrap().to_owned());
+                }
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let url = tokio::time::timeout(Duration::from_secs(60), rx)
+        .await
+        .expect("the sandbox never said where it listens")
+        .unwrap();
+    let key = load_private_key_pem(&dir.path().join("merchant-key.pem")).unwrap();
+    let client = SoaClient::new(
+        SoaConfig {
+            url,
+            sysid: SYSID.into(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+        },
+        PartyKeys {
+            protocol: Protocol::V1,
+            peer: key.public_key(),
+            own: key,
+        },
+    )
+    .unwrap();
+    let created = client
+        .call(&CreateMember {
+            biz_user_id: "from-cli".into(),
+            member_type: MemberType::Individual,
+            source: Source::Pc,
+        })
+        .await;
+    // SIGTERM stops it cleanly.
+    send_sigterm(child.id());
+    let status = child.wait().unwrap();
+    let log = log.join().unwrap().join("\n");
+    assert_eq!(created.unwrap().biz_user_id, "from-cli");
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(
+        log.contains("merchant-key.pem") && log.contains("shutting down"),
+        "{log}"
+    );
+}
+
+/// Sends SIGTERM with the `kill` command (no libc binding needed).
+fn send_sigterm(pid: u32) {
+    let ok = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(ok.success());
+}

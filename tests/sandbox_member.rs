@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 use support::MerchantFiles;
 use time::OffsetDateTime;
 use yungate::provider::calls::Call;
-use yungate::provider::client::{CallError, SoaClient, SoaConfig};
+use yungate::provider::client::{CallError, SoaClient, SoaConfig, sign_request};
 use yungate::provider::codes::{IdentityType, MemberType, Source, VerificationCodeType};
-use yungate::provider::crypto::{self, CryptoError, PartyKeys, PrivateKey, Protocol};
+use yungate::provider::crypto::{CryptoError, PartyKeys, PrivateKey, Protocol};
 use yungate::provider::member::{
     BindPhone, CreateMember, GetMemberInfo, MemberInfo, SendVerificationCode, SetRealName,
 };
-use yungate::provider::wire::{self, SignedRequest};
+use yungate::provider::wire;
 use yungate::sandbox::{self, RunningSandbox, SandboxConfig};
 
 const SYSID: &str = "1902271423530001";
@@ -212,16 +212,14 @@ async fn post_form(url: &str, form: String, content_type: Option<&str>) -> Value
 }
 
 fn signed_form(key: &PrivateKey, req: &Value, timestamp: &str) -> String {
-    let req = req.to_string();
-    let sign = crypto::sign(Protocol::V1, key, &wire::request_signing_string(SYSID, &req, timestamp)).unwrap();
-    SignedRequest {
-        sysid: SYSID.into(),
-        sign,
-        timestamp: timestamp.into(),
-        v: "1.0".into(),
-        req,
-    }
-    .to_form()
+    let keys = PartyKeys {
+        protocol: Protocol::V1,
+        own: key.clone(),
+        peer: key.public_key(),
+    };
+    sign_request(&keys, SYSID.into(), req.to_string(), timestamp.into())
+        .unwrap()
+        .to_form()
 }
 
 #[tokio::test]

@@ -165,16 +165,7 @@ impl SoaClient {
             })?;
             let req = wire::request_json(spec.service, spec.method, &param);
             let timestamp = wire::format_timestamp(OffsetDateTime::now_utc());
-            let sign = keys
-                .sign(&wire::request_signing_string(&sysid, &req, &timestamp))
-                .map_err(|e| CallError::NotSent(format!("cannot sign: {e}")))?;
-            Ok(SignedRequest {
-                sysid,
-                sign,
-                timestamp,
-                v: keys.protocol.version().to_owned(),
-                req,
-            })
+            sign_request(&keys, sysid, req, timestamp).map_err(|e| CallError::NotSent(format!("cannot sign: {e}")))
         })
         .await
         .map_err(|e| CallError::NotSent(format!("signing task failed: {e}")))??;
@@ -243,6 +234,24 @@ impl SoaClient {
             .await
             .map_err(|e| CallError::OutcomeUnknown(format!("verification task failed: {e}")))?
     }
+}
+
+/// Signs `sysid + req + timestamp` and assembles the request; `req` and
+/// `timestamp` are used verbatim.
+pub fn sign_request(
+    keys: &PartyKeys,
+    sysid: String,
+    req: String,
+    timestamp: String,
+) -> Result<SignedRequest, CryptoError> {
+    let sign = keys.sign(&wire::request_signing_string(&sysid, &req, &timestamp))?;
+    Ok(SignedRequest {
+        sysid,
+        sign,
+        timestamp,
+        v: keys.protocol.version().to_owned(),
+        req,
+    })
 }
 
 /// Verifies a parsed response with the provider's key and turns it into a result.

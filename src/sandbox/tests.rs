@@ -31,17 +31,15 @@ fn shared() -> Shared {
 }
 
 fn form(req: &Value, timestamp: &str, key: &PrivateKey) -> Vec<u8> {
-    let req = req.to_string();
-    let sign = crate::provider::crypto::sign(Protocol::V1, key, &format!("{SYSID}{req}{timestamp}")).unwrap();
-    SignedRequest {
-        sysid: SYSID.into(),
-        sign,
-        timestamp: timestamp.into(),
-        v: "1.0".into(),
-        req,
-    }
-    .to_form()
-    .into_bytes()
+    let keys = PartyKeys {
+        protocol: Protocol::V1,
+        own: key.clone(),
+        peer: key.public_key(),
+    };
+    crate::provider::client::sign_request(&keys, SYSID.into(), req.to_string(), timestamp.into())
+        .unwrap()
+        .to_form()
+        .into_bytes()
 }
 
 fn now() -> String {

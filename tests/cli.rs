@@ -321,3 +321,23 @@ fn send_sigterm(pid: u32) {
     let ok = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     assert!(ok.success());
 }
+
+#[test]
+fn a_closed_stderr_does_not_bring_the_sandbox_down() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yungate"))
+        .args(["sandbox", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one line, then close our end: later log lines meet a broken pipe.
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "the sandbox died");
+    send_sigterm(child.id());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use yungate::provider::crypto::{self, PrivateKey, Protocol};
 
+/// One measured operation.
+type Operation<'a> = Box<dyn FnMut() + 'a>;
+
 /// Median of `rounds` timings of `iters` calls each, per call.
 fn median_per_call(rounds: usize, iters: u32, mut f: impl FnMut()) -> Duration {
     let mut samples: Vec<Duration> = (0..rounds)
@@ -41,7 +44,7 @@ fn main() {
         let sig = crypto::sign(Protocol::V1, key, data).unwrap();
         let ct1 = crypto::encrypt_v1(key, card).unwrap();
         let ct2 = crypto::encrypt_v2(&public, card).unwrap();
-        let ops: Vec<(&str, Box<dyn FnMut()>)> = vec![
+        let ops: Vec<(&str, Operation)> = vec![
             (
                 "v1 sign",
                 Box::new(|| drop(black_box(crypto::sign(Protocol::V1, key, data).unwrap()))),

@@ -173,7 +173,11 @@ fn handle(shared: &Shared, form: &[u8]) -> String {
                 Err(e) => error_answer(keys, &Reject::new("51002", e.to_string())),
             }
         }
-        Err(reject) => error_answer(keys, &reject),
+        Err(reject) => {
+            // Details name fields and rules, never their values (no PII in logs).
+            tracing::info!(code = reject.code, detail = %reject.detail, "sandbox refused a request");
+            error_answer(keys, &reject)
+        }
     }
 }
 
@@ -237,6 +241,12 @@ fn accept(shared: &Shared, form: &[u8]) -> Result<Value, Reject> {
         )
     })?;
     let spec = call.spec();
+    tracing::info!(
+        section = spec.section,
+        service = spec.service,
+        method = spec.method,
+        "sandbox call"
+    );
     let mut param = Value::Object(body.param);
     transform_fields(&mut param, spec.encrypted_request, |field, cipher| {
         config

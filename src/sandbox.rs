@@ -9,7 +9,13 @@
 //! catalogue marks as encrypted are decrypted on the way in and encrypted on
 //! the way out. Refusals carry section 7 error codes.
 
+mod cards;
+mod ledger;
 mod member;
+mod notifier;
+mod order;
+mod orders;
+mod payment;
 mod state;
 
 use std::net::SocketAddr;
@@ -17,10 +23,11 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Path;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get, post};
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -46,11 +53,56 @@ pub struct SandboxConfig {
     /// The SMS code every verification accepts (the provider's test
     /// environment uses 9999).
     pub verification_code: String,
+    /// The merchant's custody account set (2.3's example: 100000).
+    pub escrow_account_set: String,
+    /// Fen the platform's margin, marketing and custom-A accounts start with
+    /// (the sources of platform transfers and coupons).
+    pub platform_funds: i64,
+    /// Fen in the merchant's reserve fund (4.3.1) before any payout.
+    pub reserve_fund: i64,
+    /// None: company information passes audit at once (an audit-exempt
+    /// platform, no notification). Some(d): the audit ends after `d` (scaled)
+    /// and verifyResult (4.1.7) is sent.
+    pub company_audit_delay: Option<std::time::Duration>,
+    /// Multiplies every sandbox delay (notification retries, audits): 1.0 is
+    /// real time, 0.001 runs a day's retry schedule in about 90 seconds.
+    pub time_scale: f64,
+    /// The URL clients reach the sandbox at, for the URLs it hands out
+    /// (reconciliation files, payment links); default `http://` + the bound address.
+    pub public_url: Option<String>,
 }
 
 impl SandboxConfig {
     /// The default verification code of the provider's test environment.
     pub const DEFAULT_VERIFICATION_CODE: &'static str = "9999";
+
+    /// A configuration with the test environment's defaults.
+    pub fn new(sysid: impl Into<String>, keys: PartyKeys) -> Self {
+        SandboxConfig {
+            sysid: sysid.into(),
+            keys,
+            verification_code: Self::DEFAULT_VERIFICATION_CODE.to_owned(),
+            escrow_account_set: "100000".to_owned(),
+            platform_funds: 10_000_000_000, // 100 million yuan
+            reserve_fund: 10_000_000_000,
+            company_audit_delay: None,
+            time_scale: 1.0,
+            public_url: None,
+        }
+    }
+
+    /// `d` in sandbox time.
+    pub fn scaled(&self, d: std::time::Duration) -> std::time::Duration {
+        d.mul_f64(self.time_scale.max(0.0))
+    }
+
+    /// The base URL for links the sandbox hands out.
+    pub fn public_base_url(&self) -> &str {
+        self.public_url
+            .as_deref()
+            .unwrap_or("http://127.0.0.1")
+            .trim_end_matches('/')
+    }
 }
 
 /// A refusal: a section 7 code and what exactly was wrong.
@@ -83,6 +135,7 @@ impl Reject {
 struct Shared {
     config: SandboxConfig,
     state: Mutex<SandboxState>,
+    notifier: notifier::Notifier,
 }
 
 /// A sandbox serving on a socket; dropping it does not stop it, [`RunningSandbox::stop`] does.
@@ -90,6 +143,8 @@ pub struct RunningSandbox {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    /// The notifier loop and its deliveries; dropping the set aborts them.
+    background: tokio::task::JoinSet<()>,
 }
 
 impl RunningSandbox {
@@ -108,6 +163,7 @@ impl RunningSandbox {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.background.abort_all();
         self.task.await.map_err(std::io::Error::other)?
     }
 
@@ -118,14 +174,25 @@ impl RunningSandbox {
 }
 
 /// Binds `listen` (port 0 picks a free port) and serves until stopped.
-pub async fn start(config: SandboxConfig, listen: SocketAddr) -> std::io::Result<RunningSandbox> {
+pub async fn start(mut config: SandboxConfig, listen: SocketAddr) -> std::io::Result<RunningSandbox> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
+    if config.public_url.is_none() {
+        config.public_url = Some(format!("http://{addr}"));
+    }
+    let state = SandboxState::new(&config.escrow_account_set, config.platform_funds, config.reserve_fund);
     let shared = Arc::new(Shared {
         config,
-        state: Mutex::new(SandboxState::default()),
+        state: Mutex::new(state),
+        notifier: notifier::Notifier::default(),
     });
-    let app = Router::new().route("/service/soa", any(soa)).with_state(shared);
+    let background = notifier::spawn(Arc::clone(&shared));
+    let app = Router::new()
+        .route("/service/soa", any(soa))
+        .route("/yungateway/checkfile/{name}", get(check_file))
+        .route("/sandbox/orders/{biz_order_no}/complete", post(complete_order))
+        .route("/sandbox/notifications", get(notification_log))
+        .with_state(shared);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -138,6 +205,7 @@ pub async fn start(config: SandboxConfig, listen: SocketAddr) -> std::io::Result
         addr,
         shutdown: Some(tx),
         task,
+        background,
     })
 }
 
@@ -148,7 +216,12 @@ async fn soa(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body:
     } else {
         query.unwrap_or_default().into_bytes()
     };
-    let answer = tokio::task::spawn_blocking(move || handle(&shared, &form)).await;
+    let answer = tokio::task::spawn_blocking(move || {
+        let answer = handle(&shared, &form);
+        shared.notifier.wake.notify_one();
+        answer
+    })
+    .await;
     match answer {
         Ok(text) => {
             let mut response = (StatusCode::OK, text).into_response();
@@ -160,6 +233,53 @@ async fn soa(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body:
         }
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "sandbox handler failed").into_response(),
     }
+}
+
+/// `GET /yungateway/checkfile/{sysid}_{yyyyMMdd}_allinpay.txt`: the reconciliation file (4.3.2).
+async fn check_file(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let prefix = format!("{}_", shared.config.sysid);
+    let date = name
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix("_allinpay.txt"))
+        .and_then(|d| time::Date::parse(d, time::macros::format_description!("[year][month][day]")).ok());
+    let Some(date) = date else {
+        return (StatusCode::NOT_FOUND, "no such reconciliation file").into_response();
+    };
+    let body = {
+        let state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        orders::reconciliation_file(&state, date)
+    };
+    ([(header::CONTENT_TYPE, "text/plain;charset=UTF-8")], body).into_response()
+}
+
+/// `POST /sandbox/orders/{bizOrderNo}/complete`: the payer paid on their side
+/// (scanned the code, paid at the POS or on the bank page); settle the order
+/// as the channel's report would.
+async fn complete_order(State(shared): State<Arc<Shared>>, Path(biz_order_no): Path<String>) -> Response {
+    let result = {
+        let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        orders::complete_by_payer(&mut state, &biz_order_no)
+    };
+    match result {
+        Ok(v) => {
+            shared.notifier.wake.notify_one();
+            (StatusCode::OK, v.to_string()).into_response()
+        }
+        Err(r) => (
+            StatusCode::CONFLICT,
+            serde_json::json!({ "errorCode": r.code, "message": r.message() }).to_string(),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /sandbox/notifications`: every delivery attempt so far, oldest first.
+async fn notification_log(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        shared.notifier.attempts_json().to_string(),
+    )
+        .into_response()
 }
 
 /// Runs one request through the gate and the handler; returns the JSON answer.
@@ -275,6 +395,41 @@ fn dispatch(state: &mut SandboxState, config: &SandboxConfig, call: Call, param:
         Call::BindPhone => member::bind_phone(state, &p),
         Call::SetRealName => member::set_real_name(state, &p),
         Call::GetMemberInfo => member::get_member_info(state, &p),
+        Call::ChangeBindPhone => member::change_bind_phone(state, &p),
+        Call::SetCompanyInfo => member::set_company_info(state, config, &p),
+        Call::GetBankCardBin => cards::get_card_bin(&p),
+        Call::ApplyBindBankCard => cards::apply_bind(state, &p),
+        Call::BindBankCard => cards::confirm_bind(state, config, &p),
+        Call::ApplyVerifyPayBindBankCard => cards::apply_verify_pay_bind(state, &p),
+        Call::AffirmVerifyPayBindCard => cards::affirm_verify_pay_bind(state, config, &p),
+        Call::ThreeElementsBindBankCard => cards::three_elements_bind(state, &p),
+        Call::SetSafeCard => cards::set_safe_card(state, &p),
+        Call::QueryBankCard => cards::query_cards(state, &p),
+        Call::UnbindBankCard => cards::unbind(state, &p),
+        Call::LockMember => member::set_locked(state, &p, true),
+        Call::UnlockMember => member::set_locked(state, &p, false),
+        Call::SetNewMobilePayPwd => member::set_quick_pay_password(state, &p),
+        Call::ResetNewMobilePayPwdApply => member::reset_quick_pay_password_apply(state, &p),
+        Call::ResetNewMobilePayPwdAffirm => member::reset_quick_pay_password_affirm(state, config, &p),
+        Call::DepositApply => orders::apply(state, config, &p, order::OrderKind::Deposit),
+        Call::WithdrawApply => orders::apply(state, config, &p, order::OrderKind::Withdraw),
+        Call::ConsumeApply => orders::apply(state, config, &p, order::OrderKind::Consume),
+        Call::AgentCollectApplySimplify => orders::apply(state, config, &p, order::OrderKind::AgentCollect),
+        Call::SignalAgentPaySimplify => orders::agent_pay(state, &p),
+        Call::BatchAgentPaySimplify => orders::batch_agent_pay(state, &p),
+        Call::PayBackendSms | Call::PayBackendNewMobile => orders::confirm(state, config, &p),
+        Call::EntryGoods => orders::entry_goods(state, &p),
+        Call::QueryModifyGoods => orders::query_modify_goods(state, &p),
+        Call::FreezeMoney => orders::freeze(state, &p),
+        Call::UnfreezeMoney => orders::unfreeze(state, &p),
+        Call::Refund => orders::refund(state, &p),
+        Call::FailureBidRefund => orders::failure_bid_refund(state, &p),
+        Call::ApplicationTransfer => orders::application_transfer(state, &p),
+        Call::QueryBalance => orders::query_balance(state, &p),
+        Call::GetOrderDetail => orders::order_detail(state, &p),
+        Call::QueryInExpDetail => orders::in_exp_detail(state, &p),
+        Call::QueryReserveFundBalance => orders::reserve_fund(state, config, &p),
+        Call::GetCheckAccountFile => orders::check_account_file(state, config, &p),
         other => {
             let s = other.spec();
             Err(Reject::new(
@@ -286,7 +441,7 @@ fn dispatch(state: &mut SandboxState, config: &SandboxConfig, call: Call, param:
 }
 
 /// Typed access to `req.param` with the provider's refusals for missing or malformed fields.
-pub struct Params<'a>(&'a Value);
+pub struct Params<'a>(pub(crate) &'a Value);
 
 impl Params<'_> {
     /// A required non-empty string.
@@ -299,6 +454,20 @@ impl Params<'_> {
             }
             Some(_) => Err(Reject::new(code::PARAMETER_ERROR, format!("{name} must be a string"))),
         }
+    }
+
+    /// An optional string; empty reads as absent.
+    pub fn opt_str(&self, name: &str) -> Option<String> {
+        match self.0.get(name) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The raw value of a field.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
     }
 
     /// A required integer (a number, or a numeric string as some SDKs send).

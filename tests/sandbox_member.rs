@@ -22,16 +22,9 @@ use yungate::sandbox::{self, RunningSandbox, SandboxConfig};
 const SYSID: &str = "1902271423530001";
 
 async fn start_sandbox(keys: PartyKeys) -> RunningSandbox {
-    sandbox::start(
-        SandboxConfig {
-            sysid: SYSID.into(),
-            keys,
-            verification_code: "9999".into(),
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap()
+    sandbox::start(SandboxConfig::new(SYSID, keys), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
 }
 
 fn client(url: String, keys: PartyKeys) -> SoaClient {
@@ -306,7 +299,7 @@ async fn bad_parameters_get_spec_error_codes() {
         .call_value(Call::LockMember, json!({"bizUserId": "a"}))
         .await
         .unwrap_err();
-    assert_eq!(business_code(err), "20003");
+    assert_eq!(business_code(err), "30001");
     sandbox.stop().await.unwrap();
 }
 

@@ -47,6 +47,12 @@ pub struct SandboxArgs {
     /// Where generated keys are written for the merchant side.
     #[arg(long, value_name = "DIR")]
     write_keys: Option<PathBuf>,
+    /// The merchant's custody account set number.
+    #[arg(long, value_name = "N", default_value = "100000")]
+    escrow_account_set: String,
+    /// The URL clients reach the sandbox at, for links it hands out (default: http:// + the bound address).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
     /// The SMS code every verification accepts.
     #[arg(long, value_name = "CODE", default_value = SandboxConfig::DEFAULT_VERIFICATION_CODE)]
     verification_code: String,
@@ -64,9 +70,10 @@ pub fn run(args: SandboxArgs) -> Result<ExitCode, CliError> {
 async fn serve(args: SandboxArgs) -> Result<ExitCode, CliError> {
     let keys = sandbox_keys(&args)?;
     let config = SandboxConfig {
-        sysid: args.sysid.clone(),
-        keys,
         verification_code: args.verification_code.clone(),
+        escrow_account_set: args.escrow_account_set.clone(),
+        public_url: args.public_url.clone(),
+        ..SandboxConfig::new(args.sysid.clone(), keys)
     };
     let running = sandbox::start(config, args.listen)
         .await

@@ -1,27 +1,99 @@
-//! The sandbox's memory: members and their pending verification codes.
+//! The sandbox's memory: members, cards, orders, the books, and the notifications waiting to be sent.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
+use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::cards::PendingBinding;
+use super::ledger::{AccountKey, Memo};
+use super::order::{Books, Order, sets};
 use crate::provider::codes::{MemberType, Source};
 
 /// Everything the sandbox remembers between calls.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SandboxState {
     /// Members by the merchant's `bizUserId`.
     pub members: HashMap<String, Member>,
-    next_user: u64,
+    /// Orders of every kind by the merchant's `bizOrderNo`.
+    pub orders: HashMap<String, Order>,
+    /// Money: the ledger and the collected pools.
+    pub books: Books,
+    /// Platform transfers by `bizTransferNo`.
+    pub transfers: HashMap<String, Transfer>,
+    /// Freezes by `bizFreezenNo`.
+    pub freezes: HashMap<String, Freeze>,
+    /// Goods by `bizGoodsNo`.
+    pub goods: HashMap<String, Goods>,
+    /// Batch numbers already used (`bizBatchNo`).
+    pub batches: BTreeMap<String, Vec<String>>,
+    /// Card bindings waiting for their SMS confirmation, by `tranceNum`.
+    pub pending_bindings: HashMap<String, PendingBinding>,
+    /// New-mobile password resets waiting for their SMS code, by `mobileFlowNO`.
+    pub pending_resets: HashMap<String, String>,
+    /// Company audits still running: bizUserId and when they finish.
+    pub audits: Vec<(String, OffsetDateTime)>,
+    /// Notifications produced by calls, for the notifier to send.
+    pub outbox: Vec<Notice>,
+    /// The merchant's custody account set (2.3).
+    pub escrow: String,
+    /// The reserve fund (备付金) the merchant keeps for payouts, before any payout.
+    pub reserve_fund_initial: i64,
+    next_id: u64,
 }
 
 impl SandboxState {
+    /// A fresh provider for one merchant: custody account set `escrow`, and
+    /// `platform_funds` fen in each of the platform's funding accounts
+    /// (margin, marketing, custom A), as if paid in through the portal.
+    pub fn new(escrow: &str, platform_funds: i64, reserve_fund: i64) -> Self {
+        let mut books = Books::default();
+        if platform_funds > 0 {
+            for set in [sets::MARGIN, sets::MARKETING, sets::CUSTOM_A] {
+                let memo = Memo {
+                    biz_order_no: None,
+                    remark: "平台入金",
+                };
+                // Cannot fail: the amount is positive.
+                let _ = books.ledger.receive(&AccountKey::platform(set), platform_funds, memo);
+            }
+        }
+        SandboxState {
+            members: HashMap::new(),
+            orders: HashMap::new(),
+            books,
+            transfers: HashMap::new(),
+            freezes: HashMap::new(),
+            goods: HashMap::new(),
+            batches: BTreeMap::new(),
+            pending_bindings: HashMap::new(),
+            pending_resets: HashMap::new(),
+            audits: Vec::new(),
+            outbox: Vec::new(),
+            escrow: escrow.to_owned(),
+            reserve_fund_initial: reserve_fund,
+            next_id: 0,
+        }
+    }
+
+    /// A fresh provider-side id with a prefix (user, order, goods...).
+    pub fn new_id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        let mut salt = [0u8; 3];
+        // Ids differ between sandbox runs, so that nobody comes to rely on their value.
+        let _ = getrandom::fill(&mut salt);
+        format!("{prefix}{}{:08}", hex::encode(salt), self.next_id)
+    }
+
     /// A fresh provider-side user id.
     pub fn new_user_id(&mut self) -> String {
-        self.next_user += 1;
-        let mut salt = [0u8; 4];
-        // An id that differs between sandbox runs, so that nobody comes to rely on its value.
-        let _ = getrandom::fill(&mut salt);
-        format!("{}-{:08}", hex::encode(salt), self.next_user)
+        self.new_id("")
+    }
+}
+
+impl Default for SandboxState {
+    fn default() -> Self {
+        SandboxState::new("100000", 0, 0)
     }
 }
 
@@ -40,6 +112,29 @@ pub struct Member {
     /// Codes sent by `sendVerificationCode`, by phone number.
     pub pending_codes: HashMap<String, PendingCode>,
     pub locked: bool,
+    /// Bank cards ever bound, in binding order.
+    pub cards: Vec<BoundCard>,
+    /// Company information and its audit, once `setCompanyInfo` was called.
+    pub company: Option<CompanyRecord>,
+    /// The new-mobile quick-pay password (4.1.24).
+    pub quick_pay_password: Option<String>,
+}
+
+/// Company information (5.5) and its audit (6.12: 1 pending, 2 passed, 3 failed).
+#[derive(Debug, Clone)]
+pub struct CompanyRecord {
+    pub info: Value,
+    pub status: i64,
+    pub back_url: Option<String>,
+    pub check_time: Option<OffsetDateTime>,
+    pub fail_reason: Option<String>,
+}
+
+impl Member {
+    /// A bound (not unbound) card by number.
+    pub fn bound_card(&self, card_no: &str) -> Option<&BoundCard> {
+        self.cards.iter().find(|c| c.card_no == card_no && c.bound)
+    }
 }
 
 /// A verified identity.
@@ -57,4 +152,55 @@ pub struct PendingCode {
     pub code: String,
     pub code_type: i64,
     pub expires_at: OffsetDateTime,
+}
+
+/// A bank card bound to a member (5.9).
+#[derive(Debug, Clone)]
+pub struct BoundCard {
+    pub card_no: String,
+    pub bank_name: String,
+    pub card_type: i64,
+    pub phone: Option<String>,
+    pub bind_method: i64,
+    pub bound_at: OffsetDateTime,
+    pub bound: bool,
+    pub safe: bool,
+}
+
+/// A platform transfer (4.2.19).
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    pub transfer_no: String,
+    pub amount: i64,
+    pub at: OffsetDateTime,
+}
+
+/// A freeze (4.2.15) and how much of it is still frozen.
+#[derive(Debug, Clone)]
+pub struct Freeze {
+    pub biz_user_id: String,
+    pub account_set: String,
+    pub frozen: i64,
+}
+
+/// Goods entered with entryGoods (4.2.13).
+#[derive(Debug, Clone)]
+pub struct Goods {
+    pub goods_no: String,
+    pub biz_user_id: String,
+    pub goods_type: i64,
+    pub record: Value,
+}
+
+/// A notification to send: where, and the `rps` fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub url: String,
+    pub service: &'static str,
+    pub method: &'static str,
+    /// `OK`, `error` or `pending`; `None` for notifications without a status (4.1.7).
+    pub status: Option<&'static str>,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+    pub return_value: Value,
 }

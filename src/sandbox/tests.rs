@@ -17,16 +17,16 @@ fn merchant_key() -> &'static PrivateKey {
 fn shared() -> Shared {
     let key = merchant_key().clone();
     Shared {
-        config: SandboxConfig {
-            sysid: SYSID.into(),
-            keys: PartyKeys {
+        config: SandboxConfig::new(
+            SYSID,
+            PartyKeys {
                 protocol: Protocol::V1,
                 peer: key.public_key(),
                 own: key,
             },
-            verification_code: "9999".into(),
-        },
+        ),
         state: Mutex::new(SandboxState::default()),
+        notifier: notifier::Notifier::default(),
     }
 }
 

@@ -1,0 +1,206 @@
+//! The provider's asynchronous notifications: signed form POSTs to backUrl, retried on the 3.6 schedule.
+//!
+//! A background loop wakes on every call (and every 50 ms), finishes due
+//! company audits, and takes the notices the calls queued. Each notice is
+//! delivered by its own task: the first attempt at once, then retries after
+//! 5s, 2m, 10m, 15m, 1h, 2h, 6h and 15h (multiplied by the time scale) until
+//! the receiver answers HTTP 200. Every attempt is recorded for
+//! `GET /sandbox/notifications`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use super::Shared;
+use super::member::finish_due_audits;
+use super::state::Notice;
+use crate::provider::wire::{self, NotificationEnvelope};
+
+/// The pauses between attempts (spec 3.6): at most 8 retries after the first attempt.
+pub const RETRY_SCHEDULE: [Duration; 8] = [
+    Duration::from_secs(5),
+    Duration::from_secs(120),
+    Duration::from_secs(600),
+    Duration::from_secs(900),
+    Duration::from_secs(3600),
+    Duration::from_secs(7200),
+    Duration::from_secs(21600),
+    Duration::from_secs(54000),
+];
+
+/// One delivery attempt, as `GET /sandbox/notifications` lists it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub notice_id: u64,
+    pub url: String,
+    pub service: &'static str,
+    pub method: &'static str,
+    pub attempt: u32,
+    pub at: OffsetDateTime,
+    /// HTTP status, or `None` when the request failed (refused, timed out).
+    pub http_status: Option<u16>,
+}
+
+impl Attempt {
+    fn to_json(&self) -> Value {
+        json!({
+            "noticeId": self.notice_id,
+            "url": self.url,
+            "service": self.service,
+            "method": self.method,
+            "attempt": self.attempt,
+            "at": wire::format_timestamp(self.at),
+            "atMillis": (self.at.unix_timestamp_nanos() / 1_000_000) as i64,
+            "httpStatus": self.http_status,
+        })
+    }
+}
+
+/// The notifier's shared pieces: the wake-up signal and the attempt log.
+#[derive(Debug, Default)]
+pub struct Notifier {
+    pub wake: Notify,
+    pub attempts: Mutex<Vec<Attempt>>,
+    next_id: Mutex<u64>,
+}
+
+impl Notifier {
+    /// The attempt log as JSON.
+    pub fn attempts_json(&self) -> Value {
+        let attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        Value::Array(attempts.iter().map(Attempt::to_json).collect())
+    }
+
+    fn next_id(&self) -> u64 {
+        let mut id = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
+        *id += 1;
+        *id
+    }
+}
+
+/// Runs until the returned set is dropped or aborted: the loop and its deliveries.
+pub fn spawn(shared: Arc<Shared>) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    tasks.spawn(run(shared));
+    tasks
+}
+
+async fn run(shared: Arc<Shared>) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    let mut deliveries = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shared.notifier.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        let notices = {
+            let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            finish_due_audits(&mut state, OffsetDateTime::now_utc());
+            std::mem::take(&mut state.outbox)
+        };
+        for notice in notices {
+            deliveries.spawn(deliver(Arc::clone(&shared), http.clone(), notice));
+        }
+        while deliveries.try_join_next().is_some() {}
+    }
+}
+
+/// The signed form for one notice.
+fn envelope(shared: &Shared, notice: &Notice) -> Option<NotificationEnvelope> {
+    let mut rps = json!({
+        "service": notice.service,
+        "method": notice.method,
+        "returnValue": notice.return_value,
+    });
+    if let Some(status) = notice.status {
+        rps["status"] = json!(status);
+    }
+    if let Some(code) = &notice.error_code {
+        rps["errorCode"] = json!(code);
+    }
+    if let Some(message) = &notice.message {
+        rps["message"] = json!(message);
+    }
+    let rps = rps.to_string();
+    let config = &shared.config;
+    let timestamp = wire::format_timestamp(OffsetDateTime::now_utc());
+    let sign = config
+        .keys
+        .sign(&wire::notification_signing_string(&config.sysid, &rps, &timestamp))
+        .ok()?;
+    Some(NotificationEnvelope {
+        sysid: config.sysid.clone(),
+        sign,
+        timestamp,
+        v: config.keys.protocol.version().to_owned(),
+        rps,
+    })
+}
+
+async fn deliver(shared: Arc<Shared>, http: reqwest::Client, notice: Notice) {
+    let id = shared.notifier.next_id();
+    for attempt in 0..=RETRY_SCHEDULE.len() {
+        if attempt > 0 {
+            tokio::time::sleep(shared.config.scaled(RETRY_SCHEDULE[attempt - 1])).await;
+        }
+        // Signed afresh each time: the timestamp must be within the receiver's window.
+        let form = {
+            let shared = Arc::clone(&shared);
+            let notice = notice.clone();
+            tokio::task::spawn_blocking(move || envelope(&shared, &notice))
+                .await
+                .ok()
+                .flatten()
+        };
+        let Some(form) = form else {
+            tracing::warn!(
+                service = notice.service,
+                method = notice.method,
+                "cannot sign a notification"
+            );
+            return;
+        };
+        let status = http
+            .post(&notice.url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded;charset=UTF-8",
+            )
+            .body(form.to_form())
+            .send()
+            .await
+            .ok()
+            .map(|r| r.status().as_u16());
+        tracing::info!(
+            service = notice.service,
+            method = notice.method,
+            attempt = attempt + 1,
+            http_status = status,
+            "sandbox notification"
+        );
+        shared
+            .notifier
+            .attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Attempt {
+                notice_id: id,
+                url: notice.url.clone(),
+                service: notice.service,
+                method: notice.method,
+                attempt: attempt as u32 + 1,
+                at: OffsetDateTime::now_utc(),
+                http_status: status,
+            });
+        if status == Some(200) {
+            return;
+        }
+    }
+}

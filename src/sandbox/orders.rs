@@ -1,0 +1,1343 @@
+//! The order calls of spec 4.2 as the provider enforces them: apply, confirm, agent pay, refund, transfers, freezes, queries.
+
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+use super::ledger::{AccountKey, Memo};
+use super::order::{OrderKind, OrderStatus, PLATFORM_AS_RECEIVER, SplitRule, result_notice, sets, trade_business};
+use super::payment::{self, Confirmation, PayingOrder};
+use super::state::{Freeze, Goods, Member, Notice, SandboxState, Transfer};
+use super::{Params, Reject, SandboxConfig};
+use crate::provider::errors::code;
+use crate::provider::wire;
+
+pub use super::order::Order;
+
+/// Longest an order may stay open (4.2.2: at most 24 hours).
+const MAX_EXPIRY: Duration = Duration::hours(24);
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// A member that may take part in orders as payer: exists, not locked, phone bound (4.2.1).
+fn paying_member<'a>(state: &'a SandboxState, biz_user_id: &str) -> Result<&'a Member, Reject> {
+    let member = existing_member(state, biz_user_id)?;
+    if member.phone.is_none() {
+        return Err(Reject::new(
+            code::PHONE_NOT_BOUND,
+            format!("bizUserId {biz_user_id:?} must bind a phone before paying"),
+        ));
+    }
+    Ok(member)
+}
+
+fn existing_member<'a>(state: &'a SandboxState, biz_user_id: &str) -> Result<&'a Member, Reject> {
+    let member = state
+        .members
+        .get(biz_user_id)
+        .ok_or_else(|| Reject::new(code::USER_NOT_FOUND, format!("bizUserId {biz_user_id:?}")))?;
+    if member.locked {
+        return Err(Reject::new(code::USER_LOCKED, format!("bizUserId {biz_user_id:?}")));
+    }
+    Ok(member)
+}
+
+fn check_escrow(state: &SandboxState, account_set: &str, field: &str) -> Result<(), Reject> {
+    if account_set != state.escrow {
+        return Err(Reject::new(
+            "30019",
+            format!("{field} {account_set:?} is not this application's custody account set"),
+        ));
+    }
+    Ok(())
+}
+
+fn new_order_no(state: &mut SandboxState, biz_order_no: &str) -> Result<String, Reject> {
+    if state.orders.contains_key(biz_order_no) {
+        return Err(Reject::new(code::ORDER_EXISTS, format!("bizOrderNo {biz_order_no:?}")));
+    }
+    Ok(state.new_id("O"))
+}
+
+fn summary_ok(p: &Params<'_>) -> Result<(), Reject> {
+    if let Some(s) = p.opt_str("summary") {
+        if s.chars().count() > 20 {
+            return Err(Reject::new(
+                code::PARAMETER_ERROR,
+                "summary is longer than 20 characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn url(p: &Params<'_>, name: &str, required: bool) -> Result<Option<String>, Reject> {
+    match p.opt_str(name) {
+        Some(u) if u.contains('#') => Err(Reject::new(
+            code::PARAMETER_ERROR,
+            format!("{name} must not contain '#'"),
+        )),
+        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => Err(Reject::new(
+            code::PARAMETER_ERROR,
+            format!("{name} must be an http(s) URL"),
+        )),
+        Some(u) => Ok(Some(u)),
+        None if required => Err(Reject::new(code::PARAMETER_EMPTY, format!("{name} is required"))),
+        None => Ok(None),
+    }
+}
+
+fn amount_and_fee(p: &Params<'_>, fee_required: bool) -> Result<(i64, i64), Reject> {
+    let amount = p.int("amount")?;
+    if amount <= 0 {
+        return Err(Reject::new("40020", format!("amount must be positive, got {amount}")));
+    }
+    let fee = if fee_required {
+        p.int("fee")?
+    } else {
+        p.opt_int("fee")?.unwrap_or(0)
+    };
+    if fee < 0 {
+        return Err(Reject::new(code::PARAMETER_ERROR, "fee must not be negative"));
+    }
+    if fee > amount {
+        return Err(Reject::new("40016", format!("fee {fee} exceeds amount {amount}")));
+    }
+    Ok((amount, fee))
+}
+
+fn expiry(p: &Params<'_>) -> Result<OffsetDateTime, Reject> {
+    let now = now();
+    match p.opt_str("ordErexpireDatetime") {
+        None => Ok(now + MAX_EXPIRY),
+        Some(text) => {
+            let at = wire::parse_timestamp(&text).ok_or_else(|| {
+                Reject::new(
+                    code::PARAMETER_ERROR,
+                    "ordErexpireDatetime must be yyyy-MM-dd HH:mm:ss (UTC+8)",
+                )
+            })?;
+            if at <= now || at > now + MAX_EXPIRY {
+                return Err(Reject::new(
+                    code::PARAMETER_ERROR,
+                    "ordErexpireDatetime must lie within the next 24 hours",
+                ));
+            }
+            Ok(at)
+        }
+    }
+}
+
+/// Closes an unpaid order whose expiry has passed (6.13: closed).
+fn expire(order: &mut Order) {
+    if order.status == OrderStatus::Unpaid && now() > order.expires_at {
+        order.status = OrderStatus::Closed;
+    }
+}
+
+/// Queues the order result notification when 3.6 says this outcome is notified.
+fn notify_result(state: &mut SandboxState, order: &Order) {
+    let Some(url) = order.back_url.clone() else { return };
+    let to_card = order.payout_card.is_some();
+    let (status, notify) = match order.status {
+        OrderStatus::Success | OrderStatus::Refunded => ("OK", true),
+        OrderStatus::Failed => (
+            "error",
+            matches!(order.kind, OrderKind::Withdraw) || (to_card && order.kind != OrderKind::Refund),
+        ),
+        OrderStatus::Pending => ("pending", to_card),
+        OrderStatus::Unpaid | OrderStatus::Closed => ("", false),
+    };
+    if !notify {
+        return;
+    }
+    let mut return_value = result_notice(order);
+    if let Some((1, goods_no)) = &order.goods {
+        if order.kind == OrderKind::AgentCollect {
+            return_value["remainAmount"] = json!(remaining_investable(state, goods_no));
+        }
+    }
+    state.outbox.push(Notice {
+        url,
+        service: "OrderService",
+        method: "pay",
+        status: Some(status),
+        error_code: (status == "error").then(|| "40006".to_owned()),
+        message: order.fail_message.clone(),
+        return_value,
+    });
+}
+
+/// P2P targets: the target amount less what was collected for it.
+fn remaining_investable(state: &SandboxState, goods_no: &str) -> i64 {
+    let target = state
+        .goods
+        .get(goods_no)
+        .and_then(|g| g.record["goodsParams"]["amount"].as_i64())
+        .unwrap_or(0);
+    let collected: i64 = state
+        .orders
+        .values()
+        .filter(|o| {
+            o.kind == OrderKind::AgentCollect
+                && matches!(o.status, OrderStatus::Success)
+                && o.goods.as_ref().is_some_and(|(t, n)| *t == 1 && n == goods_no)
+        })
+        .map(|o| o.amount)
+        .sum();
+    target - collected
+}
+
+/// 4.2.2 to 4.2.5: the apply calls that take a payMethod.
+pub fn apply(
+    state: &mut SandboxState,
+    config: &SandboxConfig,
+    p: &Params<'_>,
+    kind: OrderKind,
+) -> Result<Value, Reject> {
+    let biz_order_no = p.str("bizOrderNo")?;
+    let (payer, receiver) = match kind {
+        OrderKind::Consume => (p.str("payerId")?, Some(p.str("recieverId")?)),
+        OrderKind::AgentCollect => (p.str("payerId")?, None),
+        _ => (p.str("bizUserId")?, None),
+    };
+    let (amount, fee) = amount_and_fee(p, kind != OrderKind::AgentCollect)?;
+    let validate_type = p.opt_int("validateType")?.unwrap_or(1);
+    let back_url = url(p, "backUrl", true)?;
+    url(p, "frontUrl", false)?;
+    p.str("industryCode")?;
+    p.str("industryName")?;
+    let source = p.int("source")?;
+    if !(1..=2).contains(&source) {
+        return Err(Reject::new(code::UNSUPPORTED_SOURCE, format!("source {source}")));
+    }
+    summary_ok(p)?;
+    let expires_at = expiry(p)?;
+    if matches!(kind, OrderKind::Deposit | OrderKind::Withdraw) {
+        check_escrow(state, &p.str("accountSetNo")?, "accountSetNo")?;
+    }
+    let member = paying_member(state, &payer)?;
+    let paying = match kind {
+        OrderKind::Deposit => PayingOrder::Deposit,
+        OrderKind::Withdraw => PayingOrder::Withdraw,
+        OrderKind::Consume => PayingOrder::Consume,
+        _ => PayingOrder::AgentCollect,
+    };
+    let parts = payment::parse(p.get("payMethod"), amount)?;
+    let confirmation = payment::check(paying, &parts, amount, validate_type)?;
+    for part in &parts {
+        if let Some(card) = &part.bank_card_no {
+            if member.bound_card(card).is_none() {
+                return Err(Reject::new(
+                    "30016",
+                    format!("payMethod.{} card is not bound to the payer", part.method.key),
+                ));
+            }
+        }
+        if part.method.key == "BALANCE" {
+            check_escrow(
+                state,
+                part.account_set.as_deref().unwrap_or_default(),
+                "payMethod.BALANCE.accountSetNo",
+            )?;
+        }
+    }
+    let mut payout_card = None;
+    if kind == OrderKind::Withdraw {
+        let card = p.str("bankCardNo")?;
+        if member.real_name.is_none() && member.member_type != crate::provider::codes::MemberType::Company {
+            return Err(Reject::new(
+                "30008",
+                "individuals must pass real-name verification before withdrawing",
+            ));
+        }
+        let bound = member
+            .bound_card(&card)
+            .ok_or_else(|| Reject::new("30016", "bankCardNo is not a card bound to this member"))?;
+        if member.cards.iter().any(|c| c.bound && c.safe) && !bound.safe {
+            return Err(Reject::new("30029", "this member has a safe card: withdraw to it"));
+        }
+        payout_card = Some(card);
+    }
+    let splits = SplitRule::parse_list(p.get("splitRule").or_else(|| p.get("splitRuleList")), "splitRule")?;
+    let carved: i64 = fee + splits.iter().map(|s| s.amount).sum::<i64>();
+    if carved > amount {
+        return Err(Reject::new(
+            code::PARAMETER_ERROR,
+            format!("fee and splits ({carved} fen) exceed the amount ({amount})"),
+        ));
+    }
+    for id in SplitRule::recipients(&splits) {
+        if id != super::order::PLATFORM_AS_SPLIT {
+            existing_member(state, id)?;
+        }
+    }
+    if let Some(r) = &receiver {
+        if r != PLATFORM_AS_RECEIVER {
+            existing_member(state, r)?;
+        }
+    }
+    let mut trade_code = None;
+    let mut goods = None;
+    if kind == OrderKind::AgentCollect {
+        let tc = p.str("tradeCode")?;
+        if trade_business(&tc, true).is_none() {
+            return Err(Reject::new(
+                "40010",
+                format!("tradeCode {tc:?} is not a 6.15 collect code"),
+            ));
+        }
+        trade_code = Some(tc);
+        goods = goods_ref(state, p)?;
+        if let Some((1, goods_no)) = &goods {
+            check_investment(state, goods_no, amount)?;
+        }
+    }
+    // Balance parts must be covered now; they are taken at confirmation.
+    let from_balance: i64 = parts
+        .iter()
+        .filter(|p| p.method.key == "BALANCE")
+        .map(|p| p.amount)
+        .sum::<i64>()
+        + if kind == OrderKind::Withdraw { amount } else { 0 };
+    let available = state
+        .books
+        .ledger
+        .balance(&AccountKey::member(&payer, &state.escrow))
+        .available();
+    if from_balance > available {
+        return Err(Reject::new(
+            "40014",
+            format!("{available} fen available, {from_balance} fen needed"),
+        ));
+    }
+    let order_no = new_order_no(state, &biz_order_no)?;
+    let mut order = Order {
+        order_no,
+        biz_order_no: biz_order_no.clone(),
+        kind,
+        status: OrderStatus::Unpaid,
+        payer: payer.clone(),
+        receiver,
+        amount,
+        fee,
+        parts,
+        confirmation,
+        validate_type,
+        splits,
+        created_at: now(),
+        expires_at,
+        paid_at: None,
+        back_url,
+        extend_info: p.opt_str("extendInfo"),
+        trade_code,
+        goods,
+        payout_card,
+        refund_of: None,
+        refund_whereabouts: None,
+        refunded: 0,
+        fail_message: None,
+    };
+    let mut answer = json!({ "orderNo": order.order_no, "bizOrderNo": biz_order_no });
+    if let Some(e) = &order.extend_info {
+        answer["extendInfo"] = json!(e);
+    }
+    let keys: Vec<&str> = order.parts.iter().map(|p| p.method.key).collect();
+    if keys.contains(&"POSPAY") {
+        let mut bytes = [0u8; 4];
+        let _ = getrandom::fill(&mut bytes);
+        answer["payCode"] = json!(format!("{:06}", u32::from_le_bytes(bytes) % 1_000_000));
+    }
+    if keys.iter().any(|k| {
+        matches!(
+            *k,
+            "SCAN_WEIXIN" | "SCAN_ALIPAY" | "WECHAT_PUBLIC" | "ALIPAY_SERVICE" | "QQ_WALLET"
+        )
+    }) {
+        answer["payInfo"] = json!(format!("{}/pay/{}", config.public_base_url(), order.order_no));
+    }
+    if keys.contains(&"WECHATPAY_APP") {
+        answer["weChatAPPInfo"] = json!({
+            "appid": "wxsandbox",
+            "partnerid": "sandbox",
+            "prepayid": format!("wx{}", order.order_no),
+            "noncestr": order.order_no,
+            "timestamp": now().unix_timestamp().to_string(),
+            "package": "Sign=WXPay",
+        });
+    }
+    if order.confirmation == Confirmation::QuickPay {
+        answer["isNeedPassword"] = json!(1);
+        answer["mobileFlag"] = json!(1);
+    }
+    if keys.contains(&"QUICKPAY") {
+        answer["tradeNo"] = json!(order.order_no);
+    }
+    if validate_type == 0 {
+        answer["bizUserId"] = json!(payer);
+        if order.confirmation == Confirmation::Immediate {
+            match settle(state, &mut order) {
+                Ok(()) => answer["payStatus"] = json!("success"),
+                Err(reject) => {
+                    order.status = OrderStatus::Failed;
+                    order.fail_message = Some(reject.detail.clone());
+                    answer["payStatus"] = json!("fail");
+                    answer["payFailMessage"] = json!(reject.detail);
+                }
+            }
+        } else {
+            answer["payStatus"] = json!("pending");
+        }
+    }
+    if order.status != OrderStatus::Unpaid {
+        notify_result(state, &order);
+    }
+    state.orders.insert(biz_order_no, order);
+    Ok(answer)
+}
+
+/// `goodsType` / `goodsNo`: goods type 0 (or absent) means none; P2P targets must have been entered.
+fn goods_ref(state: &SandboxState, p: &Params<'_>) -> Result<Option<(i64, String)>, Reject> {
+    let goods_type = p.opt_int("goodsType")?.unwrap_or(0);
+    if goods_type == 0 {
+        return Ok(None);
+    }
+    let goods_no = p
+        .opt_str("goodsNo")
+        .ok_or_else(|| Reject::new(code::PARAMETER_EMPTY, "goodsNo is required when goodsType is not 0"))?;
+    if goods_type == 1 && !state.goods.contains_key(&goods_no) {
+        return Err(Reject::new("40024", format!("P2P target {goods_no:?} was not entered")));
+    }
+    Ok(Some((goods_type, goods_no)))
+}
+
+/// P2P limits: the target's remaining amount (40023) and its minimum investment (40029, 40030).
+fn check_investment(state: &SandboxState, goods_no: &str, amount: i64) -> Result<(), Reject> {
+    let params = state
+        .goods
+        .get(goods_no)
+        .map(|g| g.record["goodsParams"].clone())
+        .unwrap_or(Value::Null);
+    let remaining = remaining_investable(state, goods_no);
+    if amount > remaining {
+        return Err(Reject::new(
+            "40023",
+            format!("{remaining} fen left to invest in this target"),
+        ));
+    }
+    if let Some(min) = params["minimumAmountInvestment"].as_i64() {
+        if amount < min && amount != remaining {
+            return Err(Reject::new("40029", format!("minimum investment is {min} fen")));
+        }
+        let left = remaining - amount;
+        if left > 0 && left < min {
+            return Err(Reject::new(
+                "40030",
+                format!("would leave {left} fen, below the minimum {min}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Moves the money of a confirmed order and marks it paid.
+fn settle(state: &mut SandboxState, order: &mut Order) -> Result<(), Reject> {
+    let escrow = state.escrow.clone();
+    match order.kind {
+        OrderKind::Withdraw => state.books.settle_withdraw(order, &escrow)?,
+        _ => state.books.settle_inbound(order, &escrow)?,
+    }
+    order.status = OrderStatus::Success;
+    order.paid_at = Some(now());
+    Ok(())
+}
+
+/// The stored order for a confirmation by `biz_user_id`, after expiry is applied.
+fn order_for_payer<'a>(
+    state: &'a mut SandboxState,
+    biz_user_id: &str,
+    biz_order_no: &str,
+) -> Result<&'a mut Order, Reject> {
+    let order = state
+        .orders
+        .get_mut(biz_order_no)
+        .ok_or_else(|| Reject::new("40000", format!("bizOrderNo {biz_order_no:?}")))?;
+    if order.payer != biz_user_id {
+        return Err(Reject::new("40022", "bizUserId is not the payer of this order"));
+    }
+    expire(order);
+    match order.status {
+        OrderStatus::Unpaid => Ok(order),
+        OrderStatus::Closed => Err(Reject::new("40003", "the order expired and was closed")),
+        _ => Err(Reject::new("40004", "the order is not unpaid")),
+    }
+}
+
+/// 4.2.8 / 4.2.11 pay: backend confirmation with an SMS code, or with the quick-pay password.
+pub fn confirm(state: &mut SandboxState, config: &SandboxConfig, p: &Params<'_>) -> Result<Value, Reject> {
+    let biz_user_id = p.str("bizUserId")?;
+    let biz_order_no = p.str("bizOrderNo")?;
+    p.str("consumerIp")?;
+    let mut order = order_for_payer(state, &biz_user_id, &biz_order_no)?.clone();
+    match (order.confirmation, order.validate_type) {
+        (Confirmation::CodeOrPassword, 1) => {
+            if p.opt_str("verificationCode").as_deref() != Some(config.verification_code.as_str()) {
+                return Err(Reject::new(
+                    code::WRONG_VERIFICATION_CODE,
+                    "verificationCode does not match",
+                ));
+            }
+        }
+        (Confirmation::QuickPay, _) => {
+            let code_ok = p.opt_str("verificationCode").as_deref() == Some(config.verification_code.as_str());
+            if !code_ok || p.opt_str("quickNewPwd").is_none() {
+                return Err(Reject::new(
+                    code::WRONG_VERIFICATION_CODE,
+                    "quick pay needs the SMS code and quickNewPwd (isNeedPassword=1, mobileFlag=1)",
+                ));
+            }
+        }
+        (Confirmation::CodeOrPassword, _) => {
+            return Err(Reject::new(
+                "40028",
+                "validateType 2 orders are confirmed on the password page (4.2.10)",
+            ));
+        }
+        _ => {
+            return Err(Reject::new(
+                "40028",
+                "this order's payment method is not confirmed by pay (it completes on the payer's side)",
+            ));
+        }
+    }
+    settle(state, &mut order)?;
+    notify_result(state, &order);
+    state.orders.insert(biz_order_no.clone(), order);
+    Ok(json!({ "payStatus": "success", "bizUserId": biz_user_id, "bizOrderNo": biz_order_no }))
+}
+
+/// Completes an order paid on the payer's side (scan, wallet, POS, bank page), as the channel would report it.
+pub fn complete_by_payer(state: &mut SandboxState, biz_order_no: &str) -> Result<Value, Reject> {
+    let payer = state
+        .orders
+        .get(biz_order_no)
+        .map(|o| o.payer.clone())
+        .ok_or_else(|| Reject::new("40000", format!("bizOrderNo {biz_order_no:?}")))?;
+    let mut order = order_for_payer(state, &payer, biz_order_no)?.clone();
+    settle(state, &mut order)?;
+    notify_result(state, &order);
+    let answer = json!({ "bizOrderNo": biz_order_no, "orderStatus": order.status.code() });
+    state.orders.insert(biz_order_no.to_owned(), order);
+    Ok(answer)
+}
+
+struct AgentPayItem {
+    biz_order_no: String,
+    receiver: String,
+    amount: i64,
+    fee: i64,
+    splits: Vec<SplitRule>,
+    back_url: Option<String>,
+    card: Option<String>,
+    extend_info: Option<String>,
+}
+
+fn agent_pay_item(state: &SandboxState, p: &Params<'_>) -> Result<AgentPayItem, Reject> {
+    let biz_order_no = p.str("bizOrderNo")?;
+    if state.orders.contains_key(&biz_order_no) {
+        return Err(Reject::new(code::ORDER_EXISTS, format!("bizOrderNo {biz_order_no:?}")));
+    }
+    let receiver = p.str("bizUserId")?;
+    check_escrow(state, &p.str("accountSetNo")?, "accountSetNo")?;
+    let member = existing_member(state, &receiver)?;
+    let back_url = url(p, "backUrl", true)?;
+    let (amount, fee) = amount_and_fee(p, true)?;
+    summary_ok(p)?;
+    let splits = SplitRule::parse_list(p.get("splitRuleList"), "splitRuleList")?;
+    for id in SplitRule::recipients(&splits) {
+        if id != super::order::PLATFORM_AS_SPLIT {
+            existing_member(state, id)?;
+        }
+    }
+    let card = match p.get("payToBankCardInfo") {
+        None | Some(Value::Null) => None,
+        Some(info) => {
+            let card = info
+                .get("bankCardNo")
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| Reject::new(code::PARAMETER_EMPTY, "payToBankCardInfo.bankCardNo is required"))?;
+            if member.bound_card(card).is_none() {
+                return Err(Reject::new(
+                    "30016",
+                    "payToBankCardInfo.bankCardNo is not bound to the receiver",
+                ));
+            }
+            if let Some(t) = info.get("withdrawType").and_then(Value::as_str) {
+                if t != "T0" && t != "T1" {
+                    return Err(Reject::new(
+                        code::PARAMETER_ERROR,
+                        "payToBankCardInfo.withdrawType must be T0 or T1",
+                    ));
+                }
+            }
+            Some(card.to_owned())
+        }
+    };
+    Ok(AgentPayItem {
+        biz_order_no,
+        receiver,
+        amount,
+        fee,
+        splits,
+        back_url,
+        card,
+        extend_info: p.opt_str("extendInfo"),
+    })
+}
+
+fn agent_pay_order(
+    state: &mut SandboxState,
+    item: AgentPayItem,
+    kind: OrderKind,
+    trade_code: &str,
+    goods: Option<(i64, String)>,
+) -> Order {
+    Order {
+        order_no: state.new_id("O"),
+        biz_order_no: item.biz_order_no,
+        kind,
+        status: OrderStatus::Unpaid,
+        payer: item.receiver.clone(),
+        receiver: Some(item.receiver),
+        amount: item.amount,
+        fee: item.fee,
+        parts: Vec::new(),
+        confirmation: Confirmation::Immediate,
+        validate_type: 0,
+        splits: item.splits,
+        created_at: now(),
+        expires_at: now(),
+        paid_at: None,
+        back_url: item.back_url,
+        extend_info: item.extend_info,
+        trade_code: Some(trade_code.to_owned()),
+        goods,
+        payout_card: item.card,
+        refund_of: None,
+        refund_whereabouts: None,
+        refunded: 0,
+        fail_message: None,
+    }
+}
+
+fn pay_trade_code(p: &Params<'_>) -> Result<String, Reject> {
+    let tc = p.str("tradeCode")?;
+    if trade_business(&tc, false).is_none() {
+        return Err(Reject::new("40010", format!("tradeCode {tc:?} is not a 6.15 pay code")));
+    }
+    Ok(tc)
+}
+
+/// 4.2.6 signalAgentPaySimplify: pays collected money to one receiver, at once.
+pub fn agent_pay(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+    let item = agent_pay_item(state, p)?;
+    let trade_code = pay_trade_code(p)?;
+    let goods = goods_ref(state, p)?;
+    let mut order = agent_pay_order(state, item, OrderKind::AgentPay, &trade_code, goods);
+    let escrow = state.escrow.clone();
+    state.books.settle_agent_pay(&order, &escrow)?;
+    order.status = OrderStatus::Success;
+    order.paid_at = Some(now());
+    notify_result(state, &order);
+    let mut answer = json!({ "payStatus": "success", "orderNo": order.order_no, "bizOrderNo": order.biz_order_no });
+    if let Some(e) = &order.extend_info {
+        answer["extendInfo"] = json!(e);
+    }
+    state.orders.insert(order.biz_order_no.clone(), order);
+    Ok(answer)
+}
+
+/// 4.2.7 batchAgentPaySimplify: several agent pays of one business and goods, all or nothing.
+pub fn batch_agent_pay(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+    let biz_batch_no = p.str("bizBatchNo")?;
+    if state.batches.contains_key(&biz_batch_no) {
+        return Err(Reject::new(code::ORDER_EXISTS, format!("bizBatchNo {biz_batch_no:?}")));
+    }
+    let trade_code = pay_trade_code(p)?;
+    let goods = goods_ref(state, p)?;
+    let list = match p.get("batchPayList") {
+        Some(Value::Array(items)) if !items.is_empty() => items.clone(),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Array(items)) if !items.is_empty() => items,
+            _ => {
+                return Err(Reject::new(
+                    code::PARAMETER_ERROR,
+                    "batchPayList must be a non-empty JSON array",
+                ));
+            }
+        },
+        None | Some(Value::Null) => return Err(Reject::new(code::PARAMETER_EMPTY, "batchPayList is required")),
+        Some(_) => {
+            return Err(Reject::new(
+                code::PARAMETER_ERROR,
+                "batchPayList must be a non-empty JSON array",
+            ));
+        }
+    };
+    let mut orders = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, raw) in list.iter().enumerate() {
+        let item = agent_pay_item(state, &Params(raw))
+            .map_err(|r| Reject::new(r.code, format!("batchPayList[{i}]: {}", r.detail)))?;
+        if !seen.insert(item.biz_order_no.clone()) {
+            return Err(Reject::new(
+                code::ORDER_EXISTS,
+                format!("batchPayList[{i}]: bizOrderNo repeated in the batch"),
+            ));
+        }
+        orders.push(agent_pay_order(
+            state,
+            item,
+            OrderKind::BatchAgentPay,
+            &trade_code,
+            goods.clone(),
+        ));
+    }
+    if orders.iter().any(|o| o.payout_card.is_some()) && orders.iter().any(|o| o.payout_card.is_none()) {
+        return Err(Reject::new(
+            "40015",
+            "a batch pays either all to balances or all to bank cards",
+        ));
+    }
+    let escrow = state.escrow.clone();
+    state.books.all_or_nothing(|books| {
+        for (i, o) in orders.iter().enumerate() {
+            books
+                .settle_agent_pay(o, &escrow)
+                .map_err(|r| Reject::new(r.code, format!("batchPayList[{i}]: {}", r.detail)))?;
+        }
+        Ok(())
+    })?;
+    let mut numbers = Vec::new();
+    for mut order in orders {
+        order.status = OrderStatus::Success;
+        order.paid_at = Some(now());
+        notify_result(state, &order);
+        numbers.push(order.biz_order_no.clone());
+        state.orders.insert(order.biz_order_no.clone(), order);
+    }
+    state.batches.insert(biz_batch_no.clone(), numbers);
+    Ok(json!({ "bizBatchNo": biz_batch_no }))
+}
+
+/// 4.2.17 refund.
+pub fn refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+    let biz_order_no = p.str("bizOrderNo")?;
+    let ori_no = p.str("oriBizOrderNo")?;
+    let biz_user_id = p.str("bizUserId")?;
+    let amount = p.int("amount")?;
+    let coupon_amount = p.opt_int("couponAmount")?.unwrap_or(0);
+    let fee_amount = p.opt_int("feeAmount")?.unwrap_or(0);
+    let back_url = url(p, "backUrl", false)?;
+    if state.orders.contains_key(&biz_order_no) {
+        return Err(Reject::new(code::ORDER_EXISTS, format!("bizOrderNo {biz_order_no:?}")));
+    }
+    let original = state
+        .orders
+        .get(&ori_no)
+        .cloned()
+        .ok_or_else(|| Reject::new("40000", format!("oriBizOrderNo {ori_no:?}")))?;
+    if !matches!(original.kind, OrderKind::Consume | OrderKind::AgentCollect) {
+        return Err(Reject::new(
+            "40018",
+            "only consume and agent-collect orders can be refunded",
+        ));
+    }
+    if !matches!(original.status, OrderStatus::Success | OrderStatus::Refunded) {
+        return Err(Reject::new("40019", "the original order has not succeeded"));
+    }
+    if original.payer != biz_user_id {
+        return Err(Reject::new("40022", "bizUserId is not the payer of the original order"));
+    }
+    let refundable = original.amount - original.refunded;
+    if amount <= 0 || amount > refundable {
+        return Err(Reject::new(
+            "40020",
+            format!("refund amount {amount}: {refundable} fen refundable"),
+        ));
+    }
+    if coupon_amount < 0 || fee_amount < 0 || coupon_amount + fee_amount > amount {
+        return Err(Reject::new(
+            code::PARAMETER_ERROR,
+            "couponAmount and feeAmount must fit in amount",
+        ));
+    }
+    if fee_amount > original.fee {
+        return Err(Reject::new(
+            code::PARAMETER_ERROR,
+            format!("feeAmount exceeds the original fee {}", original.fee),
+        ));
+    }
+    let coupons: i64 = original
+        .parts
+        .iter()
+        .filter(|p| p.method.key.starts_with("COUPON"))
+        .map(|p| p.amount)
+        .sum();
+    if coupon_amount != 0 && (coupon_amount != coupons || original.refunded > 0) {
+        return Err(Reject::new(
+            code::PARAMETER_ERROR,
+            "coupons are refunded whole or not at all",
+        ));
+    }
+    if let Some(list) = p.get("refundList").and_then(Value::as_array) {
+        let listed: i64 = list
+            .iter()
+            .filter_map(|i| i.get("amount"))
+            .filter_map(Value::as_i64)
+            .sum();
+        if listed != amount {
+            return Err(Reject::new(
+                "40020",
+                format!("refundList adds up to {listed}, amount is {amount}"),
+            ));
+        }
+    }
+    let mut order = Order {
+        order_no: state.new_id("R"),
+        biz_order_no: biz_order_no.clone(),
+        kind: OrderKind::Refund,
+        status: OrderStatus::Unpaid,
+        payer: biz_user_id,
+        receiver: None,
+        amount,
+        fee: fee_amount,
+        parts: Vec::new(),
+        confirmation: Confirmation::Immediate,
+        validate_type: 0,
+        splits: Vec::new(),
+        created_at: now(),
+        expires_at: now(),
+        paid_at: None,
+        back_url,
+        extend_info: None,
+        trade_code: None,
+        goods: None,
+        payout_card: None,
+        refund_of: Some(ori_no.clone()),
+        refund_whereabouts: None,
+        refunded: 0,
+        fail_message: None,
+    };
+    let escrow = state.escrow.clone();
+    let whereabouts = state
+        .books
+        .settle_refund(&original, &order, fee_amount, coupon_amount, &escrow, false)?;
+    order.refund_whereabouts = Some(whereabouts);
+    order.status = OrderStatus::Success;
+    order.paid_at = Some(now());
+    if let Some(ori) = state.orders.get_mut(&ori_no) {
+        ori.refunded += amount;
+        ori.status = OrderStatus::Refunded;
+    }
+    notify_result(state, &order);
+    let answer = json!({
+        "orderNo": order.order_no,
+        "bizOrderNo": biz_order_no,
+        "amount": amount,
+        "couponAmount": coupon_amount,
+        "feeAmount": fee_amount,
+    });
+    state.orders.insert(biz_order_no, order);
+    Ok(answer)
+}
+
+/// 4.2.18 failureBidRefund: full refunds of a failed P2P target's collect orders, all or nothing, to balances.
+pub fn failure_bid_refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+    let biz_batch_no = p.str("bizBatchNo")?;
+    if state.batches.contains_key(&biz_batch_no) {
+        return Err(Reject::new(code::ORDER_EXISTS, format!("bizBatchNo {biz_batch_no:?}")));
+    }
+    if p.int("goodsType")? != 1 {
+        return Err(Reject::new(
+            code::PARAMETER_ERROR,
+            "failureBidRefund is for P2P targets (goodsType 1)",
+        ));
+    }
+    let goods_no = p.str("goodsNo")?;
+    let list = p
+        .get("batchRefundList")
+        .and_then(Value::as_array)
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| Reject::new(code::PARAMETER_EMPTY, "batchRefundList is required"))?
+        .clone();
+    let mut plans = Vec::new();
+    for (i, raw) in list.iter().enumerate() {
+        let item = Params(raw);
+        let at = |r: Reject| Reject::new(r.code, format!("batchRefundList[{i}]: {}", r.detail));
+        let biz_order_no = item.str("bizOrderNo").map_err(at)?;
+        let ori_no = item.str("oriBizOrderNo").map_err(at)?;
+        if state.orders.contains_key(&biz_order_no) || plans.iter().any(|(b, _): &(String, Order)| *b == biz_order_no) {
+            return Err(at(Reject::new(
+                code::ORDER_EXISTS,
+                format!("bizOrderNo {biz_order_no:?}"),
+            )));
+        }
+        let original = state
+            .orders
+            .get(&ori_no)
+            .cloned()
+            .ok_or_else(|| at(Reject::new("40000", format!("oriBizOrderNo {ori_no:?}"))))?;
+        if original.kind != OrderKind::AgentCollect || original.goods != Some((1, goods_no.clone())) {
+            return Err(at(Reject::new("40018", "not an agent-collect order of this target")));
+        }
+        if original.status != OrderStatus::Success {
+            return Err(at(Reject::new(
+                "40019",
+                "the original order has not succeeded or was refunded",
+            )));
+        }
+        plans.push((biz_order_no, original));
+    }
+    let escrow = state.escrow.clone();
+    let mut refunds = Vec::new();
+    for (biz_order_no, original) in &plans {
+        refunds.push(Order {
+            order_no: state.new_id("R"),
+            biz_order_no: biz_order_no.clone(),
+            kind: OrderKind::Refund,
+            status: OrderStatus::Success,
+            payer: original.payer.clone(),
+            receiver: None,
+            amount: original.amount,
+            fee: original.fee,
+            parts: Vec::new(),
+            confirmation: Confirmation::Immediate,
+            validate_type: 0,
+            splits: Vec::new(),
+            created_at: now(),
+            expires_at: now(),
+            paid_at: Some(now()),
+            back_url: None,
+            extend_info: None,
+            trade_code: None,
+            goods: None,
+            payout_card: None,
+            refund_of: Some(original.biz_order_no.clone()),
+            refund_whereabouts: Some(1),
+            refunded: 0,
+            fail_message: None,
+        });
+    }
+    state.books.all_or_nothing(|books| {
+        for ((_, original), refund) in plans.iter().zip(&refunds) {
+            let coupons: i64 = original
+                .parts
+                .iter()
+                .filter(|p| p.method.key.starts_with("COUPON"))
+                .map(|p| p.amount)
+                .sum();
+            books.settle_refund(original, refund, original.fee, coupons, &escrow, true)?;
+        }
+        Ok(())
+    })?;
+    let mut numbers = Vec::new();
+    let mut list = Vec::new();
+    for ((_, original), refund) in plans.iter().zip(refunds) {
+        if let Some(ori) = state.orders.get_mut(&original.biz_order_no) {
+            ori.refunded = ori.amount;
+            ori.status = OrderStatus::Refunded;
+        }
+        list.push(json!({ "bizOrderNo": refund.biz_order_no, "orderNo": refund.order_no }));
+        numbers.push(refund.biz_order_no.clone());
+        state.orders.insert(refund.biz_order_no.clone(), refund);
+    }
+    state.batches.insert(biz_batch_no, numbers);
+    Ok(json!({ "orderNoList": list }))
+}
+
+/// 4.2.19 applicationTransfer: from a platform funding account to a member's custody balance.
+pub fn application_transfer(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+    let biz_transfer_no = p.str("bizTransferNo")?;
+    let source = p.str("sourceAccountSetNo")?;
+    let target = p.str("targetBizUserId")?;
+    let target_set = p.str("targetAccountSetNo")?;
+    let amount = p.int("amount")?;
+    if state.transfers.contains_key(&biz_transfer_no) {
+        return Err(Reject::new(
+            code::ORDER_EXISTS,
+            format!("bizTransferNo {biz_transfer_no:?}"),
+        ));
+    }
+    if ![sets::MARGIN, sets::MARKETING, sets::CUSTOM_A].contains(&source.as_str()) {
+        return Err(Reject::new(
+            "30018",
+            "sourceAccountSetNo must be 100002 (margin), 2000000 (marketing) or 3000001 (custom A)",
+        ));
+    }
+    check_escrow(state, &target_set, "targetAccountSetNo")?;
+    existing_member(state, &target)?;
+    if amount <= 0 {
+        return Err(Reject::new("40020", "amount must be positive"));
+    }
+    let memo = Memo {
+        biz_order_no: Some(&biz_transfer_no),
+        remark: "平台转账",
+    };
+    state
+        .books
+        .ledger
+        .transfer(
+            &AccountKey::platform(&source),
+            &AccountKey::member(&target, &target_set),
+            amount,
+            memo,
+        )
+        .map_err(|e| Reject::new("40014", e.to_string()))?;
+    let transfer_no = state.new_id("T");
+    state.transfers.insert(
+        biz_transfer_no.clone(),
+        Transfer {
+            transfer_no: transfer_no.clone(),
+            amount,
+            at: now(),
+        },
+    );
+    Ok(json!({ "transferNo": transfer_no, "bizTransferNo": biz_transfer_no, "amount": amount }))
+}
+
+/// 4.2.15 freezeMoney.
+pub fn freeze(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+    let biz_user_id = p.str("bizUserId")?;
+    let no = p.str("bizFreezenNo")?;
+    let set = p.opt_str("accountSetNo").unwrap_or_else(|| state.escrow.clone());
+    let amount = p.int("amount")?;
+    existing_member(state, &biz_user_id)?;
+    check_escrow(state, &set, "accountSetNo")?;
+    if state.freezes.contains_key(&no) {
+        return Err(Reject::new(code::ORDER_EXISTS, format!("bizFreezenNo {no:?}")));
+    }
+    let memo = Memo {
+        biz_order_no: Some(&no),
+        remark: "冻结",
+    };
+    state
+        .books
+        .ledger
+        .freeze(&AccountKey::member(&biz_user_id, &set), amount, memo)
+        .map_err(|e| match e {
+            super::ledger::LedgerError::NotPositive(_) => Reject::new("40020", e.to_string()),
+            _ => Reject::new("40014", e.to_string()),
+        })?;
+    state.freezes.insert(
+        no.clone(),
+        Freeze {
+            biz_user_id,
+            account_set: set,
+            frozen: amount,
+        },
+    );
+    Ok(json!({ "bizFreezenNo": no, "amount": amount }))
+}
+
+/// 4.2.16 unfreezeMoney: releases all or part of one freeze.
+pub fn unfreeze(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+    let biz_user_id = p.str("bizUserId")?;
+    let no = p.str("bizFreezenNo")?;
+    let set = p.str("accountSetNo")?;
+    let amount = p.int("amount")?;
+    let freeze = state
+        .freezes
+        .get(&no)
+        .cloned()
+        .ok_or_else(|| Reject::new("40000", format!("bizFreezenNo {no:?}")))?;
+    if freeze.biz_user_id != biz_user_id || freeze.account_set != set {
+        return Err(Reject::new(
+            "40022",
+            "this freeze belongs to another member or account set",
+        ));
+    }
+    if amount <= 0 || amount > freeze.frozen {
+        return Err(Reject::new(
+            "40020",
+            format!("{} fen still frozen under this number", freeze.frozen),
+        ));
+    }
+    let memo = Memo {
+        biz_order_no: Some(&no),
+        remark: "解冻",
+    };
+    state
+        .books
+        .ledger
+        .unfreeze(&AccountKey::member(&biz_user_id, &set), amount, memo)
+        .map_err(|e| Reject::new("40020", e.to_string()))?;
+    if let Some(f) = state.freezes.get_mut(&no) {
+        f.frozen -= amount;
+    }
+    Ok(json!({ "bizFreezenNo": no, "amount": amount }))
+}
+
+/// 4.2.20 queryBalance.
+pub fn query_balance(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+    let biz_user_id = p.str("bizUserId")?;
+    let set = p.str("accountSetNo")?;
+    if !state.members.contains_key(&biz_user_id) {
+        return Err(Reject::new(code::USER_NOT_FOUND, format!("bizUserId {biz_user_id:?}")));
+    }
+    check_escrow(state, &set, "accountSetNo")?;
+    let b = state.books.ledger.balance(&AccountKey::member(&biz_user_id, &set));
+    Ok(json!({ "allAmount": b.balance, "freezenAmount": b.frozen }))
+}
+
+/// 4.2.21 getOrderDetail: the 6.13 status of an order the member took part in.
+pub fn order_detail(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+    let biz_user_id = p.str("bizUserId")?;
+    let biz_order_no = p.str("bizOrderNo")?;
+    let order = state
+        .orders
+        .get_mut(&biz_order_no)
+        .ok_or_else(|| Reject::new("40000", format!("bizOrderNo {biz_order_no:?}")))?;
+    if order.payer != biz_user_id && order.receiver.as_deref() != Some(biz_user_id.as_str()) {
+        return Err(Reject::new("40022", "the order does not belong to this bizUserId"));
+    }
+    expire(order);
+    Ok(json!({ "orderStatus": order.status.code() }))
+}
+
+fn parse_date(text: &str, field: &str) -> Result<time::Date, Reject> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text.trim(), format)
+        .or_else(|_| time::Date::parse(text.trim(), time::macros::format_description!("[year][month][day]")))
+        .map_err(|_| Reject::new(code::PARAMETER_ERROR, format!("{field} must be yyyy-MM-dd")))
+}
+
+/// 4.2.22 queryInExpDetail: the journal of a member's account, newest first, paged.
+pub fn in_exp_detail(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+    let biz_user_id = p.str("bizUserId")?;
+    if !state.members.contains_key(&biz_user_id) {
+        return Err(Reject::new(code::USER_NOT_FOUND, format!("bizUserId {biz_user_id:?}")));
+    }
+    let set = p.opt_str("accountSetNo").unwrap_or_else(|| state.escrow.clone());
+    check_escrow(state, &set, "accountSetNo")?;
+    let start = p
+        .opt_str("dateStart")
+        .map(|d| parse_date(&d, "dateStart"))
+        .transpose()?;
+    let end = p.opt_str("dateEnd").map(|d| parse_date(&d, "dateEnd")).transpose()?;
+    if let (Some(s), Some(e)) = (start, end) {
+        if s > e {
+            return Err(Reject::new("50003", "dateStart is after dateEnd"));
+        }
+    }
+    let position = p.opt_int("startPosition")?.unwrap_or(1).max(1) as usize;
+    let count = p.opt_int("queryNum")?.unwrap_or(10).clamp(1, 100) as usize;
+    let key = AccountKey::member(&biz_user_id, &set);
+    let entries: Vec<_> = state
+        .books
+        .ledger
+        .entries_of(&key)
+        .rev()
+        .filter(|e| {
+            let day = e.at.to_offset(wire::CHINA).date();
+            start.is_none_or(|s| day >= s) && end.is_none_or(|x| day <= x)
+        })
+        .collect();
+    let page: Vec<Value> = entries
+        .iter()
+        .skip(position - 1)
+        .take(count)
+        .map(|e| {
+            let mut v = json!({
+                "tradeNo": format!("{:012}", e.serial),
+                "accountSetName": "托管账户集",
+                "changeTime": wire::format_timestamp(e.at),
+                "curAmount": e.after,
+                "oriAmount": e.before,
+                "chgAmount": e.change,
+                "curFreezenAmount": e.frozen_after,
+                "remark": e.remark,
+            });
+            if let Some(no) = &e.biz_order_no {
+                v["bizOrderNo"] = json!(no);
+            }
+            v
+        })
+        .collect();
+    Ok(json!({ "bizUserId": biz_user_id, "totalNum": entries.len(), "inExpDetail": page }))
+}
+
+/// 4.2.13 entryGoods.
+pub fn entry_goods(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+    let biz_user_id = p.str("bizUserId")?;
+    let goods_type = p.int("goodsType")?;
+    let biz_goods_no = p.str("bizGoodsNo")?;
+    let goods_name = p.str("goodsName")?;
+    existing_member(state, &biz_user_id)?;
+    if ![1, 2, 3, 4, 90, 99].contains(&goods_type) {
+        return Err(Reject::new(
+            code::PARAMETER_ERROR,
+            format!("goodsType {goods_type} is not in 6.6"),
+        ));
+    }
+    let params = match p.get("goodsParams") {
+        Some(Value::Object(m)) => Value::Object(m.clone()),
+        Some(Value::String(s)) => serde_json::from_str(s)
+            .map_err(|_| Reject::new(code::PARAMETER_ERROR, "goodsParams is not a JSON object"))?,
+        _ => return Err(Reject::new(code::PARAMETER_EMPTY, "goodsParams is required")),
+    };
+    if goods_type == 1 {
+        for field in [
+            "amount",
+            "totalAmount",
+            "annualYield",
+            "investmentHorizon",
+            "investmentHorizonScale",
+            "repayType",
+            "guaranteeType",
+        ] {
+            if params.get(field).is_none_or(Value::is_null) {
+                return Err(Reject::new(
+                    code::PARAMETER_EMPTY,
+                    format!("goodsParams.{field} is required for P2P targets"),
+                ));
+            }
+        }
+        if params["amount"].as_i64().is_none_or(|a| a <= 0) {
+            return Err(Reject::new(
+                code::PARAMETER_ERROR,
+                "goodsParams.amount must be a positive integer",
+            ));
+        }
+    }
+    if state.goods.contains_key(&biz_goods_no) {
+        return Err(Reject::new(
+            "40013",
+            format!("bizGoodsNo {biz_goods_no:?} already entered"),
+        ));
+    }
+    let goods_no = state.new_id("G");
+    let mut record = json!({
+        "bizUserId": biz_user_id,
+        "bizGoodsNo": biz_goods_no,
+        "goodsType": goods_type,
+        "goodsName": goods_name,
+        "goodsParams": params,
+    });
+    for field in ["goodsDetail", "showUrl"] {
+        if let Some(v) = p.opt_str(field) {
+            record[field] = json!(v);
+        }
+    }
+    state.goods.insert(
+        biz_goods_no.clone(),
+        Goods {
+            goods_no: goods_no.clone(),
+            biz_user_id,
+            goods_type,
+            record,
+        },
+    );
+    Ok(json!({ "goodsNo": goods_no, "bizGoodsNo": biz_goods_no }))
+}
+
+/// 4.2.14 queryModifyGoods: returns the goods; with beginDate/endDate, changes those first.
+pub fn query_modify_goods(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+    let biz_user_id = p.str("bizUserId")?;
+    let biz_goods_no = p.str("bizGoodsNo")?;
+    let goods_type = p.int("goodsType")?;
+    let begin = p.opt_str("beginDate");
+    let end = p.opt_str("endDate");
+    for (field, value) in [("beginDate", &begin), ("endDate", &end)] {
+        if let Some(v) = value {
+            parse_date(v, field)?;
+        }
+    }
+    let goods = state
+        .goods
+        .get_mut(&biz_goods_no)
+        .filter(|g| g.biz_user_id == biz_user_id && g.goods_type == goods_type)
+        .ok_or_else(|| {
+            Reject::new(
+                "40024",
+                format!("no goods {biz_goods_no:?} of type {goods_type} for this member"),
+            )
+        })?;
+    if let Some(b) = begin {
+        goods.record["goodsParams"]["beginDate"] = json!(b);
+    }
+    if let Some(e) = end {
+        goods.record["goodsParams"]["endDate"] = json!(e);
+    }
+    Ok(goods.record.clone())
+}
+
+/// 4.3.1 queryReserveFundBalance: the reserve fund less everything paid out to cards.
+pub fn reserve_fund(state: &mut SandboxState, config: &SandboxConfig, p: &Params<'_>) -> Result<Value, Reject> {
+    let sysid = p.str("sysid")?;
+    if sysid != config.sysid {
+        return Err(Reject::new(code::PARAMETER_ERROR, "sysid must be this application's"));
+    }
+    let balance = state.reserve_fund_initial - state.books.ledger.paid_out();
+    Ok(json!({
+        "account_no": format!("{}0001", config.sysid),
+        "account_name": "通联通备付金账户",
+        "balance": balance,
+        "usable_bal": balance,
+        "def_clr": "1",
+    }))
+}
+
+/// 4.3.2 getCheckAccountFile: the URL of the day's reconciliation file, served by the sandbox.
+pub fn check_account_file(_state: &mut SandboxState, config: &SandboxConfig, p: &Params<'_>) -> Result<Value, Reject> {
+    let date = parse_date(&p.str("date")?, "date")?;
+    let name = format!(
+        "{}_{}{:02}{:02}_allinpay.txt",
+        config.sysid,
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    );
+    Ok(json!({ "url": format!("{}/yungateway/checkfile/{name}", config.public_base_url()) }))
+}
+
+/// The reconciliation file for one day (China time): every order of that
+/// day and the platform transfers, `orderNo|orderType|amount|fee|time|bizOrderNo`.
+pub fn reconciliation_file(state: &SandboxState, date: time::Date) -> String {
+    let mut lines: Vec<(OffsetDateTime, String)> = Vec::new();
+    for order in state.orders.values() {
+        let at = order.paid_at.unwrap_or(order.created_at);
+        if at.to_offset(wire::CHINA).date() == date {
+            lines.push((
+                at,
+                format!(
+                    "{}|{}|{}|{}|{}|{}",
+                    order.order_no,
+                    order.kind.file_name(),
+                    order.amount,
+                    order.fee,
+                    wire::format_timestamp(at),
+                    order.biz_order_no
+                ),
+            ));
+        }
+    }
+    for (biz_no, t) in &state.transfers {
+        if t.at.to_offset(wire::CHINA).date() == date {
+            lines.push((
+                t.at,
+                format!(
+                    "{}|平台转账|{}|0|{}|{}",
+                    t.transfer_no,
+                    t.amount,
+                    wire::format_timestamp(t.at),
+                    biz_no
+                ),
+            ));
+        }
+    }
+    lines.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    lines.into_iter().map(|(_, l)| l + "\n").collect()
+}

@@ -192,6 +192,7 @@ pub async fn start(mut config: SandboxConfig, listen: SocketAddr) -> std::io::Re
         .route("/yungateway/checkfile/{name}", get(check_file))
         .route("/sandbox/orders/{biz_order_no}/complete", post(complete_order))
         .route("/sandbox/notifications", get(notification_log))
+        .route("/sandbox/accounts", get(account_list))
         .with_state(shared);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -280,6 +281,16 @@ async fn notification_log(State(shared): State<Arc<Shared>>) -> Response {
         shared.notifier.attempts_json().to_string(),
     )
         .into_response()
+}
+
+/// `GET /sandbox/accounts`: every account's balance, the collected pools,
+/// and the money received and paid out, for checking the books from outside.
+async fn account_list(State(shared): State<Arc<Shared>>) -> Response {
+    let body = {
+        let state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.books.to_json()
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 /// Runs one request through the gate and the handler; returns the JSON answer.

@@ -284,6 +284,33 @@ pub fn receiving_account(biz_user_id: &str, account_set: Option<&str>, escrow: &
 }
 
 impl Books {
+    /// The books as JSON: accounts, pools, and the totals that must agree.
+    pub fn to_json(&self) -> Value {
+        let accounts: Vec<Value> = self
+            .ledger
+            .accounts()
+            .map(|(key, b)| {
+                let owner = match &key.owner {
+                    super::ledger::Owner::Member(id) => id.as_str(),
+                    super::ledger::Owner::Platform => "platform",
+                };
+                json!({ "owner": owner, "accountSetNo": key.account_set, "balance": b.balance, "frozen": b.frozen })
+            })
+            .collect();
+        let pools: Vec<Value> = self
+            .pools
+            .iter()
+            .map(|(k, v)| json!({ "business": k.business, "goodsType": k.goods_type, "goodsNo": k.goods_no, "amount": v }))
+            .collect();
+        json!({
+            "accounts": accounts,
+            "pools": pools,
+            "total": self.ledger.total(),
+            "received": self.ledger.net_inflow() + self.ledger.paid_out(),
+            "paidOut": self.ledger.paid_out(),
+        })
+    }
+
     /// Moves an order's money into intermediate account A from its payment parts.
     fn collect_parts(&mut self, order: &Order, escrow: &str) -> Result<(), Reject> {
         let a = AccountKey::platform(sets::INTERMEDIATE_A);

@@ -120,3 +120,5 @@ pub fn write(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
     std::fs::write(&path, contents).unwrap();
     path
 }
+
+pub mod harness;

@@ -1,0 +1,259 @@
+//! A running sandbox with a client and a notification receiver, and shortcuts for the usual set-up calls.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use yungate::provider::calls::Call;
+use yungate::provider::client::{CallError, SoaClient, SoaConfig};
+use yungate::provider::crypto::{PartyKeys, PrivateKey, Protocol};
+use yungate::provider::wire::{NotificationBody, NotificationEnvelope};
+use yungate::sandbox::{self, RunningSandbox, SandboxConfig};
+
+pub const SYSID: &str = "1902271423530001";
+pub const ESCROW: &str = "100000";
+/// The test environment's three-element card, name and identity number (4.1.14).
+pub const CARD: &str = "6228480402637874214";
+pub const NAME: &str = "王小二";
+pub const ID_NO: &str = "610422198600000000";
+
+/// One notification as the receiver got it, its signature checked.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub body: NotificationBody,
+    pub at: std::time::Instant,
+}
+
+/// An HTTP receiver for notifications that answers 500 to the first `fail_first` attempts.
+pub struct Receiver {
+    pub url: String,
+    pub got: Arc<Mutex<Vec<Received>>>,
+    pub attempts: Arc<Mutex<Vec<std::time::Instant>>>,
+}
+
+impl Receiver {
+    pub async fn start(keys: PartyKeys, fail_first: usize) -> Receiver {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let attempts = Arc::new(Mutex::new(Vec::new()));
+        let (g, a) = (Arc::clone(&got), Arc::clone(&attempts));
+        let app = axum::Router::new().route(
+            "/notify",
+            axum::routing::post(move |body: Bytes| {
+                let (got, attempts, keys) = (Arc::clone(&g), Arc::clone(&a), keys.clone());
+                async move {
+                    let n = {
+                        let mut a = attempts.lock().unwrap();
+                        a.push(std::time::Instant::now());
+                        a.len()
+                    };
+                    let env = NotificationEnvelope::parse(&body).expect("notification form");
+                    keys.verify(&env.signing_string(), &env.sign)
+                        .expect("notification signature");
+                    if n <= fail_first {
+                        return StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    got.lock().unwrap().push(Received {
+                        body: NotificationBody::parse(&env.rps).expect("rps"),
+                        at: std::time::Instant::now(),
+                    });
+                    StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/notify", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { url, got, attempts }
+    }
+
+    /// Waits until `n` notifications arrived (at most 10 s) and returns them.
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        for _ in 0..1000 {
+            if self.got.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let got = self.got.lock().unwrap().clone();
+        assert!(got.len() >= n, "expected {n} notifications, got {}: {got:?}", got.len());
+        got
+    }
+}
+
+/// A sandbox, a client for it and a receiver for its notifications.
+pub struct Harness {
+    pub sandbox: RunningSandbox,
+    pub client: SoaClient,
+    pub keys: PartyKeys,
+    pub receiver: Receiver,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Harness::with(|_| {}).await
+    }
+
+    /// A harness whose sandbox configuration `adjust` may change.
+    pub async fn with(adjust: impl FnOnce(&mut SandboxConfig)) -> Harness {
+        let key = shared_key();
+        let keys = PartyKeys {
+            protocol: Protocol::V1,
+            peer: key.public_key(),
+            own: key,
+        };
+        let mut config = SandboxConfig::new(SYSID, keys.clone());
+        config.time_scale = 0.001;
+        adjust(&mut config);
+        let sandbox = sandbox::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let client = SoaClient::new(
+            SoaConfig {
+                url: sandbox.soa_url(),
+                sysid: SYSID.into(),
+                connect_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_secs(10),
+            },
+            keys.clone(),
+        )
+        .unwrap();
+        let receiver = Receiver::start(keys.clone(), 0).await;
+        Harness {
+            sandbox,
+            client,
+            keys,
+            receiver,
+        }
+    }
+
+    pub async fn call(&self, call: Call, param: Value) -> Value {
+        match self.client.call_value(call, param.clone()).await {
+            Ok(v) => v,
+            Err(e) => panic!("{call:?} {param} failed: {e}"),
+        }
+    }
+
+    /// The section 7 code a refused call answered.
+    pub async fn refused(&self, call: Call, param: Value) -> String {
+        match self.client.call_value(call, param.clone()).await {
+            Err(CallError::Business { code, .. }) => code,
+            other => panic!("{call:?} {param} should be refused, got {other:?}"),
+        }
+    }
+
+    /// An individual member with a bound phone and a real name.
+    pub async fn individual(&self, id: &str) {
+        self.call(
+            Call::CreateMember,
+            json!({"bizUserId": id, "memberType": 3, "source": 2}),
+        )
+        .await;
+        self.call(
+            Call::SetRealName,
+            json!({"bizUserId": id, "name": NAME, "identityType": 1, "identityNo": ID_NO}),
+        )
+        .await;
+        let phone = phone_of(id);
+        self.call(
+            Call::SendVerificationCode,
+            json!({"bizUserId": id, "phone": phone, "verificationCodeType": 9}),
+        )
+        .await;
+        self.call(
+            Call::BindPhone,
+            json!({"bizUserId": id, "phone": phone, "verificationCode": "9999"}),
+        )
+        .await;
+    }
+
+    /// Binds `card` by real-name pay (cardCheck 3), usable for REALNAMEPAY and withdrawals.
+    pub async fn bind_card(&self, id: &str, card: &str) {
+        let applied = self
+            .call(
+                Call::ApplyBindBankCard,
+                json!({"bizUserId": id, "cardNo": card, "phone": phone_of(id), "name": NAME, "cardCheck": 3,
+                       "identityType": 1, "identityNo": ID_NO}),
+            )
+            .await;
+        self.call(
+            Call::BindBankCard,
+            json!({"bizUserId": id, "tranceNum": applied["tranceNum"], "phone": phone_of(id), "verificationCode": "9999"}),
+        )
+        .await;
+    }
+
+    /// Tops up `id`'s custody balance by real-name pay, confirmed by SMS.
+    pub async fn deposit(&self, id: &str, order: &str, amount: i64, card: &str) {
+        self.call(
+            Call::DepositApply,
+            json!({"bizOrderNo": order, "bizUserId": id, "accountSetNo": ESCROW, "amount": amount, "fee": 0,
+                   "validateType": 1, "backUrl": self.receiver.url, "industryCode": "1010", "industryName": "保险代理",
+                   "source": 2, "payMethod": {"REALNAMEPAY": {"bankCardNo": card, "amount": amount}}}),
+        )
+        .await;
+        self.confirm(id, order).await;
+    }
+
+    /// Confirms an order with the SMS code (4.2.8).
+    pub async fn confirm(&self, id: &str, order: &str) -> Value {
+        self.call(
+            Call::PayBackendSms,
+            json!({"bizUserId": id, "bizOrderNo": order, "verificationCode": "9999", "consumerIp": "127.0.0.1"}),
+        )
+        .await
+    }
+
+    /// allAmount and freezenAmount of a member's custody account.
+    pub async fn balance(&self, id: &str) -> (i64, i64) {
+        let b = self
+            .call(Call::QueryBalance, json!({"bizUserId": id, "accountSetNo": ESCROW}))
+            .await;
+        (b["allAmount"].as_i64().unwrap(), b["freezenAmount"].as_i64().unwrap())
+    }
+
+    /// The 6.13 status code of an order.
+    pub async fn status(&self, id: &str, order: &str) -> i64 {
+        self.call(Call::GetOrderDetail, json!({"bizUserId": id, "bizOrderNo": order}))
+            .await["orderStatus"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// The balance of a platform account set, from the sandbox's books.
+    pub async fn platform(&self, account_set: &str) -> i64 {
+        let books: Value = reqwest::get(format!("http://{}/sandbox/accounts", self.sandbox.addr()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        books["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["owner"] == "platform" && a["accountSetNo"] == account_set)
+            .map_or(0, |a| a["balance"].as_i64().unwrap())
+    }
+
+    /// The sandbox's own record of notification attempts.
+    pub async fn attempt_log(&self) -> Value {
+        reqwest::get(format!("http://{}/sandbox/notifications", self.sandbox.addr()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// A distinct valid phone per member id.
+pub fn phone_of(id: &str) -> String {
+    let n: u64 = id.bytes().fold(0u64, |a, b| a.wrapping_mul(131).wrapping_add(b as u64)) % 100_000_000;
+    format!("139{n:08}")
+}
+
+/// One RSA-1024 key for every harness of a test binary (generation is the slow part).
+fn shared_key() -> PrivateKey {
+    static KEY: std::sync::OnceLock<PrivateKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| PrivateKey::generate(1024).unwrap()).clone()
+}

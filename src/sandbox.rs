@@ -371,6 +371,12 @@ fn accept(shared: &Shared, form: &[u8]) -> Result<Value, Reject> {
             format!("unknown service/method {}.{}", body.service, body.method),
         )
     })?;
+    // 4.2.8 and 4.2.11 share OrderService.pay; only 4.2.11 carries the
+    // (encrypted) quick-pay password.
+    let call = match call {
+        Call::PayBackendSms if body.param.contains_key("quickNewPwd") => Call::PayBackendNewMobile,
+        other => other,
+    };
     let spec = call.spec();
     tracing::info!(
         section = spec.section,

@@ -491,11 +491,16 @@ pub fn confirm(state: &mut SandboxState, config: &SandboxConfig, p: &Params<'_>)
         }
         (Confirmation::QuickPay, _) => {
             let code_ok = p.opt_str("verificationCode").as_deref() == Some(config.verification_code.as_str());
-            if !code_ok || p.opt_str("quickNewPwd").is_none() {
+            let given = p.opt_str("quickNewPwd");
+            if !code_ok || given.is_none() {
                 return Err(Reject::new(
                     code::WRONG_VERIFICATION_CODE,
                     "quick pay needs the SMS code and quickNewPwd (isNeedPassword=1, mobileFlag=1)",
                 ));
+            }
+            let set = state.members.get(&biz_user_id).and_then(|m| m.quick_pay_password.clone());
+            if given != set {
+                return Err(Reject::new("40006", "quickNewPwd does not match the quick-pay password"));
             }
         }
         (Confirmation::CodeOrPassword, _) => {

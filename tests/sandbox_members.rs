@@ -15,7 +15,11 @@ async fn card_binding_three_ways_safe_card_query_and_unbind() {
     h.individual("ann").await;
     let bin = h.call(Call::GetBankCardBin, json!({"cardNo": CARD})).await;
     assert_eq!(bin["cardBinInfo"]["cardBin"], "622848");
-    assert_eq!(h.refused(Call::GetBankCardBin, json!({"cardNo": "6222021234567890123"})).await, "10000");
+    assert_eq!(
+        h.refused(Call::GetBankCardBin, json!({"cardNo": "6222021234567890123"}))
+            .await,
+        "10000"
+    );
     // Three-element: direct.
     let three = json!({"bizUserId": "ann", "name": NAME, "identityType": 1, "identityNo": ID_NO, "cardNo": CARD});
     let bound = h.call(Call::ThreeElementsBindBankCard, three.clone()).await;
@@ -51,21 +55,44 @@ async fn card_binding_three_ways_safe_card_query_and_unbind() {
     assert_eq!(list[0]["bankCardNo"], CARD);
     assert_eq!(list[1]["bindMethod"], 2);
     assert_eq!(list[2]["isVerifyPayChecked"], true);
-    let one = h.call(Call::QueryBankCard, json!({"bizUserId": "ann", "cardNo": CARD2})).await;
+    let one = h
+        .call(Call::QueryBankCard, json!({"bizUserId": "ann", "cardNo": CARD2}))
+        .await;
     assert_eq!(one["bindCardList"].as_array().unwrap().len(), 1);
-    h.call(Call::SetSafeCard, json!({"bizUserId": "ann", "cardNo": CARD})).await;
-    assert_eq!(h.refused(Call::SetSafeCard, json!({"bizUserId": "ann", "cardNo": CARD2})).await, "30026");
-    assert_eq!(h.refused(Call::UnbindBankCard, json!({"bizUserId": "ann", "cardNo": CARD})).await, "30027");
-    let unbound = h.call(Call::UnbindBankCard, json!({"bizUserId": "ann", "cardNo": CARD2})).await;
+    h.call(Call::SetSafeCard, json!({"bizUserId": "ann", "cardNo": CARD}))
+        .await;
+    assert_eq!(
+        h.refused(Call::SetSafeCard, json!({"bizUserId": "ann", "cardNo": CARD2}))
+            .await,
+        "30026"
+    );
+    assert_eq!(
+        h.refused(Call::UnbindBankCard, json!({"bizUserId": "ann", "cardNo": CARD}))
+            .await,
+        "30027"
+    );
+    let unbound = h
+        .call(Call::UnbindBankCard, json!({"bizUserId": "ann", "cardNo": CARD2}))
+        .await;
     assert_eq!(unbound["cardNo"], CARD2);
-    assert_eq!(h.refused(Call::UnbindBankCard, json!({"bizUserId": "ann", "cardNo": CARD2})).await, "30016");
+    assert_eq!(
+        h.refused(Call::UnbindBankCard, json!({"bizUserId": "ann", "cardNo": CARD2}))
+            .await,
+        "30016"
+    );
     // Name must match the real-name record; special test phones are refused by the bank.
-    let wrong_name = json!({"bizUserId": "ann", "name": "李四", "identityType": 1, "identityNo": ID_NO, "cardNo": CARD2});
+    let wrong_name =
+        json!({"bizUserId": "ann", "name": "李四", "identityType": 1, "identityNo": ID_NO, "cardNo": CARD2});
     assert_eq!(h.refused(Call::ThreeElementsBindBankCard, wrong_name).await, "30009");
     let special = json!({"bizUserId": "ann", "cardNo": CARD2, "phone": "15100000000", "name": NAME, "identityType": 1, "identityNo": ID_NO});
     assert_eq!(h.refused(Call::ApplyBindBankCard, special).await, "30014");
-    h.call(Call::CreateMember, json!({"bizUserId": "unverified", "memberType": 3, "source": 1})).await;
-    let unverified = json!({"bizUserId": "unverified", "name": NAME, "identityType": 1, "identityNo": ID_NO, "cardNo": CARD});
+    h.call(
+        Call::CreateMember,
+        json!({"bizUserId": "unverified", "memberType": 3, "source": 1}),
+    )
+    .await;
+    let unverified =
+        json!({"bizUserId": "unverified", "name": NAME, "identityType": 1, "identityNo": ID_NO, "cardNo": CARD});
     assert_eq!(h.refused(Call::ThreeElementsBindBankCard, unverified).await, "30008");
 }
 
@@ -79,7 +106,11 @@ fn company_info(name: &str) -> serde_json::Value {
 async fn company_audit_is_notified_when_delayed() {
     let h = Harness::with(|c| c.company_audit_delay = Some(std::time::Duration::from_secs(60))).await;
     for (id, name) in [("acme", "ACME 科技"), ("bad", "FAIL 公司")] {
-        h.call(Call::CreateMember, json!({"bizUserId": id, "memberType": 2, "source": 2})).await;
+        h.call(
+            Call::CreateMember,
+            json!({"bizUserId": id, "memberType": 2, "source": 2}),
+        )
+        .await;
         h.call(
             Call::SetCompanyInfo,
             json!({"bizUserId": id, "backUrl": h.receiver.url, "companyBasicInfo": company_info(name)}),
@@ -91,8 +122,14 @@ async fn company_audit_is_notified_when_delayed() {
     let mut results: Vec<(String, i64)> = got
         .iter()
         .map(|r| {
-            assert_eq!((r.body.service.as_str(), r.body.method.as_str()), ("MemberService", "verifyResult"));
-            (r.body.return_value["bizUserId"].as_str().unwrap().to_owned(), r.body.return_value["result"].as_i64().unwrap())
+            assert_eq!(
+                (r.body.service.as_str(), r.body.method.as_str()),
+                ("MemberService", "verifyResult")
+            );
+            (
+                r.body.return_value["bizUserId"].as_str().unwrap().to_owned(),
+                r.body.return_value["result"].as_i64().unwrap(),
+            )
         })
         .collect();
     results.sort();
@@ -107,7 +144,11 @@ async fn company_audit_is_notified_when_delayed() {
     // A company phone binds only after a passed audit.
     let code = json!({"bizUserId": "bad", "phone": "13900000001", "verificationCodeType": 9});
     assert_eq!(h.refused(Call::SendVerificationCode, code).await, "30030");
-    h.call(Call::SendVerificationCode, json!({"bizUserId": "acme", "phone": "13900000002", "verificationCodeType": 9})).await;
+    h.call(
+        Call::SendVerificationCode,
+        json!({"bizUserId": "acme", "phone": "13900000002", "verificationCodeType": 9}),
+    )
+    .await;
     let missing = json!({"bizUserId": "acme", "companyBasicInfo": {"companyName": "x"}});
     assert_eq!(h.refused(Call::SetCompanyInfo, missing).await, "10001");
     h.individual("person").await;
@@ -123,13 +164,19 @@ async fn a_locked_member_can_only_be_unlocked() {
     assert_eq!(h.refused(Call::LockMember, json!({"bizUserId": "lee"})).await, "30002");
     let code = json!({"bizUserId": "lee", "phone": "13900000003", "verificationCodeType": 9});
     assert_eq!(h.refused(Call::SendVerificationCode, code.clone()).await, "30002");
-    assert_eq!(h.refused(Call::QueryBankCard, json!({"bizUserId": "lee"})).await, "30002");
+    assert_eq!(
+        h.refused(Call::QueryBankCard, json!({"bizUserId": "lee"})).await,
+        "30002"
+    );
     // getMemberInfo still answers, with userState 5 (locked).
     let info = h.call(Call::GetMemberInfo, json!({"bizUserId": "lee"})).await;
     assert_eq!(info["memberInfo"]["userState"], 5);
     h.call(Call::UnlockMember, json!({"bizUserId": "lee"})).await;
     h.call(Call::SendVerificationCode, code).await;
-    assert_eq!(h.refused(Call::UnlockMember, json!({"bizUserId": "ghost"})).await, "30001");
+    assert_eq!(
+        h.refused(Call::UnlockMember, json!({"bizUserId": "ghost"})).await,
+        "30001"
+    );
 }
 
 #[tokio::test]
@@ -137,18 +184,27 @@ async fn change_bound_phone_with_the_new_numbers_code() {
     let h = Harness::start().await;
     h.individual("max").await;
     let old = phone_of("max");
-    h.call(Call::SendVerificationCode, json!({"bizUserId": "max", "phone": "13700000000", "verificationCodeType": 9})).await;
-    let change = |old_phone: &str, code: &str| {
-        json!({"bizUserId": "max", "oldPhone": old_phone, "newPhone": "13700000000", "newVerificationCode": code})
-    };
-    assert_eq!(h.refused(Call::ChangeBindPhone, change("13000000000", "9999")).await, "10000");
+    h.call(
+        Call::SendVerificationCode,
+        json!({"bizUserId": "max", "phone": "13700000000", "verificationCodeType": 9}),
+    )
+    .await;
+    let change = |old_phone: &str, code: &str| json!({"bizUserId": "max", "oldPhone": old_phone, "newPhone": "13700000000", "newVerificationCode": code});
+    assert_eq!(
+        h.refused(Call::ChangeBindPhone, change("13000000000", "9999")).await,
+        "10000"
+    );
     assert_eq!(h.refused(Call::ChangeBindPhone, change(&old, "0000")).await, "50001");
     let changed = h.call(Call::ChangeBindPhone, change(&old, "9999")).await;
     assert_eq!(changed["newPhone"], "13700000000");
     let info = h.call(Call::GetMemberInfo, json!({"bizUserId": "max"})).await;
     assert_eq!(info["memberInfo"]["phone"], "13700000000");
     assert_eq!(
-        h.refused(Call::SendVerificationCode, json!({"bizUserId": "max", "phone": "13700000000", "verificationCodeType": 9})).await,
+        h.refused(
+            Call::SendVerificationCode,
+            json!({"bizUserId": "max", "phone": "13700000000", "verificationCodeType": 9})
+        )
+        .await,
         "30024"
     );
 }
@@ -163,13 +219,36 @@ async fn quick_pay_passwords_and_a_quickpay_n_order() {
         v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         v
     };
-    assert_eq!(h.refused(Call::SetNewMobilePayPwd, with(json!({"operationType": "set", "newPassword": "123456"}))).await, "10000");
-    let set = h.call(Call::SetNewMobilePayPwd, with(json!({"operationType": "set", "newPassword": "135790"}))).await;
+    assert_eq!(
+        h.refused(
+            Call::SetNewMobilePayPwd,
+            with(json!({"operationType": "set", "newPassword": "123456"}))
+        )
+        .await,
+        "10000"
+    );
+    let set = h
+        .call(
+            Call::SetNewMobilePayPwd,
+            with(json!({"operationType": "set", "newPassword": "135790"})),
+        )
+        .await;
     assert_eq!(set["result"], "OK");
-    assert_eq!(h.refused(Call::SetNewMobilePayPwd, with(json!({"operationType": "set", "newPassword": "246802"}))).await, "30031");
+    assert_eq!(
+        h.refused(
+            Call::SetNewMobilePayPwd,
+            with(json!({"operationType": "set", "newPassword": "246802"}))
+        )
+        .await,
+        "30031"
+    );
     let edit = with(json!({"operationType": "edit", "oldPassword": "000000", "newPassword": "246802"}));
     assert_eq!(h.refused(Call::SetNewMobilePayPwd, edit).await, "10000");
-    h.call(Call::SetNewMobilePayPwd, with(json!({"operationType": "edit", "oldPassword": "135790", "newPassword": "246802"}))).await;
+    h.call(
+        Call::SetNewMobilePayPwd,
+        with(json!({"operationType": "edit", "oldPassword": "135790", "newPassword": "246802"})),
+    )
+    .await;
     // New-mobile binding (cardCheck 4), then a QUICKPAY_N deposit confirmed by 4.2.11.
     let applied = h
         .call(
@@ -190,9 +269,13 @@ async fn quick_pay_passwords_and_a_quickpay_n_order() {
                    "payMethod": {"QUICKPAY_N": {"bankCardNo": CARD, "amount": 300}}}),
         )
         .await;
-    assert_eq!((apply["isNeedPassword"].as_i64(), apply["mobileFlag"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(
+        (apply["isNeedPassword"].as_i64(), apply["mobileFlag"].as_i64()),
+        (Some(1), Some(1))
+    );
     let pay = |pwd: Option<&str>| {
-        let mut v = json!({"bizUserId": "qp", "bizOrderNo": "qp-1", "verificationCode": "9999", "consumerIp": "1.1.1.1"});
+        let mut v =
+            json!({"bizUserId": "qp", "bizOrderNo": "qp-1", "verificationCode": "9999", "consumerIp": "1.1.1.1"});
         if let Some(p) = pwd {
             v["quickNewPwd"] = json!(p);
         }
@@ -206,8 +289,16 @@ async fn quick_pay_passwords_and_a_quickpay_n_order() {
     let reset = h.call(Call::ResetNewMobilePayPwdApply, who.clone()).await;
     assert_eq!(reset["lastCardNoMask"], "622848*********4214");
     let affirm = |card: &str| {
-        with(json!({"payPassword": "975310", "lastCardNo": card, "mobileFlowNO": reset["mobileFlowNO"], "mobileMsCode": "9999"}))
+        with(
+            json!({"payPassword": "975310", "lastCardNo": card, "mobileFlowNO": reset["mobileFlowNO"], "mobileMsCode": "9999"}),
+        )
     };
-    assert_eq!(h.refused(Call::ResetNewMobilePayPwdAffirm, affirm(CARD2)).await, "30016");
-    assert_eq!(h.call(Call::ResetNewMobilePayPwdAffirm, affirm(CARD)).await["result"], "OK");
+    assert_eq!(
+        h.refused(Call::ResetNewMobilePayPwdAffirm, affirm(CARD2)).await,
+        "30016"
+    );
+    assert_eq!(
+        h.call(Call::ResetNewMobilePayPwdAffirm, affirm(CARD)).await["result"],
+        "OK"
+    );
 }

@@ -37,7 +37,10 @@ async fn retries_follow_the_schedule_and_stop_at_the_first_200() {
     for (gap, expected_ms) in gaps.iter().zip([5u64, 120, 600]) {
         let expected = Duration::from_millis(expected_ms);
         assert!(*gap >= expected, "gap {gap:?} shorter than {expected:?}");
-        assert!(*gap < expected + Duration::from_millis(400), "gap {gap:?} much longer than {expected:?}");
+        assert!(
+            *gap < expected + Duration::from_millis(400),
+            "gap {gap:?} much longer than {expected:?}"
+        );
     }
     // The sandbox's own log agrees.
     let log = h.attempt_log().await;
@@ -56,6 +59,10 @@ async fn a_receiver_that_never_answers_200_gets_nine_attempts() {
     let (_h, receiver) = notified_deposit(0.000_01, usize::MAX).await;
     // The whole schedule (about 24.5 h) scaled by 1e-5 takes under a second.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(receiver.attempts.lock().unwrap().len(), 9, "the first attempt and 8 retries");
+    assert_eq!(
+        receiver.attempts.lock().unwrap().len(),
+        9,
+        "the first attempt and 8 retries"
+    );
     assert!(receiver.got.lock().unwrap().is_empty());
 }

@@ -498,9 +498,15 @@ pub fn confirm(state: &mut SandboxState, config: &SandboxConfig, p: &Params<'_>)
                     "quick pay needs the SMS code and quickNewPwd (isNeedPassword=1, mobileFlag=1)",
                 ));
             }
-            let set = state.members.get(&biz_user_id).and_then(|m| m.quick_pay_password.clone());
+            let set = state
+                .members
+                .get(&biz_user_id)
+                .and_then(|m| m.quick_pay_password.clone());
             if given != set {
-                return Err(Reject::new("40006", "quickNewPwd does not match the quick-pay password"));
+                return Err(Reject::new(
+                    "40006",
+                    "quickNewPwd does not match the quick-pay password",
+                ));
             }
         }
         (Confirmation::CodeOrPassword, _) => {

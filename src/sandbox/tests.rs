@@ -99,3 +99,342 @@ fn success_is_signed_over_signed_value() {
     let v: Value = serde_json::from_str(sv).unwrap();
     assert_eq!(v["bizUserId"], "u1");
 }
+
+mod conservation {
+    //! Money is conserved: random sequences of money-moving calls never create or lose a fen.
+
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::provider::calls::Call;
+
+    const MEMBERS: [&str; 4] = ["m0", "m1", "m2", "m3"];
+    const CARD: &str = "6228480402637874214";
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Deposit {
+            who: usize,
+            amount: i64,
+            fee: i64,
+        },
+        Consume {
+            payer: usize,
+            receiver: usize,
+            amount: i64,
+            fee: i64,
+            split_to: usize,
+            split: i64,
+        },
+        Collect {
+            payer: usize,
+            amount: i64,
+            fee: i64,
+        },
+        AgentPay {
+            to: usize,
+            amount: i64,
+            fee: i64,
+            to_card: bool,
+        },
+        Refund {
+            of: usize,
+            amount: i64,
+            fee: i64,
+        },
+        Transfer {
+            to: usize,
+            amount: i64,
+        },
+        Freeze {
+            who: usize,
+            amount: i64,
+        },
+        Unfreeze {
+            of: usize,
+            amount: i64,
+        },
+        Withdraw {
+            who: usize,
+            amount: i64,
+            fee: i64,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let who = 0..MEMBERS.len();
+        let amount = 1i64..5_000;
+        let fee = 0i64..200;
+        prop_oneof![
+            (who.clone(), amount.clone(), fee.clone()).prop_map(|(who, amount, fee)| Op::Deposit { who, amount, fee }),
+            (
+                who.clone(),
+                who.clone(),
+                amount.clone(),
+                fee.clone(),
+                who.clone(),
+                0i64..300
+            )
+                .prop_map(|(payer, receiver, amount, fee, split_to, split)| Op::Consume {
+                    payer,
+                    receiver,
+                    amount,
+                    fee,
+                    split_to,
+                    split
+                }),
+            (who.clone(), amount.clone(), fee.clone()).prop_map(|(payer, amount, fee)| Op::Collect {
+                payer,
+                amount,
+                fee
+            }),
+            // Smaller amounts out of pools and refunds, so that more of them find the money.
+            (who.clone(), 1i64..1_500, fee.clone(), proptest::bool::ANY).prop_map(|(to, amount, fee, to_card)| {
+                Op::AgentPay {
+                    to,
+                    amount,
+                    fee,
+                    to_card,
+                }
+            }),
+            (0usize..40, 1i64..1_500, fee.clone()).prop_map(|(of, amount, fee)| Op::Refund { of, amount, fee }),
+            (who.clone(), amount.clone()).prop_map(|(to, amount)| Op::Transfer { to, amount }),
+            (who.clone(), amount.clone()).prop_map(|(who, amount)| Op::Freeze { who, amount }),
+            (0usize..40, amount.clone()).prop_map(|(of, amount)| Op::Unfreeze { of, amount }),
+            (who, amount, fee).prop_map(|(who, amount, fee)| Op::Withdraw { who, amount, fee }),
+        ]
+    }
+
+    fn call(state: &mut SandboxState, config: &SandboxConfig, c: Call, v: Value) -> Result<Value, Reject> {
+        dispatch(state, config, c, &v)
+    }
+
+    /// Members with phones, real names and a real-name-pay card.
+    fn setup(state: &mut SandboxState, config: &SandboxConfig) {
+        for id in MEMBERS {
+            call(
+                state,
+                config,
+                Call::CreateMember,
+                json!({"bizUserId": id, "memberType": 3, "source": 1}),
+            )
+            .unwrap();
+            call(
+                state,
+                config,
+                Call::SetRealName,
+                json!({"bizUserId": id, "name": "n", "identityType": 1, "identityNo": "610422198600000000"}),
+            )
+            .unwrap();
+            call(
+                state,
+                config,
+                Call::SendVerificationCode,
+                json!({"bizUserId": id, "phone": "13800000000", "verificationCodeType": 9}),
+            )
+            .unwrap();
+            call(
+                state,
+                config,
+                Call::BindPhone,
+                json!({"bizUserId": id, "phone": "13800000000", "verificationCode": "9999"}),
+            )
+            .unwrap();
+            let applied = call(
+                state,
+                config,
+                Call::ApplyBindBankCard,
+                json!({"bizUserId": id, "cardNo": CARD, "phone": "13800000000",
+                "name": "n", "cardCheck": 3, "identityType": 1, "identityNo": "610422198600000000"}),
+            )
+            .unwrap();
+            call(state, config, Call::BindBankCard, json!({"bizUserId": id, "tranceNum": applied["tranceNum"], "phone": "13800000000", "verificationCode": "9999"})).unwrap();
+        }
+    }
+
+    fn order_common(no: &str, amount: i64, fee: i64) -> Value {
+        json!({"bizOrderNo": no, "amount": amount, "fee": fee, "validateType": 1, "backUrl": "http://127.0.0.1:9/n",
+               "industryCode": "1010", "industryName": "x", "source": 1, "accountSetNo": "100000"})
+    }
+
+    fn merge(mut a: Value, b: Value) -> Value {
+        a.as_object_mut().unwrap().extend(b.as_object().unwrap().clone());
+        a
+    }
+
+    fn apply_op(
+        state: &mut SandboxState,
+        config: &SandboxConfig,
+        n: usize,
+        op: &Op,
+        orders: &mut Vec<(String, String)>,
+        freezes: &mut Vec<(String, String)>,
+    ) {
+        let no = format!("o{n}");
+        let confirm = |state: &mut SandboxState, who: &str, no: &str| {
+            call(
+                state,
+                config,
+                Call::PayBackendSms,
+                json!({"bizUserId": who, "bizOrderNo": no, "verificationCode": "9999", "consumerIp": "1"}),
+            )
+        };
+        match *op {
+            Op::Deposit { who, amount, fee } => {
+                let p = merge(
+                    order_common(&no, amount, fee),
+                    json!({"bizUserId": MEMBERS[who],
+                    "payMethod": {"REALNAMEPAY": {"bankCardNo": CARD, "amount": amount}}}),
+                );
+                if call(state, config, Call::DepositApply, p).is_ok() {
+                    let _ = confirm(state, MEMBERS[who], &no);
+                }
+            }
+            Op::Consume {
+                payer,
+                receiver,
+                amount,
+                fee,
+                split_to,
+                split,
+            } => {
+                let p = merge(
+                    order_common(&no, amount, fee),
+                    json!({"payerId": MEMBERS[payer], "recieverId": MEMBERS[receiver],
+                    "splitRule": [{"bizUserId": MEMBERS[split_to], "amount": split, "fee": split / 10}],
+                    "payMethod": {"BALANCE": [{"accountSetNo": "100000", "amount": amount}]}}),
+                );
+                if call(state, config, Call::ConsumeApply, p).is_ok() && confirm(state, MEMBERS[payer], &no).is_ok() {
+                    orders.push((no, MEMBERS[payer].to_owned()));
+                }
+            }
+            Op::Collect { payer, amount, fee } => {
+                let p = merge(
+                    order_common(&no, amount, fee),
+                    json!({"payerId": MEMBERS[payer], "tradeCode": "3001",
+                    "payMethod": {"BALANCE": [{"accountSetNo": "100000", "amount": amount}]}}),
+                );
+                if call(state, config, Call::AgentCollectApplySimplify, p).is_ok()
+                    && confirm(state, MEMBERS[payer], &no).is_ok()
+                {
+                    orders.push((no, MEMBERS[payer].to_owned()));
+                }
+            }
+            Op::AgentPay {
+                to,
+                amount,
+                fee,
+                to_card,
+            } => {
+                let mut p = merge(
+                    order_common(&no, amount, fee),
+                    json!({"bizUserId": MEMBERS[to], "tradeCode": "4001"}),
+                );
+                if to_card {
+                    p["payToBankCardInfo"] = json!({"bankCardNo": CARD, "amount": amount - fee, "withdrawType": "T0"});
+                }
+                let _ = call(state, config, Call::SignalAgentPaySimplify, p);
+            }
+            Op::Refund { of, amount, fee } => {
+                if let Some((ori, payer)) = orders.get(of % orders.len().max(1)).cloned() {
+                    let _ = call(
+                        state,
+                        config,
+                        Call::Refund,
+                        json!({"bizOrderNo": no, "oriBizOrderNo": ori, "bizUserId": payer,
+                        "amount": amount, "feeAmount": fee.min(amount)}),
+                    );
+                }
+            }
+            Op::Transfer { to, amount } => {
+                let _ = call(
+                    state,
+                    config,
+                    Call::ApplicationTransfer,
+                    json!({"bizTransferNo": no, "sourceAccountSetNo": "2000000",
+                    "targetBizUserId": MEMBERS[to], "targetAccountSetNo": "100000", "amount": amount}),
+                );
+            }
+            Op::Freeze { who, amount } => {
+                if call(
+                    state,
+                    config,
+                    Call::FreezeMoney,
+                    json!({"bizUserId": MEMBERS[who], "bizFreezenNo": no, "accountSetNo": "100000", "amount": amount}),
+                )
+                .is_ok()
+                {
+                    freezes.push((no, MEMBERS[who].to_owned()));
+                }
+            }
+            Op::Unfreeze { of, amount } => {
+                if let Some((f, who)) = freezes.get(of % freezes.len().max(1)).cloned() {
+                    let _ = call(
+                        state,
+                        config,
+                        Call::UnfreezeMoney,
+                        json!({"bizUserId": who, "bizFreezenNo": f, "accountSetNo": "100000", "amount": amount}),
+                    );
+                }
+            }
+            Op::Withdraw { who, amount, fee } => {
+                let p = merge(
+                    order_common(&no, amount, fee),
+                    json!({"bizUserId": MEMBERS[who], "bankCardNo": CARD}),
+                );
+                if call(state, config, Call::WithdrawApply, p).is_ok() {
+                    let _ = confirm(state, MEMBERS[who], &no);
+                }
+            }
+        }
+    }
+
+    fn check_books(state: &SandboxState) -> Result<(), TestCaseError> {
+        let ledger = &state.books.ledger;
+        prop_assert_eq!(
+            ledger.total(),
+            ledger.net_inflow(),
+            "balances must equal money in minus money out"
+        );
+        for (key, b) in ledger.accounts() {
+            prop_assert!(b.balance >= 0, "{:?} went negative: {}", key, b.balance);
+            prop_assert!(
+                b.frozen >= 0 && b.frozen <= b.balance,
+                "{:?} frozen {} of {}",
+                key,
+                b.frozen,
+                b.balance
+            );
+        }
+        let a = ledger.balance(&super::super::ledger::AccountKey::platform(
+            super::super::order::sets::INTERMEDIATE_A,
+        ));
+        let pooled: i64 = state.books.pools.values().sum();
+        prop_assert_eq!(
+            a.balance,
+            pooled,
+            "intermediate account A holds exactly the collected pools"
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn money_is_conserved(ops in proptest::collection::vec(op(), 1..40)) {
+            let shared = shared();
+            let config = &shared.config;
+            let mut state = SandboxState::new("100000", 1_000_000, 0);
+            setup(&mut state, config);
+            check_books(&state)?;
+            let mut orders = Vec::new();
+            let mut freezes = Vec::new();
+            for (n, op) in ops.iter().enumerate() {
+                apply_op(&mut state, config, n, op, &mut orders, &mut freezes);
+                check_books(&state)?;
+            }
+        }
+    }
+}

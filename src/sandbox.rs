@@ -10,6 +10,7 @@
 //! the way out. Refusals carry section 7 error codes.
 
 mod cards;
+mod faults;
 mod ledger;
 mod member;
 mod notifier;
@@ -40,6 +41,7 @@ use crate::provider::crypto::{PartyKeys, Protocol};
 use crate::provider::errors::{self, code};
 use crate::provider::wire::{self, RequestBody, ResponseEnvelope, SignedRequest};
 
+pub use faults::{Faults, NotificationFaults};
 pub use state::SandboxState;
 
 /// How the sandbox behaves.
@@ -67,6 +69,10 @@ pub struct SandboxConfig {
     /// Multiplies every sandbox delay (notification retries, audits): 1.0 is
     /// real time, 0.001 runs a day's retry schedule in about 90 seconds.
     pub time_scale: f64,
+    /// Seeds generated ids and fault draws; `None` picks a random seed.
+    pub seed: Option<u64>,
+    /// Faults in force from the start (changeable at `PUT /sandbox/faults`).
+    pub faults: Faults,
     /// The URL clients reach the sandbox at, for the URLs it hands out
     /// (reconciliation files, payment links); default `http://` + the bound address.
     pub public_url: Option<String>,
@@ -87,6 +93,8 @@ impl SandboxConfig {
             reserve_fund: 10_000_000_000,
             company_audit_delay: None,
             time_scale: 1.0,
+            seed: None,
+            faults: Faults::default(),
             public_url: None,
         }
     }
@@ -136,6 +144,39 @@ struct Shared {
     config: SandboxConfig,
     state: Mutex<SandboxState>,
     notifier: notifier::Notifier,
+    faults: Mutex<Faults>,
+    dice: Mutex<faults::Dice>,
+}
+
+impl Shared {
+    fn new(config: SandboxConfig) -> Shared {
+        let seed = config.seed.unwrap_or_else(|| {
+            let mut bytes = [0u8; 8];
+            let _ = getrandom::fill(&mut bytes);
+            u64::from_le_bytes(bytes)
+        });
+        let state = SandboxState::new(
+            &config.escrow_account_set,
+            config.platform_funds,
+            config.reserve_fund,
+            seed,
+        );
+        Shared {
+            faults: Mutex::new(config.faults.clone()),
+            dice: Mutex::new(faults::Dice::new(seed ^ 0x5eed)),
+            state: Mutex::new(state),
+            notifier: notifier::Notifier::default(),
+            config,
+        }
+    }
+
+    fn faults(&self) -> Faults {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn chance(&self, rate: f64) -> bool {
+        self.dice.lock().unwrap_or_else(|p| p.into_inner()).chance(rate)
+    }
 }
 
 /// A sandbox serving on a socket; dropping it does not stop it, [`RunningSandbox::stop`] does.
@@ -180,12 +221,7 @@ pub async fn start(mut config: SandboxConfig, listen: SocketAddr) -> std::io::Re
     if config.public_url.is_none() {
         config.public_url = Some(format!("http://{addr}"));
     }
-    let state = SandboxState::new(&config.escrow_account_set, config.platform_funds, config.reserve_fund);
-    let shared = Arc::new(Shared {
-        config,
-        state: Mutex::new(state),
-        notifier: notifier::Notifier::default(),
-    });
+    let shared = Arc::new(Shared::new(config));
     let background = notifier::spawn(Arc::clone(&shared));
     let app = Router::new()
         .route("/service/soa", any(soa))
@@ -193,6 +229,7 @@ pub async fn start(mut config: SandboxConfig, listen: SocketAddr) -> std::io::Re
         .route("/sandbox/orders/{biz_order_no}/complete", post(complete_order))
         .route("/sandbox/notifications", get(notification_log))
         .route("/sandbox/accounts", get(account_list))
+        .route("/sandbox/faults", get(get_faults).put(put_faults))
         .with_state(shared);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -217,14 +254,22 @@ async fn soa(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body:
     } else {
         query.unwrap_or_default().into_bytes()
     };
+    let faults = shared.faults();
     let answer = tokio::task::spawn_blocking(move || {
         let answer = handle(&shared, &form);
         shared.notifier.wake.notify_one();
         answer
     })
     .await;
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
+    }
     match answer {
-        Ok(text) => {
+        Ok((text, hang)) => {
+            if hang {
+                // Committed, but the answer comes too late for the client.
+                tokio::time::sleep(std::time::Duration::from_millis(faults.hang_ms.unwrap_or(30_000))).await;
+            }
             let mut response = (StatusCode::OK, text).into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -293,21 +338,50 @@ async fn account_list(State(shared): State<Arc<Shared>>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-/// Runs one request through the gate and the handler; returns the JSON answer.
-fn handle(shared: &Shared, form: &[u8]) -> String {
+/// `GET /sandbox/faults`: the faults in force.
+async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
+    let body = serde_json::to_string(&shared.faults()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `PUT /sandbox/faults`: replaces the faults (an empty object turns them all off).
+async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let parsed: Result<Faults, String> = serde_json::from_slice(&body).map_err(|e| e.to_string());
+    match parsed.and_then(|f| f.validate().map(|()| f)) {
+        Ok(faults) => {
+            tracing::info!(?faults, "sandbox faults changed");
+            *shared.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+            get_faults(State(shared)).await
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("invalid faults: {e}")).into_response(),
+    }
+}
+
+/// Runs one request through the gate and the handler; returns the JSON
+/// answer and whether to hang before sending it (an injected timeout).
+fn handle(shared: &Shared, form: &[u8]) -> (String, bool) {
     let keys = &shared.config.keys;
     match accept(shared, form) {
-        Ok(value) => {
+        Ok((value, hang)) => {
             let signed_value = value.to_string();
-            match keys.sign(&signed_value) {
+            let faults = shared.faults();
+            let text = match keys.sign(&signed_value) {
+                Ok(_) if shared.chance(faults.unsigned_rate) => {
+                    serde_json::json!({ "status": "OK", "signedValue": signed_value }).to_string()
+                }
+                Ok(_) if shared.chance(faults.bad_signature_rate) => {
+                    let wrong = keys.sign(&format!("{signed_value} ")).unwrap_or_default();
+                    ResponseEnvelope::ok_body(&signed_value, &wrong)
+                }
                 Ok(sign) => ResponseEnvelope::ok_body(&signed_value, &sign),
                 Err(e) => error_answer(keys, &Reject::new("51002", e.to_string())),
-            }
+            };
+            (text, hang)
         }
         Err(reject) => {
             // Details name fields and rules, never their values (no PII in logs).
             tracing::info!(code = reject.code, detail = %reject.detail, "sandbox refused a request");
-            error_answer(keys, &reject)
+            (error_answer(keys, &reject), false)
         }
     }
 }
@@ -328,7 +402,7 @@ fn error_answer(keys: &PartyKeys, reject: &Reject) -> String {
     }
 }
 
-fn accept(shared: &Shared, form: &[u8]) -> Result<Value, Reject> {
+fn accept(shared: &Shared, form: &[u8]) -> Result<(Value, bool), Reject> {
     let config = &shared.config;
     let request = SignedRequest::from_form(form).map_err(|e| Reject::new(code::PARAMETER_EMPTY, e.to_string()))?;
     if request.sysid != config.sysid {
@@ -384,6 +458,14 @@ fn accept(shared: &Shared, form: &[u8]) -> Result<Value, Reject> {
         method = spec.method,
         "sandbox call"
     );
+    let faults = shared.faults();
+    let name = format!("{}.{}", spec.service, spec.method);
+    if shared.chance(Faults::rate_for(&faults.error_rate, &name)) {
+        let code = faults.error_code.clone().unwrap_or_else(|| code::OTHER.to_owned());
+        let code = errors::lookup(&code).map_or(code::OTHER, |e| e.code);
+        return Err(Reject::new(code, "injected fault"));
+    }
+    let hang = shared.chance(Faults::rate_for(&faults.timeout_after_commit, &name));
     let mut param = Value::Object(body.param);
     transform_fields(&mut param, spec.encrypted_request, |field, cipher| {
         config
@@ -401,7 +483,7 @@ fn accept(shared: &Shared, form: &[u8]) -> Result<Value, Reject> {
             .encrypt_field(clear)
             .map_err(|e| Reject::new("51000", format!("{field}: {e}")))
     })?;
-    Ok(result)
+    Ok((result, hang))
 }
 
 fn dispatch(state: &mut SandboxState, config: &SandboxConfig, call: Call, param: &Value) -> Result<Value, Reject> {

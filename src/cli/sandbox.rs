@@ -53,6 +53,18 @@ pub struct SandboxArgs {
     /// The URL clients reach the sandbox at, for links it hands out (default: http:// + the bound address).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Multiplies every delay (notification retries, audits): 0.001 runs a day's schedule in 90 s.
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    time_scale: f64,
+    /// Company audits end after this many (scaled) seconds and send verifyResult; default: at once, no notification.
+    #[arg(long, value_name = "SECS")]
+    company_audit_delay: Option<u64>,
+    /// Seed for generated ids and fault draws (default: random).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Faults in force from the start: a JSON file as `PUT /sandbox/faults` takes.
+    #[arg(long, value_name = "FILE.json")]
+    faults: Option<PathBuf>,
     /// The SMS code every verification accepts.
     #[arg(long, value_name = "CODE", default_value = SandboxConfig::DEFAULT_VERIFICATION_CODE)]
     verification_code: String,
@@ -69,7 +81,29 @@ pub fn run(args: SandboxArgs) -> Result<ExitCode, CliError> {
 
 async fn serve(args: SandboxArgs) -> Result<ExitCode, CliError> {
     let keys = sandbox_keys(&args)?;
+    let faults = match &args.faults {
+        None => sandbox::Faults::default(),
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|e| CliError(format!("cannot read {}: {e}", path.display())))?;
+            let faults: sandbox::Faults = serde_json::from_slice(&text)
+                .map_err(|e| CliError(format!("{}: not a faults file: {e}", path.display())))?;
+            faults
+                .validate()
+                .map_err(|e| CliError(format!("{}: {e}", path.display())))?;
+            faults
+        }
+    };
+    if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
+        return Err(CliError(format!(
+            "--time-scale must be a positive number, got {}",
+            args.time_scale
+        )));
+    }
     let config = SandboxConfig {
+        time_scale: args.time_scale,
+        company_audit_delay: args.company_audit_delay.map(std::time::Duration::from_secs),
+        seed: args.seed,
+        faults,
         verification_code: args.verification_code.clone(),
         escrow_account_set: args.escrow_account_set.clone(),
         public_url: args.public_url.clone(),

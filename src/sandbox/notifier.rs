@@ -100,13 +100,33 @@ async fn run(shared: Arc<Shared>) {
             _ = shared.notifier.wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
-        let notices = {
-            let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-            finish_due_audits(&mut state, OffsetDateTime::now_utc());
-            std::mem::take(&mut state.outbox)
-        };
-        for notice in notices {
-            deliveries.spawn(deliver(Arc::clone(&shared), http.clone(), notice));
+        let mut notices = take_outbox(&shared);
+        if notices.is_empty() {
+            while deliveries.try_join_next().is_some() {}
+            continue;
+        }
+        let faults = shared.faults().notifications;
+        if faults.reorder {
+            // Gather what else the window brings, then send newest first.
+            tokio::time::sleep(Duration::from_millis(faults.reorder_window_ms.unwrap_or(200))).await;
+            notices.extend(take_outbox(&shared));
+            notices.reverse();
+        }
+        for (i, notice) in notices.into_iter().enumerate() {
+            if shared.chance(faults.drop_rate) {
+                tracing::info!(
+                    service = notice.service,
+                    method = notice.method,
+                    "sandbox dropped a notification (fault)"
+                );
+                continue;
+            }
+            let copies = if shared.chance(faults.duplicate_rate) { 2 } else { 1 };
+            // Staggered starts keep a reordered batch in its new order on the wire.
+            let start = Duration::from_millis(faults.delay_ms + if faults.reorder { 30 * i as u64 } else { 0 });
+            for _ in 0..copies {
+                deliveries.spawn(deliver(Arc::clone(&shared), http.clone(), notice.clone(), start));
+            }
         }
         while deliveries.try_join_next().is_some() {}
     }
@@ -144,8 +164,18 @@ fn envelope(shared: &Shared, notice: &Notice) -> Option<NotificationEnvelope> {
     })
 }
 
-async fn deliver(shared: Arc<Shared>, http: reqwest::Client, notice: Notice) {
+/// Takes the queued notices, after finishing the audits that are due.
+fn take_outbox(shared: &Shared) -> Vec<Notice> {
+    let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    finish_due_audits(&mut state, OffsetDateTime::now_utc());
+    std::mem::take(&mut state.outbox)
+}
+
+async fn deliver(shared: Arc<Shared>, http: reqwest::Client, notice: Notice, start: Duration) {
     let id = shared.notifier.next_id();
+    if !start.is_zero() {
+        tokio::time::sleep(start).await;
+    }
     for attempt in 0..=RETRY_SCHEDULE.len() {
         if attempt > 0 {
             tokio::time::sleep(shared.config.scaled(RETRY_SCHEDULE[attempt - 1])).await;

@@ -40,13 +40,15 @@ pub struct SandboxState {
     /// The reserve fund (备付金) the merchant keeps for payouts, before any payout.
     pub reserve_fund_initial: i64,
     next_id: u64,
+    ids: super::faults::Dice,
 }
 
 impl SandboxState {
     /// A fresh provider for one merchant: custody account set `escrow`, and
     /// `platform_funds` fen in each of the platform's funding accounts
     /// (margin, marketing, custom A), as if paid in through the portal.
-    pub fn new(escrow: &str, platform_funds: i64, reserve_fund: i64) -> Self {
+    /// `seed` makes the generated ids repeatable.
+    pub fn new(escrow: &str, platform_funds: i64, reserve_fund: i64, seed: u64) -> Self {
         let mut books = Books::default();
         if platform_funds > 0 {
             for set in [sets::MARGIN, sets::MARKETING, sets::CUSTOM_A] {
@@ -73,16 +75,17 @@ impl SandboxState {
             escrow: escrow.to_owned(),
             reserve_fund_initial: reserve_fund,
             next_id: 0,
+            ids: super::faults::Dice::new(seed),
         }
     }
 
     /// A fresh provider-side id with a prefix (user, order, goods...).
     pub fn new_id(&mut self, prefix: &str) -> String {
         self.next_id += 1;
-        let mut salt = [0u8; 3];
-        // Ids differ between sandbox runs, so that nobody comes to rely on their value.
-        let _ = getrandom::fill(&mut salt);
-        format!("{prefix}{}{:08}", hex::encode(salt), self.next_id)
+        // A seeded salt: ids differ between seeds, so that nobody comes to
+        // rely on their value, and repeat for the same seed.
+        let salt = self.ids.next_u64() & 0xff_ffff;
+        format!("{prefix}{salt:06x}{:08}", self.next_id)
     }
 
     /// A fresh provider-side user id.
@@ -93,7 +96,7 @@ impl SandboxState {
 
 impl Default for SandboxState {
     fn default() -> Self {
-        SandboxState::new("100000", 0, 0)
+        SandboxState::new("100000", 0, 0, 0)
     }
 }
 

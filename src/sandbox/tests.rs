@@ -16,18 +16,14 @@ fn merchant_key() -> &'static PrivateKey {
 
 fn shared() -> Shared {
     let key = merchant_key().clone();
-    Shared {
-        config: SandboxConfig::new(
-            SYSID,
-            PartyKeys {
-                protocol: Protocol::V1,
-                peer: key.public_key(),
-                own: key,
-            },
-        ),
-        state: Mutex::new(SandboxState::default()),
-        notifier: notifier::Notifier::default(),
-    }
+    Shared::new(SandboxConfig::new(
+        SYSID,
+        PartyKeys {
+            protocol: Protocol::V1,
+            peer: key.public_key(),
+            own: key,
+        },
+    ))
 }
 
 fn form(req: &Value, timestamp: &str, key: &PrivateKey) -> Vec<u8> {
@@ -47,7 +43,7 @@ fn now() -> String {
 }
 
 fn answer(shared: &Shared, form: &[u8]) -> Value {
-    serde_json::from_str(&handle(shared, form)).unwrap()
+    serde_json::from_str(&handle(shared, form).0).unwrap()
 }
 
 #[test]
@@ -426,7 +422,7 @@ mod conservation {
         fn money_is_conserved(ops in proptest::collection::vec(op(), 1..40)) {
             let shared = shared();
             let config = &shared.config;
-            let mut state = SandboxState::new("100000", 1_000_000, 0);
+            let mut state = SandboxState::new("100000", 1_000_000, 0, 1);
             setup(&mut state, config);
             check_books(&state)?;
             let mut orders = Vec::new();

@@ -235,6 +235,32 @@ impl Harness {
             .map_or(0, |a| a["balance"].as_i64().unwrap())
     }
 
+    /// Replaces the sandbox's faults; returns the HTTP status.
+    pub async fn set_faults(&self, faults: Value) -> u16 {
+        reqwest::Client::new()
+            .put(format!("http://{}/sandbox/faults", self.sandbox.addr()))
+            .body(faults.to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// A client of this sandbox with a short request timeout.
+    pub fn impatient_client(&self, timeout: Duration) -> SoaClient {
+        SoaClient::new(
+            SoaConfig {
+                url: self.sandbox.soa_url(),
+                sysid: SYSID.into(),
+                connect_timeout: Duration::from_secs(2),
+                request_timeout: timeout,
+            },
+            self.keys.clone(),
+        )
+        .unwrap()
+    }
+
     /// The sandbox's own record of notification attempts.
     pub async fn attempt_log(&self) -> Value {
         reqwest::get(format!("http://{}/sandbox/notifications", self.sandbox.addr()))

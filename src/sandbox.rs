@@ -16,6 +16,7 @@ mod member;
 mod notifier;
 mod order;
 mod orders;
+mod pages;
 mod payment;
 mod state;
 
@@ -223,13 +224,21 @@ pub async fn start(mut config: SandboxConfig, listen: SocketAddr) -> std::io::Re
     }
     let shared = Arc::new(Shared::new(config));
     let background = notifier::spawn(Arc::clone(&shared));
-    let app = Router::new()
+    let mut app = Router::new();
+    // Every page at its production path and at the test environment's.
+    for call in Call::ALL {
+        for path in [call.page_path(), call.page_test_path()].into_iter().flatten() {
+            app = app.route(path, any(pages::open));
+        }
+    }
+    let app = app
         .route("/service/soa", any(soa))
         .route("/yungateway/checkfile/{name}", get(check_file))
         .route("/sandbox/orders/{biz_order_no}/complete", post(complete_order))
         .route("/sandbox/notifications", get(notification_log))
         .route("/sandbox/accounts", get(account_list))
         .route("/sandbox/faults", get(get_faults).put(put_faults))
+        .route("/sandbox/pages/{token}", post(pages::submit))
         .with_state(shared);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -402,9 +411,9 @@ fn error_answer(keys: &PartyKeys, reject: &Reject) -> String {
     }
 }
 
-fn accept(shared: &Shared, form: &[u8]) -> Result<(Value, bool), Reject> {
-    let config = &shared.config;
-    let request = SignedRequest::from_form(form).map_err(|e| Reject::new(code::PARAMETER_EMPTY, e.to_string()))?;
+/// The checks every signed request passes, backend or page: sysid, version,
+/// timestamp window, signature. Returns the decoded `req`.
+fn admit(config: &SandboxConfig, request: &SignedRequest) -> Result<RequestBody, Reject> {
     if request.sysid != config.sysid {
         return Err(Reject::new("20000", format!("unknown sysid {}", request.sysid)));
     }
@@ -438,7 +447,25 @@ fn accept(shared: &Shared, form: &[u8]) -> Result<(Value, bool), Reject> {
                 format!("{e}; signed string must be sysid + req + timestamp exactly as sent"),
             )
         })?;
-    let body = RequestBody::parse(&request.req).map_err(|e| Reject::new(code::PARAMETER_ERROR, e.to_string()))?;
+    RequestBody::parse(&request.req).map_err(|e| Reject::new(code::PARAMETER_ERROR, e.to_string()))
+}
+
+/// Decrypts the fields `call` receives encrypted.
+fn decrypt_params(config: &SandboxConfig, call: Call, param: serde_json::Map<String, Value>) -> Result<Value, Reject> {
+    let mut param = Value::Object(param);
+    transform_fields(&mut param, call.spec().encrypted_request, |field, cipher| {
+        config
+            .keys
+            .decrypt_field(cipher)
+            .map_err(|e| Reject::new(code::DECRYPTION_FAILED, format!("{field}: {e}")))
+    })?;
+    Ok(param)
+}
+
+fn accept(shared: &Shared, form: &[u8]) -> Result<(Value, bool), Reject> {
+    let config = &shared.config;
+    let request = SignedRequest::from_form(form).map_err(|e| Reject::new(code::PARAMETER_EMPTY, e.to_string()))?;
+    let body = admit(config, &request)?;
     let call = Call::backend(&body.service, &body.method).ok_or_else(|| {
         Reject::new(
             code::PARAMETER_ERROR,
@@ -466,13 +493,7 @@ fn accept(shared: &Shared, form: &[u8]) -> Result<(Value, bool), Reject> {
         return Err(Reject::new(code, "injected fault"));
     }
     let hang = shared.chance(Faults::rate_for(&faults.timeout_after_commit, &name));
-    let mut param = Value::Object(body.param);
-    transform_fields(&mut param, spec.encrypted_request, |field, cipher| {
-        config
-            .keys
-            .decrypt_field(cipher)
-            .map_err(|e| Reject::new(code::DECRYPTION_FAILED, format!("{field}: {e}")))
-    })?;
+    let param = decrypt_params(config, call, body.param)?;
     let mut result = {
         let mut state = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         dispatch(&mut state, config, call, &param)?

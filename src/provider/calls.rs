@@ -598,3 +598,28 @@ impl Call {
         })
     }
 }
+
+impl Call {
+    /// For page calls, the path of the provider's page (production layout;
+    /// the test environment drops the `/yungateway` prefix of password pages
+    /// and serves 4.2.9 at `/service/gateway/frontTrans.do`).
+    pub fn page_path(self) -> Option<&'static str> {
+        Some(match self {
+            Call::SetPayPwd => "/yungateway/pwd/setPayPwd.html",
+            Call::UpdatePayPwd => "/yungateway/pwd/updatePayPwd.html",
+            Call::ResetPayPwd => "/yungateway/pwd/resetPayPwd.html",
+            Call::UpdatePhoneByPayPwd => "/yungateway/pwd/updatePhoneByPayPwd.html",
+            Call::PayPageSms => "/yungateway/frontTrans.do",
+            Call::PayPagePassword => "/yungateway/pwd/payOrder.html",
+            _ => return None,
+        })
+    }
+
+    /// For page calls, the path of the page in the provider's test environment.
+    pub fn page_test_path(self) -> Option<&'static str> {
+        match self.page_path()? {
+            "/yungateway/frontTrans.do" => Some("/service/gateway/frontTrans.do"),
+            path => path.strip_prefix("/yungateway"),
+        }
+    }
+}

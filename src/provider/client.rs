@@ -147,7 +147,7 @@ impl SoaClient {
     /// Makes a call with JSON parameters (clear text: the fields the catalogue
     /// marks as encrypted are encrypted here) and returns the verified,
     /// decrypted result.
-    pub async fn call_value(&self, call: Call, mut param: Value) -> Result<Value, CallError> {
+    pub async fn call_value(&self, call: Call, param: Value) -> Result<Value, CallError> {
         let spec = call.spec();
         if spec.kind != CallKind::Backend {
             return Err(CallError::NotSent(format!(
@@ -155,20 +155,8 @@ impl SoaClient {
                 spec.section, spec.service, spec.method, spec.kind
             )));
         }
-        let keys = Arc::clone(&self.keys);
-        let sysid = self.config.sysid.clone();
         let started = std::time::Instant::now();
-        let request = tokio::task::spawn_blocking(move || -> Result<SignedRequest, CallError> {
-            transform_fields(&mut param, spec.encrypted_request, |field, clear| {
-                keys.encrypt_field(clear)
-                    .map_err(|e| CallError::NotSent(format!("cannot encrypt {field}: {e}")))
-            })?;
-            let req = wire::request_json(spec.service, spec.method, &param);
-            let timestamp = wire::format_timestamp(OffsetDateTime::now_utc());
-            sign_request(&keys, sysid, req, timestamp).map_err(|e| CallError::NotSent(format!("cannot sign: {e}")))
-        })
-        .await
-        .map_err(|e| CallError::NotSent(format!("signing task failed: {e}")))??;
+        let request = self.prepare(call, param).await?;
 
         let result = self.exchange(&request).await;
         let outcome = match &result {
@@ -198,6 +186,41 @@ impl SoaClient {
         })
         .await
         .map_err(|e| CallError::OutcomeUnknown(format!("decryption task failed: {e}")))?
+    }
+
+    /// Encrypts the catalogue's sensitive fields of `param`, serialises `req`
+    /// once and signs it, on the blocking pool.
+    async fn prepare(&self, call: Call, mut param: Value) -> Result<SignedRequest, CallError> {
+        let spec = call.spec();
+        let keys = Arc::clone(&self.keys);
+        let sysid = self.config.sysid.clone();
+        tokio::task::spawn_blocking(move || -> Result<SignedRequest, CallError> {
+            transform_fields(&mut param, spec.encrypted_request, |field, clear| {
+                keys.encrypt_field(clear)
+                    .map_err(|e| CallError::NotSent(format!("cannot encrypt {field}: {e}")))
+            })?;
+            let req = wire::request_json(spec.service, spec.method, &param);
+            let timestamp = wire::format_timestamp(OffsetDateTime::now_utc());
+            sign_request(&keys, sysid, req, timestamp).map_err(|e| CallError::NotSent(format!("cannot sign: {e}")))
+        })
+        .await
+        .map_err(|e| CallError::NotSent(format!("signing task failed: {e}")))?
+    }
+
+    /// A signed link for a page call (4.1.20 to 4.1.23, 4.2.9, 4.2.10), to
+    /// send the user's browser to: `base` is the provider's page host (e.g.
+    /// `https://yun.allinpay.com`), `param` the clear parameters; encrypted
+    /// fields are encrypted here. Values are urlencoded once.
+    pub async fn page_url(&self, base: &str, call: Call, param: Value) -> Result<String, CallError> {
+        let spec = call.spec();
+        let path = call.page_path().ok_or_else(|| {
+            CallError::NotSent(format!(
+                "{} {}.{} is not a page call",
+                spec.section, spec.service, spec.method
+            ))
+        })?;
+        let request = self.prepare(call, param).await?;
+        Ok(format!("{}{path}?{}", base.trim_end_matches('/'), request.to_form()))
     }
 
     /// Sends the form and checks the answer: `(result, signedValue)`.

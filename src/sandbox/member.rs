@@ -90,6 +90,7 @@ pub fn create_member(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, 
             cards: Vec::new(),
             company: None,
             quick_pay_password: None,
+            pay_password: None,
         },
     );
     Ok(json!({ "userId": user_id, "bizUserId": biz_user_id }))
@@ -257,7 +258,7 @@ pub fn get_member_info(state: &mut SandboxState, p: &Params<'_>) -> Result<Value
                 "isIdentityChecked": member.real_name.is_some(),
                 "source": member.source.code(),
                 "bizUserId": member.biz_user_id,
-                "isSetPayPwd": false,
+                "isSetPayPwd": member.pay_password.is_some(),
             });
             if let Some(phone) = &member.phone {
                 info["phone"] = json!(phone);

@@ -215,6 +215,8 @@ pub struct Order {
     pub expires_at: OffsetDateTime,
     pub paid_at: Option<OffsetDateTime>,
     pub back_url: Option<String>,
+    /// Where the payer's browser goes after a page payment (4.2.9).
+    pub front_url: Option<String>,
     pub extend_info: Option<String>,
     pub trade_code: Option<String>,
     pub goods: Option<(i64, String)>,

@@ -205,7 +205,7 @@ pub fn apply(
     let (amount, fee) = amount_and_fee(p, kind != OrderKind::AgentCollect)?;
     let validate_type = p.opt_int("validateType")?.unwrap_or(1);
     let back_url = url(p, "backUrl", true)?;
-    url(p, "frontUrl", false)?;
+    let front_url = url(p, "frontUrl", false)?;
     p.str("industryCode")?;
     p.str("industryName")?;
     let source = p.int("source")?;
@@ -330,6 +330,7 @@ pub fn apply(
         expires_at,
         paid_at: None,
         back_url,
+        front_url,
         extend_info: p.opt_str("extendInfo"),
         trade_code,
         goods,
@@ -632,6 +633,7 @@ fn agent_pay_order(
         expires_at: now(),
         paid_at: None,
         back_url: item.back_url,
+        front_url: None,
         extend_info: item.extend_info,
         trade_code: Some(trade_code.to_owned()),
         goods,
@@ -833,6 +835,7 @@ pub fn refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject>
         expires_at: now(),
         paid_at: None,
         back_url,
+        front_url: None,
         extend_info: None,
         trade_code: None,
         goods: None,
@@ -932,6 +935,7 @@ pub fn failure_bid_refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Va
             expires_at: now(),
             paid_at: Some(now()),
             back_url: None,
+            front_url: None,
             extend_info: None,
             trade_code: None,
             goods: None,

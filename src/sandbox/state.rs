@@ -31,6 +31,8 @@ pub struct SandboxState {
     pub pending_bindings: HashMap<String, PendingBinding>,
     /// New-mobile password resets waiting for their SMS code, by `mobileFlowNO`.
     pub pending_resets: HashMap<String, String>,
+    /// Pages opened and waiting for their form, by token.
+    pub pages: HashMap<String, super::pages::OpenPage>,
     /// Company audits still running: bizUserId and when they finish.
     pub audits: Vec<(String, OffsetDateTime)>,
     /// Notifications produced by calls, for the notifier to send.
@@ -70,6 +72,7 @@ impl SandboxState {
             batches: BTreeMap::new(),
             pending_bindings: HashMap::new(),
             pending_resets: HashMap::new(),
+            pages: HashMap::new(),
             audits: Vec::new(),
             outbox: Vec::new(),
             escrow: escrow.to_owned(),
@@ -121,6 +124,8 @@ pub struct Member {
     pub company: Option<CompanyRecord>,
     /// The new-mobile quick-pay password (4.1.24).
     pub quick_pay_password: Option<String>,
+    /// The payment password set on the password pages (4.1.20).
+    pub pay_password: Option<String>,
 }
 
 /// Company information (5.5) and its audit (6.12: 1 pending, 2 passed, 3 failed).

@@ -237,6 +237,7 @@ pub async fn start(mut config: SandboxConfig, listen: SocketAddr) -> std::io::Re
         .route("/sandbox/orders/{biz_order_no}/complete", post(complete_order))
         .route("/sandbox/notifications", get(notification_log))
         .route("/sandbox/accounts", get(account_list))
+        .route("/sandbox/calls", get(call_counts))
         .route("/sandbox/faults", get(get_faults).put(put_faults))
         .route("/sandbox/pages/{token}", post(pages::submit))
         .with_state(shared);
@@ -343,6 +344,20 @@ async fn account_list(State(shared): State<Arc<Shared>>) -> Response {
     let body = {
         let state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
         state.books.to_json()
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// `GET /sandbox/calls`: per spec section, how many calls succeeded and how many were refused.
+async fn call_counts(State(shared): State<Arc<Shared>>) -> Response {
+    let body = {
+        let state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        let map: serde_json::Map<String, Value> = state
+            .call_counts
+            .iter()
+            .map(|(section, (ok, refused))| (section.to_string(), serde_json::json!({ "ok": ok, "refused": refused })))
+            .collect();
+        Value::Object(map)
     };
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
@@ -496,7 +511,13 @@ fn accept(shared: &Shared, form: &[u8]) -> Result<(Value, bool), Reject> {
     let param = decrypt_params(config, call, body.param)?;
     let mut result = {
         let mut state = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        dispatch(&mut state, config, call, &param)?
+        let result = dispatch(&mut state, config, call, &param);
+        let counts = state.call_counts.entry(spec.section).or_default();
+        match result {
+            Ok(_) => counts.0 += 1,
+            Err(_) => counts.1 += 1,
+        }
+        result?
     };
     transform_fields(&mut result, spec.encrypted_response, |field, clear| {
         config

@@ -37,6 +37,8 @@ pub struct SandboxState {
     pub audits: Vec<(String, OffsetDateTime)>,
     /// Notifications produced by calls, for the notifier to send.
     pub outbox: Vec<Notice>,
+    /// Per spec section: calls that succeeded and calls that were refused.
+    pub call_counts: BTreeMap<&'static str, (u64, u64)>,
     /// The merchant's custody account set (2.3).
     pub escrow: String,
     /// The reserve fund (备付金) the merchant keeps for payouts, before any payout.
@@ -75,6 +77,7 @@ impl SandboxState {
             pages: HashMap::new(),
             audits: Vec::new(),
             outbox: Vec::new(),
+            call_counts: BTreeMap::new(),
             escrow: escrow.to_owned(),
             reserve_fund_initial: reserve_fund,
             next_id: 0,

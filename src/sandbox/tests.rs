@@ -434,3 +434,73 @@ mod conservation {
         }
     }
 }
+
+mod malformed {
+    //! Malformed requests never panic the sandbox and always get a section 7 error.
+
+    use proptest::prelude::*;
+    // Named: the sandbox module's own `any` (axum routing) is also in scope.
+    use proptest::prelude::any;
+
+    use super::*;
+    use crate::provider::calls::{Call, CallKind};
+    use crate::provider::errors;
+
+    fn arbitrary_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-zA-Z0-9#%_ -]{0,24}".prop_map(Value::String),
+            Just(json!("6228480402637874214")),
+            Just(json!("100000")),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("bizUserId".to_owned()),
+                        Just("amount".to_owned()),
+                        Just("payMethod".to_owned()),
+                        Just("BALANCE".to_owned()),
+                        Just("splitRule".to_owned()),
+                        Just("accountSetNo".to_owned()),
+                        "[a-zA-Z]{1,12}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_get_an_error_answer(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let s = shared();
+            let (text, hang) = handle(&s, &bytes);
+            let answer: Value = serde_json::from_str(&text).unwrap();
+            prop_assert!(!hang);
+            prop_assert_eq!(&answer["status"], "error");
+            prop_assert!(errors::lookup(answer["errorCode"].as_str().unwrap()).is_some(), "{}", answer);
+        }
+
+        #[test]
+        fn arbitrary_params_for_every_call_never_panic(params in proptest::collection::vec(arbitrary_json(), 41)) {
+            let s = shared();
+            let mut state = s.state.lock().unwrap();
+            let backend = Call::ALL.into_iter().filter(|c| c.spec().kind == CallKind::Backend);
+            for (call, param) in backend.zip(params) {
+                let param = match param {
+                    Value::Object(_) => param,
+                    other => json!({ "bizUserId": "x", "payMethod": other }),
+                };
+                if let Err(reject) = dispatch(&mut state, &s.config, call, &param) {
+                    prop_assert!(errors::lookup(reject.code).is_some(), "{:?} gave unknown code {}", call, reject.code);
+                }
+            }
+        }
+    }
+}

@@ -66,3 +66,29 @@ async fn a_receiver_that_never_answers_200_gets_nine_attempts() {
     );
     assert!(receiver.got.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn v2_notifications_are_signed_by_the_provider_key_and_retried_four_times() {
+    let h = Harness::v2(|c| c.time_scale = 0.000_01).await;
+    let receiver = Receiver::start(h.keys.clone(), usize::MAX).await;
+    h.individual("vera").await;
+    h.call(
+        Call::DepositApply,
+        json!({"bizOrderNo": "v2-1", "bizUserId": "vera", "accountSetNo": ESCROW, "amount": 100, "fee": 0, "validateType": 0,
+               "backUrl": receiver.url, "industryCode": "1010", "industryName": "x", "source": 1,
+               "payMethod": {"CODEPAY_W": {"payType": "", "amount": 100, "authcode": "1"}}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The receiver checked each signature with the provider's public key (v2 MD5 pre-hash).
+    assert_eq!(
+        receiver.attempts.lock().unwrap().len(),
+        5,
+        "the first attempt and 4 retries"
+    );
+    assert!(
+        receiver.rejected.lock().unwrap().is_empty(),
+        "{:?}",
+        receiver.rejected.lock().unwrap()
+    );
+}

@@ -445,3 +445,25 @@ async fn scan_orders_complete_on_the_payer_side_and_appear_in_the_reconciliation
         "10000"
     );
 }
+
+#[tokio::test]
+async fn an_unconfirmed_order_closes_at_its_expiry() {
+    let h = Harness::start().await;
+    h.individual("exp").await;
+    h.bind_card("exp", CARD).await;
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let expiry = yungate::provider::wire::format_timestamp(soon);
+    h.call(
+        Call::DepositApply,
+        json!({"bizOrderNo": "e-1", "bizUserId": "exp", "accountSetNo": ESCROW, "amount": 100, "fee": 0, "validateType": 1,
+               "ordErexpireDatetime": expiry, "backUrl": h.receiver.url, "industryCode": "1010", "industryName": "x", "source": 2,
+               "payMethod": {"REALNAMEPAY": {"bankCardNo": CARD, "amount": 100}}}),
+    )
+    .await;
+    assert_eq!(h.status("exp", "e-1").await, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(h.status("exp", "e-1").await, 6);
+    let confirm = json!({"bizUserId": "exp", "bizOrderNo": "e-1", "verificationCode": "9999", "consumerIp": "1"});
+    assert_eq!(h.refused(Call::PayBackendSms, confirm).await, "40003");
+    assert_eq!(h.balance("exp").await.0, 0);
+}

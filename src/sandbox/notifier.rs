@@ -3,8 +3,8 @@
 //! A background loop wakes on every call (and every 50 ms), finishes due
 //! company audits, and takes the notices the calls queued. Each notice is
 //! delivered by its own task: the first attempt at once, then retries after
-//! 5s, 2m, 10m, 15m, 1h, 2h, 6h and 15h (multiplied by the time scale) until
-//! the receiver answers HTTP 200. Every attempt is recorded for
+//! 5s, 2m, 10m, 15m, 1h, 2h, 6h and 15h (v2: 5s, 10m, 1h, 6h), multiplied by
+//! the time scale, until the receiver answers HTTP 200. Every attempt is recorded for
 //! `GET /sandbox/notifications`.
 
 use std::sync::{Arc, Mutex};
@@ -20,8 +20,8 @@ use super::member::finish_due_audits;
 use super::state::Notice;
 use crate::provider::wire::{self, NotificationEnvelope};
 
-/// The pauses between attempts (spec 3.6): at most 8 retries after the first attempt.
-pub const RETRY_SCHEDULE: [Duration; 8] = [
+/// The pauses between attempts in v1 (spec 3.6): at most 8 retries after the first attempt.
+pub const RETRY_SCHEDULE_V1: [Duration; 8] = [
     Duration::from_secs(5),
     Duration::from_secs(120),
     Duration::from_secs(600),
@@ -30,6 +30,14 @@ pub const RETRY_SCHEDULE: [Duration; 8] = [
     Duration::from_secs(7200),
     Duration::from_secs(21600),
     Duration::from_secs(54000),
+];
+
+/// The pauses between attempts in the v2 profile: at most 4 retries.
+pub const RETRY_SCHEDULE_V2: [Duration; 4] = [
+    Duration::from_secs(5),
+    Duration::from_secs(600),
+    Duration::from_secs(3600),
+    Duration::from_secs(21600),
 ];
 
 /// One delivery attempt, as `GET /sandbox/notifications` lists it.
@@ -176,9 +184,13 @@ async fn deliver(shared: Arc<Shared>, http: reqwest::Client, notice: Notice, sta
     if !start.is_zero() {
         tokio::time::sleep(start).await;
     }
-    for attempt in 0..=RETRY_SCHEDULE.len() {
+    let schedule: &[Duration] = match shared.config.keys.protocol {
+        crate::provider::crypto::Protocol::V1 => &RETRY_SCHEDULE_V1,
+        crate::provider::crypto::Protocol::V2 => &RETRY_SCHEDULE_V2,
+    };
+    for attempt in 0..=schedule.len() {
         if attempt > 0 {
-            tokio::time::sleep(shared.config.scaled(RETRY_SCHEDULE[attempt - 1])).await;
+            tokio::time::sleep(shared.config.scaled(schedule[attempt - 1])).await;
         }
         // Signed afresh each time: the timestamp must be within the receiver's window.
         let form = {

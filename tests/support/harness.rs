@@ -31,26 +31,37 @@ pub struct Receiver {
     pub url: String,
     pub got: Arc<Mutex<Vec<Received>>>,
     pub attempts: Arc<Mutex<Vec<std::time::Instant>>>,
+    /// Attempts whose form or signature did not check out (answered 400).
+    pub rejected: Arc<Mutex<Vec<String>>>,
 }
 
 impl Receiver {
     pub async fn start(keys: PartyKeys, fail_first: usize) -> Receiver {
         let got = Arc::new(Mutex::new(Vec::new()));
         let attempts = Arc::new(Mutex::new(Vec::new()));
-        let (g, a) = (Arc::clone(&got), Arc::clone(&attempts));
+        let rejected = Arc::new(Mutex::new(Vec::new()));
+        let (g, a, r) = (Arc::clone(&got), Arc::clone(&attempts), Arc::clone(&rejected));
         let app = axum::Router::new().route(
             "/notify",
             axum::routing::post(move |body: Bytes| {
-                let (got, attempts, keys) = (Arc::clone(&g), Arc::clone(&a), keys.clone());
+                let (got, attempts, rejected, keys) = (Arc::clone(&g), Arc::clone(&a), Arc::clone(&r), keys.clone());
                 async move {
                     let n = {
                         let mut a = attempts.lock().unwrap();
                         a.push(std::time::Instant::now());
                         a.len()
                     };
-                    let env = NotificationEnvelope::parse(&body).expect("notification form");
-                    keys.verify(&env.signing_string(), &env.sign)
-                        .expect("notification signature");
+                    let env = match NotificationEnvelope::parse(&body) {
+                        Ok(env) => env,
+                        Err(e) => {
+                            rejected.lock().unwrap().push(e.to_string());
+                            return StatusCode::BAD_REQUEST;
+                        }
+                    };
+                    if let Err(e) = keys.verify(&env.signing_string(), &env.sign) {
+                        rejected.lock().unwrap().push(e.to_string());
+                        return StatusCode::BAD_REQUEST;
+                    }
                     if n <= fail_first {
                         return StatusCode::INTERNAL_SERVER_ERROR;
                     }
@@ -65,7 +76,12 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/notify", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver { url, got, attempts }
+        Receiver {
+            url,
+            got,
+            attempts,
+            rejected,
+        }
     }
 
     /// Waits until `n` notifications arrived (at most 10 s) and returns them.
@@ -77,7 +93,12 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let got = self.got.lock().unwrap().clone();
-        assert!(got.len() >= n, "expected {n} notifications, got {}: {got:?}", got.len());
+        let rejected = self.rejected.lock().unwrap().clone();
+        assert!(
+            got.len() >= n,
+            "expected {n} notifications, got {}: {got:?}; rejected: {rejected:?}",
+            got.len()
+        );
         got
     }
 }
@@ -103,7 +124,28 @@ impl Harness {
             peer: key.public_key(),
             own: key,
         };
-        let mut config = SandboxConfig::new(SYSID, keys.clone());
+        Harness::with_keys(keys.clone(), keys, adjust).await
+    }
+
+    /// A v2 harness: the provider has a key pair of its own.
+    pub async fn v2(adjust: impl FnOnce(&mut SandboxConfig)) -> Harness {
+        let merchant = shared_key();
+        let provider = PrivateKey::generate(1024).unwrap();
+        let client = PartyKeys {
+            protocol: Protocol::V2,
+            peer: provider.public_key(),
+            own: merchant.clone(),
+        };
+        let sandbox = PartyKeys {
+            protocol: Protocol::V2,
+            peer: merchant.public_key(),
+            own: provider,
+        };
+        Harness::with_keys(client, sandbox, adjust).await
+    }
+
+    async fn with_keys(keys: PartyKeys, sandbox_keys: PartyKeys, adjust: impl FnOnce(&mut SandboxConfig)) -> Harness {
+        let mut config = SandboxConfig::new(SYSID, sandbox_keys);
         config.time_scale = 0.001;
         adjust(&mut config);
         let sandbox = sandbox::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();

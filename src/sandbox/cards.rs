@@ -77,24 +77,7 @@ fn check_holder(member: &Member, p: &Params<'_>) -> Result<(), Reject> {
         }
         return Ok(());
     }
-    let identity_type = p.int("identityType")?;
-    if identity_type != 1 {
-        return Err(Reject::new(
-            code::UNSUPPORTED_ID_TYPE,
-            format!("identityType {identity_type}"),
-        ));
-    }
-    let real = member
-        .real_name
-        .as_ref()
-        .ok_or_else(|| Reject::new("30008", "real-name verification (setRealName) must come first"))?;
-    if real.name != p.str("name")? || real.identity_no != p.str("identityNo")? {
-        return Err(Reject::new(
-            code::REAL_NAME_CHECK_FAILED,
-            "name and identityNo must match the real-name record",
-        ));
-    }
-    Ok(())
+    super::member::check_identity(member, p)
 }
 
 fn check_card(member: &Member, card_no: &str, phone: Option<&str>) -> Result<Value, Reject> {

@@ -427,19 +427,10 @@ pub fn set_locked(state: &mut SandboxState, p: &Params<'_>, locked: bool) -> Res
     Ok(json!({ "bizUserId": biz_user_id }))
 }
 
-/// An individual whose name and identity number match the real-name record.
-fn verified_individual<'a>(state: &'a mut SandboxState, p: &Params<'_>) -> Result<&'a mut Member, Reject> {
-    let biz_user_id = p.str("bizUserId")?;
-    let name = p.str("name")?;
+/// The identity a call names (`name`, `identityType`, `identityNo`) must
+/// be the member's verified real name; only ID cards are accepted.
+pub fn check_identity(member: &Member, p: &Params<'_>) -> Result<(), Reject> {
     let identity_type = p.int("identityType")?;
-    let identity_no = p.str("identityNo")?;
-    let member = active_member(state, &biz_user_id)?;
-    if member.member_type != MemberType::Individual {
-        return Err(Reject::new(
-            code::WRONG_MEMBER_TYPE,
-            "quick-pay passwords are for individual members",
-        ));
-    }
     if identity_type != 1 {
         return Err(Reject::new(
             code::UNSUPPORTED_ID_TYPE,
@@ -449,13 +440,27 @@ fn verified_individual<'a>(state: &'a mut SandboxState, p: &Params<'_>) -> Resul
     let real = member
         .real_name
         .as_ref()
-        .ok_or_else(|| Reject::new("30008", "real-name verification must come first"))?;
-    if real.name != name || real.identity_no != identity_no {
+        .ok_or_else(|| Reject::new("30008", "real-name verification (setRealName) must come first"))?;
+    if real.name != p.str("name")? || real.identity_no != p.str("identityNo")? {
         return Err(Reject::new(
             code::REAL_NAME_CHECK_FAILED,
             "name and identityNo must match the real-name record",
         ));
     }
+    Ok(())
+}
+
+/// An individual whose name and identity number match the real-name record.
+fn verified_individual<'a>(state: &'a mut SandboxState, p: &Params<'_>) -> Result<&'a mut Member, Reject> {
+    let biz_user_id = p.str("bizUserId")?;
+    let member = active_member(state, &biz_user_id)?;
+    if member.member_type != MemberType::Individual {
+        return Err(Reject::new(
+            code::WRONG_MEMBER_TYPE,
+            "quick-pay passwords are for individual members",
+        ));
+    }
+    check_identity(member, p)?;
     Ok(member)
 }
 

@@ -229,19 +229,7 @@ fn check_page(state: &SandboxState, call: Call, p: &Params<'_>) -> Result<(), Re
                     "password pages are for individual members",
                 ));
             }
-            let real = member
-                .real_name
-                .as_ref()
-                .ok_or_else(|| Reject::new("30008", "real-name verification must come first"))?;
-            if real.name != p.str("name")? || real.identity_no != p.str("identityNo")? {
-                return Err(Reject::new(
-                    code::REAL_NAME_CHECK_FAILED,
-                    "name and identityNo must match the real-name record",
-                ));
-            }
-            if p.int("identityType")? != 1 {
-                return Err(Reject::new(code::UNSUPPORTED_ID_TYPE, "identityType must be 1"));
-            }
+            super::member::check_identity(member, p)?;
         }
     }
     Ok(())

@@ -229,6 +229,41 @@ pub struct Order {
     pub fail_message: Option<String>,
 }
 
+impl Order {
+    /// An order with nothing but its identity and amounts: unpaid, no payment
+    /// parts, no splits, created now. Callers fill in the rest.
+    pub fn new(order_no: String, biz_order_no: String, kind: OrderKind, payer: String, amount: i64, fee: i64) -> Order {
+        let now = OffsetDateTime::now_utc();
+        Order {
+            order_no,
+            biz_order_no,
+            kind,
+            status: OrderStatus::Unpaid,
+            payer,
+            receiver: None,
+            amount,
+            fee,
+            parts: Vec::new(),
+            confirmation: super::payment::Confirmation::Immediate,
+            validate_type: 0,
+            splits: Vec::new(),
+            created_at: now,
+            expires_at: now,
+            paid_at: None,
+            back_url: None,
+            front_url: None,
+            extend_info: None,
+            trade_code: None,
+            goods: None,
+            payout_card: None,
+            refund_of: None,
+            refund_whereabouts: None,
+            refunded: 0,
+            fail_message: None,
+        }
+    }
+}
+
 /// Where collected money waits for agent pay: the trade business (pair of
 /// 6.15 codes) and the goods.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

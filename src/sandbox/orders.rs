@@ -314,31 +314,19 @@ pub fn apply(
     }
     let order_no = new_order_no(state, &biz_order_no)?;
     let mut order = Order {
-        order_no,
-        biz_order_no: biz_order_no.clone(),
-        kind,
-        status: OrderStatus::Unpaid,
-        payer: payer.clone(),
         receiver,
-        amount,
-        fee,
         parts,
         confirmation,
         validate_type,
         splits,
-        created_at: now(),
         expires_at,
-        paid_at: None,
         back_url,
         front_url,
         extend_info: p.opt_str("extendInfo"),
         trade_code,
         goods,
         payout_card,
-        refund_of: None,
-        refund_whereabouts: None,
-        refunded: 0,
-        fail_message: None,
+        ..Order::new(order_no, biz_order_no.clone(), kind, payer.clone(), amount, fee)
     };
     let mut answer = json!({ "orderNo": order.order_no, "bizOrderNo": biz_order_no });
     if let Some(e) = &order.extend_info {
@@ -617,31 +605,21 @@ fn agent_pay_order(
     goods: Option<(i64, String)>,
 ) -> Order {
     Order {
-        order_no: state.new_id("O"),
-        biz_order_no: item.biz_order_no,
-        kind,
-        status: OrderStatus::Unpaid,
-        payer: item.receiver.clone(),
-        receiver: Some(item.receiver),
-        amount: item.amount,
-        fee: item.fee,
-        parts: Vec::new(),
-        confirmation: Confirmation::Immediate,
-        validate_type: 0,
+        receiver: Some(item.receiver.clone()),
         splits: item.splits,
-        created_at: now(),
-        expires_at: now(),
-        paid_at: None,
         back_url: item.back_url,
-        front_url: None,
         extend_info: item.extend_info,
         trade_code: Some(trade_code.to_owned()),
         goods,
         payout_card: item.card,
-        refund_of: None,
-        refund_whereabouts: None,
-        refunded: 0,
-        fail_message: None,
+        ..Order::new(
+            state.new_id("O"),
+            item.biz_order_no,
+            kind,
+            item.receiver,
+            item.amount,
+            item.fee,
+        )
     }
 }
 
@@ -819,31 +797,16 @@ pub fn refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject>
         }
     }
     let mut order = Order {
-        order_no: state.new_id("R"),
-        biz_order_no: biz_order_no.clone(),
-        kind: OrderKind::Refund,
-        status: OrderStatus::Unpaid,
-        payer: biz_user_id,
-        receiver: None,
-        amount,
-        fee: fee_amount,
-        parts: Vec::new(),
-        confirmation: Confirmation::Immediate,
-        validate_type: 0,
-        splits: Vec::new(),
-        created_at: now(),
-        expires_at: now(),
-        paid_at: None,
         back_url,
-        front_url: None,
-        extend_info: None,
-        trade_code: None,
-        goods: None,
-        payout_card: None,
         refund_of: Some(ori_no.clone()),
-        refund_whereabouts: None,
-        refunded: 0,
-        fail_message: None,
+        ..Order::new(
+            state.new_id("R"),
+            biz_order_no.clone(),
+            OrderKind::Refund,
+            biz_user_id,
+            amount,
+            fee_amount,
+        )
     };
     let escrow = state.escrow.clone();
     let whereabouts = state
@@ -918,33 +881,19 @@ pub fn failure_bid_refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Va
     let escrow = state.escrow.clone();
     let mut refunds = Vec::new();
     for (biz_order_no, original) in &plans {
-        refunds.push(Order {
-            order_no: state.new_id("R"),
-            biz_order_no: biz_order_no.clone(),
-            kind: OrderKind::Refund,
-            status: OrderStatus::Success,
-            payer: original.payer.clone(),
-            receiver: None,
-            amount: original.amount,
-            fee: original.fee,
-            parts: Vec::new(),
-            confirmation: Confirmation::Immediate,
-            validate_type: 0,
-            splits: Vec::new(),
-            created_at: now(),
-            expires_at: now(),
-            paid_at: Some(now()),
-            back_url: None,
-            front_url: None,
-            extend_info: None,
-            trade_code: None,
-            goods: None,
-            payout_card: None,
-            refund_of: Some(original.biz_order_no.clone()),
-            refund_whereabouts: Some(1),
-            refunded: 0,
-            fail_message: None,
-        });
+        let mut refund = Order::new(
+            state.new_id("R"),
+            biz_order_no.clone(),
+            OrderKind::Refund,
+            original.payer.clone(),
+            original.amount,
+            original.fee,
+        );
+        refund.status = OrderStatus::Success;
+        refund.paid_at = Some(now());
+        refund.refund_of = Some(original.biz_order_no.clone());
+        refund.refund_whereabouts = Some(1);
+        refunds.push(refund);
     }
     state.books.all_or_nothing(|books| {
         for ((_, original), refund) in plans.iter().zip(&refunds) {

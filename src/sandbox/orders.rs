@@ -347,14 +347,16 @@ pub fn apply(
         answer["payInfo"] = json!(format!("{}/pay/{}", config.public_base_url(), order.order_no));
     }
     if keys.contains(&"WECHATPAY_APP") {
-        answer["weChatAPPInfo"] = json!({
+        // 5.17: the WeChat APP SDK's parameters under "weixinstr".
+        answer["weChatAPPInfo"] = json!({ "weixinstr": {
             "appid": "wxsandbox",
             "partnerid": "sandbox",
             "prepayid": format!("wx{}", order.order_no),
             "noncestr": order.order_no,
             "timestamp": now().unix_timestamp().to_string(),
             "package": "Sign=WXPay",
-        });
+            "sign": "sandbox",
+        }});
     }
     if order.confirmation == Confirmation::QuickPay {
         answer["isNeedPassword"] = json!(1);

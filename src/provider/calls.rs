@@ -27,6 +27,9 @@ pub struct CallSpec {
     pub encrypted_request: &'static [&'static str],
     /// Response fields (inside `signedValue`) that travel encrypted.
     pub encrypted_response: &'static [&'static str],
+    /// Request parameters the spec marks required (or whose blank 必填 cell
+    /// the catalogue reads as required), by wire name.
+    pub required_request: &'static [&'static str],
 }
 
 /// Every call of the specification, in spec order.
@@ -196,6 +199,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "memberType", "source"],
             },
             Call::SendVerificationCode => &CallSpec {
                 section: "4.1.2",
@@ -204,6 +208,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "phone", "verificationCodeType"],
             },
             Call::BindPhone => &CallSpec {
                 section: "4.1.3",
@@ -212,6 +217,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "phone", "verificationCode"],
             },
             Call::ChangeBindPhone => &CallSpec {
                 section: "4.1.4",
@@ -220,6 +226,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "oldPhone", "newPhone", "newVerificationCode"],
             },
             Call::SetRealName => &CallSpec {
                 section: "4.1.5",
@@ -228,6 +235,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["identityNo"],
                 encrypted_response: &["identityNo"],
+                required_request: &["bizUserId", "name", "identityType", "identityNo"],
             },
             Call::SetCompanyInfo => &CallSpec {
                 section: "4.1.6",
@@ -236,6 +244,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["companyBasicInfo.accountNo", "companyBasicInfo.legalIds"],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "companyBasicInfo"],
             },
             Call::VerifyResultNotification => &CallSpec {
                 section: "4.1.7",
@@ -244,6 +253,7 @@ impl Call {
                 kind: CallKind::Notification,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &[],
             },
             Call::GetMemberInfo => &CallSpec {
                 section: "4.1.8",
@@ -256,6 +266,7 @@ impl Call {
                     "memberInfo.identityCardNo",
                     "memberInfo.legalIds",
                 ],
+                required_request: &["bizUserId"],
             },
             Call::GetBankCardBin => &CallSpec {
                 section: "4.1.9",
@@ -264,6 +275,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["cardNo"],
                 encrypted_response: &[],
+                required_request: &["cardNo"],
             },
             Call::ApplyBindBankCard => &CallSpec {
                 section: "4.1.10",
@@ -272,6 +284,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["cardNo", "cvv2", "identityNo", "validate"],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "cardNo", "phone", "name", "identityType", "identityNo"],
             },
             Call::BindBankCard => &CallSpec {
                 section: "4.1.11",
@@ -280,6 +293,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "tranceNum", "phone", "verificationCode"],
             },
             Call::ApplyVerifyPayBindBankCard => &CallSpec {
                 section: "4.1.12",
@@ -288,6 +302,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["cardNo", "identityNo"],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "cardNo", "phone", "name", "identityType", "identityNo"],
             },
             Call::AffirmVerifyPayBindCard => &CallSpec {
                 section: "4.1.13",
@@ -296,6 +311,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "tranceNum", "verificationCode"],
             },
             Call::ThreeElementsBindBankCard => &CallSpec {
                 section: "4.1.14",
@@ -304,6 +320,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["cardNo", "identityNo"],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "name", "identityType", "identityNo", "cardNo"],
             },
             Call::SetSafeCard => &CallSpec {
                 section: "4.1.15",
@@ -312,6 +329,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["cardNo"],
                 encrypted_response: &["cardNo"],
+                required_request: &["bizUserId", "cardNo"],
             },
             Call::QueryBankCard => &CallSpec {
                 section: "4.1.16",
@@ -320,6 +338,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["cardNo"],
                 encrypted_response: &["bindCardList.bankCardNo"],
+                required_request: &["bizUserId"],
             },
             Call::UnbindBankCard => &CallSpec {
                 section: "4.1.17",
@@ -328,6 +347,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["cardNo"],
                 encrypted_response: &["cardNo"],
+                required_request: &["bizUserId", "cardNo"],
             },
             Call::LockMember => &CallSpec {
                 section: "4.1.18",
@@ -336,6 +356,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId"],
             },
             Call::UnlockMember => &CallSpec {
                 section: "4.1.19",
@@ -344,6 +365,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId"],
             },
             Call::SetPayPwd => &CallSpec {
                 section: "4.1.20",
@@ -352,6 +374,15 @@ impl Call {
                 kind: CallKind::Page,
                 encrypted_request: &["identityNo"],
                 encrypted_response: &[],
+                required_request: &[
+                    "bizUserId",
+                    "phone",
+                    "name",
+                    "identityType",
+                    "identityNo",
+                    "jumpUrl",
+                    "backUrl",
+                ],
             },
             Call::UpdatePayPwd => &CallSpec {
                 section: "4.1.21",
@@ -360,6 +391,7 @@ impl Call {
                 kind: CallKind::Page,
                 encrypted_request: &["identityNo"],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "name", "identityType", "identityNo", "backUrl"],
             },
             Call::ResetPayPwd => &CallSpec {
                 section: "4.1.22",
@@ -368,6 +400,7 @@ impl Call {
                 kind: CallKind::Page,
                 encrypted_request: &["identityNo"],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "name", "phone", "identityType", "identityNo", "backUrl"],
             },
             Call::UpdatePhoneByPayPwd => &CallSpec {
                 section: "4.1.23",
@@ -376,6 +409,7 @@ impl Call {
                 kind: CallKind::Page,
                 encrypted_request: &["identityNo"],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "name", "identityType", "identityNo", "oldPhone", "backUrl"],
             },
             Call::SetNewMobilePayPwd => &CallSpec {
                 section: "4.1.24",
@@ -384,6 +418,14 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["identityNo", "newPassword", "oldPassword"],
                 encrypted_response: &[],
+                required_request: &[
+                    "bizUserId",
+                    "operationType",
+                    "name",
+                    "identityType",
+                    "identityNo",
+                    "newPassword",
+                ],
             },
             Call::ResetNewMobilePayPwdApply => &CallSpec {
                 section: "4.1.25",
@@ -392,6 +434,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["identityNo"],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "name", "identityType", "identityNo"],
             },
             Call::ResetNewMobilePayPwdAffirm => &CallSpec {
                 section: "4.1.26",
@@ -400,6 +443,16 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["identityNo", "lastCardNo", "payPassword"],
                 encrypted_response: &[],
+                required_request: &[
+                    "bizUserId",
+                    "name",
+                    "identityType",
+                    "identityNo",
+                    "payPassword",
+                    "lastCardNo",
+                    "mobileFlowNO",
+                    "mobileMsCode",
+                ],
             },
             Call::DepositApply => &CallSpec {
                 section: "4.2.2",
@@ -408,6 +461,18 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &[
+                    "bizOrderNo",
+                    "bizUserId",
+                    "accountSetNo",
+                    "amount",
+                    "fee",
+                    "backUrl",
+                    "payMethod",
+                    "industryCode",
+                    "industryName",
+                    "source",
+                ],
             },
             Call::WithdrawApply => &CallSpec {
                 section: "4.2.3",
@@ -416,6 +481,18 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["bankCardNo"],
                 encrypted_response: &[],
+                required_request: &[
+                    "bizOrderNo",
+                    "bizUserId",
+                    "accountSetNo",
+                    "amount",
+                    "fee",
+                    "backUrl",
+                    "bankCardNo",
+                    "industryCode",
+                    "industryName",
+                    "source",
+                ],
             },
             Call::ConsumeApply => &CallSpec {
                 section: "4.2.4",
@@ -424,6 +501,18 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &[
+                    "payerId",
+                    "recieverId",
+                    "bizOrderNo",
+                    "amount",
+                    "fee",
+                    "backUrl",
+                    "payMethod",
+                    "industryCode",
+                    "industryName",
+                    "source",
+                ],
             },
             Call::AgentCollectApplySimplify => &CallSpec {
                 section: "4.2.5",
@@ -432,6 +521,17 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &[
+                    "bizOrderNo",
+                    "payerId",
+                    "tradeCode",
+                    "amount",
+                    "backUrl",
+                    "payMethod",
+                    "industryCode",
+                    "industryName",
+                    "source",
+                ],
             },
             Call::SignalAgentPaySimplify => &CallSpec {
                 section: "4.2.6",
@@ -440,6 +540,15 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["payToBankCardInfo.bankCardNo"],
                 encrypted_response: &[],
+                required_request: &[
+                    "bizOrderNo",
+                    "bizUserId",
+                    "accountSetNo",
+                    "backUrl",
+                    "amount",
+                    "fee",
+                    "tradeCode",
+                ],
             },
             Call::BatchAgentPaySimplify => &CallSpec {
                 section: "4.2.7",
@@ -448,6 +557,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["batchPayList.payToBankCardInfo.bankCardNo"],
                 encrypted_response: &[],
+                required_request: &["bizBatchNo", "batchPayList", "tradeCode"],
             },
             Call::PayBackendSms => &CallSpec {
                 section: "4.2.8",
@@ -456,6 +566,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "bizOrderNo", "verificationCode", "consumerIp"],
             },
             Call::PayPageSms => &CallSpec {
                 section: "4.2.9",
@@ -464,6 +575,7 @@ impl Call {
                 kind: CallKind::Page,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "bizOrderNo", "consumerIp"],
             },
             Call::PayPagePassword => &CallSpec {
                 section: "4.2.10",
@@ -472,6 +584,7 @@ impl Call {
                 kind: CallKind::Page,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "bizOrderNo", "consumerIp"],
             },
             Call::PayBackendNewMobile => &CallSpec {
                 section: "4.2.11",
@@ -480,6 +593,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &["quickNewPwd"],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "bizOrderNo", "consumerIp"],
             },
             Call::PayResultNotification => &CallSpec {
                 section: "4.2.12",
@@ -488,6 +602,7 @@ impl Call {
                 kind: CallKind::Notification,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &[],
             },
             Call::EntryGoods => &CallSpec {
                 section: "4.2.13",
@@ -496,6 +611,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "goodsType", "bizGoodsNo", "goodsName", "goodsParams"],
             },
             Call::QueryModifyGoods => &CallSpec {
                 section: "4.2.14",
@@ -504,6 +620,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "bizGoodsNo", "goodsType"],
             },
             Call::FreezeMoney => &CallSpec {
                 section: "4.2.15",
@@ -512,6 +629,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "bizFreezenNo", "accountSetNo", "amount"],
             },
             Call::UnfreezeMoney => &CallSpec {
                 section: "4.2.16",
@@ -520,6 +638,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "bizFreezenNo", "accountSetNo", "amount"],
             },
             Call::Refund => &CallSpec {
                 section: "4.2.17",
@@ -528,6 +647,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizOrderNo", "oriBizOrderNo", "bizUserId", "amount"],
             },
             Call::FailureBidRefund => &CallSpec {
                 section: "4.2.18",
@@ -536,6 +656,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizBatchNo", "goodsType", "goodsNo", "batchRefundList"],
             },
             Call::ApplicationTransfer => &CallSpec {
                 section: "4.2.19",
@@ -544,6 +665,13 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &[
+                    "bizTransferNo",
+                    "sourceAccountSetNo",
+                    "targetBizUserId",
+                    "targetAccountSetNo",
+                    "amount",
+                ],
             },
             Call::QueryBalance => &CallSpec {
                 section: "4.2.20",
@@ -552,6 +680,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "accountSetNo"],
             },
             Call::GetOrderDetail => &CallSpec {
                 section: "4.2.21",
@@ -560,6 +689,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "bizOrderNo"],
             },
             Call::QueryInExpDetail => &CallSpec {
                 section: "4.2.22",
@@ -568,6 +698,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["bizUserId", "dateStart", "dateEnd", "startPosition", "queryNum"],
             },
             Call::QueryReserveFundBalance => &CallSpec {
                 section: "4.3.1",
@@ -576,6 +707,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["sysid"],
             },
             Call::GetCheckAccountFile => &CallSpec {
                 section: "4.3.2",
@@ -584,6 +716,7 @@ impl Call {
                 kind: CallKind::Backend,
                 encrypted_request: &[],
                 encrypted_response: &[],
+                required_request: &["date"],
             },
         }
     }

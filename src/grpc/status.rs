@@ -1,0 +1,276 @@
+//! The one place that builds `tonic::Status`: provider errors, transport failures and field violations, with google.rpc details.
+//!
+//! Every section 7 code maps to a gRPC code on purpose (see `PROVIDER_CODES`;
+//! a test checks none is forgotten), and the provider's code and message
+//! travel in `google.rpc.ErrorInfo` (domain `allinpay`). Failures of our own
+//! carry domain `yungate` and a reason a program can switch on.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::provider::client::CallError;
+
+/// Section 7 code -> gRPC code. Refusals about the request's content are
+/// INVALID_ARGUMENT; about state (locked, not verified, no balance) are
+/// FAILED_PRECONDITION; "exists already" are ALREADY_EXISTS; "no such" are
+/// NOT_FOUND; the provider's own failures are INTERNAL or UNKNOWN.
+pub const PROVIDER_CODES: &[(&str, Code)] = &[
+    ("10000", Code::InvalidArgument),
+    ("10001", Code::InvalidArgument),
+    // Application set-up at the provider: nothing a caller can fix.
+    ("20000", Code::PermissionDenied),
+    ("20001", Code::PermissionDenied),
+    ("20002", Code::PermissionDenied),
+    ("20003", Code::PermissionDenied),
+    ("20004", Code::PermissionDenied),
+    ("20005", Code::PermissionDenied),
+    ("30000", Code::AlreadyExists),
+    ("30001", Code::NotFound),
+    ("30002", Code::FailedPrecondition),
+    ("30003", Code::AlreadyExists),
+    ("30006", Code::FailedPrecondition),
+    ("30007", Code::AlreadyExists),
+    ("30008", Code::FailedPrecondition),
+    ("30009", Code::InvalidArgument),
+    ("30012", Code::InvalidArgument),
+    ("30014", Code::FailedPrecondition),
+    ("30015", Code::FailedPrecondition),
+    ("30016", Code::NotFound),
+    ("30017", Code::AlreadyExists),
+    ("30018", Code::InvalidArgument),
+    ("30019", Code::NotFound),
+    ("30021", Code::FailedPrecondition),
+    ("30022", Code::FailedPrecondition),
+    ("30023", Code::FailedPrecondition),
+    ("30024", Code::AlreadyExists),
+    ("30025", Code::InvalidArgument),
+    ("30026", Code::AlreadyExists),
+    ("30027", Code::FailedPrecondition),
+    ("30028", Code::FailedPrecondition),
+    ("30029", Code::FailedPrecondition),
+    ("30030", Code::FailedPrecondition),
+    ("30031", Code::AlreadyExists),
+    ("30032", Code::FailedPrecondition),
+    ("30033", Code::FailedPrecondition),
+    ("30034", Code::FailedPrecondition),
+    ("30035", Code::AlreadyExists),
+    ("40000", Code::NotFound),
+    ("40001", Code::FailedPrecondition),
+    ("40002", Code::InvalidArgument),
+    ("40003", Code::FailedPrecondition),
+    ("40004", Code::FailedPrecondition),
+    ("40005", Code::InvalidArgument),
+    ("40006", Code::FailedPrecondition),
+    // The provider's channel timed out: the payment may or may not go through.
+    ("40007", Code::DeadlineExceeded),
+    ("40008", Code::InvalidArgument),
+    ("40009", Code::FailedPrecondition),
+    ("40010", Code::InvalidArgument),
+    ("40011", Code::FailedPrecondition),
+    ("40012", Code::InvalidArgument),
+    ("40013", Code::FailedPrecondition),
+    ("40014", Code::FailedPrecondition),
+    ("40015", Code::FailedPrecondition),
+    ("40016", Code::InvalidArgument),
+    ("40017", Code::AlreadyExists),
+    ("40018", Code::InvalidArgument),
+    ("40019", Code::FailedPrecondition),
+    ("40020", Code::InvalidArgument),
+    ("40021", Code::FailedPrecondition),
+    ("40022", Code::InvalidArgument),
+    ("40023", Code::FailedPrecondition),
+    ("40024", Code::NotFound),
+    ("40025", Code::FailedPrecondition),
+    ("40026", Code::PermissionDenied),
+    ("40027", Code::FailedPrecondition),
+    ("40028", Code::InvalidArgument),
+    ("40029", Code::InvalidArgument),
+    ("40030", Code::InvalidArgument),
+    ("40031", Code::FailedPrecondition),
+    ("40032", Code::FailedPrecondition),
+    ("50001", Code::InvalidArgument),
+    ("50002", Code::InvalidArgument),
+    ("50003", Code::InvalidArgument),
+    ("50004", Code::InvalidArgument),
+    ("50005", Code::InvalidArgument),
+    // Crypto failures at the provider mean our keys or protocol profile are wrong.
+    ("51000", Code::Internal),
+    ("51001", Code::Internal),
+    ("51002", Code::Internal),
+    ("51003", Code::Internal),
+    ("9000", Code::Unknown),
+    ("9100", Code::Unknown),
+];
+
+/// The gRPC code for a provider error code; unknown codes are UNKNOWN.
+pub fn code_for(provider_code: &str) -> Code {
+    PROVIDER_CODES
+        .iter()
+        .find(|(c, _)| *c == provider_code)
+        .map_or(Code::Unknown, |(_, code)| *code)
+}
+
+const DOMAIN: &str = "yungate";
+const PROVIDER_DOMAIN: &str = "allinpay";
+
+fn with_info(code: Code, message: String, reason: &str, domain: &str, metadata: HashMap<String, String>) -> Status {
+    Status::with_error_details(code, message, ErrorDetails::with_error_info(reason, domain, metadata))
+}
+
+/// A failed provider call as a status.
+pub fn from_call_error(error: &CallError) -> Status {
+    match error {
+        CallError::Business { code, message } => {
+            let info = crate::provider::errors::lookup(code);
+            let text = match info {
+                Some(i) => format!("provider refused the call: {code} {} ({message})", i.message_en),
+                None => format!("provider refused the call: {code} ({message})"),
+            };
+            let metadata = HashMap::from([("message".to_owned(), message.clone())]);
+            with_info(code_for(code), text, code, PROVIDER_DOMAIN, metadata)
+        }
+        CallError::NotSent(detail) => {
+            let mut details = ErrorDetails::with_error_info("PROVIDER_UNREACHABLE", DOMAIN, HashMap::new());
+            details.set_retry_info(Some(Duration::from_secs(1)));
+            Status::with_error_details(
+                Code::Unavailable,
+                format!("the request did not reach the provider and is safe to retry: {detail}"),
+                details,
+            )
+        }
+        CallError::OutcomeUnknown(detail) => with_info(
+            Code::DeadlineExceeded,
+            format!("no answer from the provider; the call may have been processed, check before retrying: {detail}"),
+            "OUTCOME_UNKNOWN",
+            DOMAIN,
+            HashMap::new(),
+        ),
+        CallError::Http { status, .. } => with_info(
+            Code::Unavailable,
+            format!("the provider answered HTTP {status}"),
+            "PROVIDER_HTTP_ERROR",
+            DOMAIN,
+            HashMap::from([("httpStatus".to_owned(), status.to_string())]),
+        ),
+        CallError::BadSignature(e) => with_info(
+            Code::Internal,
+            format!("the provider's answer failed signature verification ({e}); check the provider certificate"),
+            "BAD_PROVIDER_SIGNATURE",
+            DOMAIN,
+            HashMap::new(),
+        ),
+        CallError::Malformed(e) => with_info(
+            Code::Internal,
+            format!("the provider's answer is malformed: {e}"),
+            "MALFORMED_PROVIDER_RESPONSE",
+            DOMAIN,
+            HashMap::new(),
+        ),
+        CallError::Decrypt { field, .. } => with_info(
+            Code::Internal,
+            format!("cannot decrypt {field} in the provider's answer; check the keys and protocol profile"),
+            "PROVIDER_DECRYPT_FAILED",
+            DOMAIN,
+            HashMap::new(),
+        ),
+    }
+}
+
+/// One field violation: the proto field path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub field: String,
+    pub description: String,
+}
+
+/// INVALID_ARGUMENT with a `google.rpc.BadRequest` listing every violation.
+pub fn invalid_argument(violations: &[Violation]) -> Status {
+    let mut details = ErrorDetails::new();
+    for v in violations {
+        details.add_bad_request_violation(v.field.clone(), v.description.clone());
+    }
+    let summary: Vec<String> = violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect();
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: {}", summary.join("; ")),
+        details,
+    )
+}
+
+/// A failure inside the gateway (a bug or a broken deployment), never a caller's fault.
+pub fn internal(what: &str) -> Status {
+    with_info(
+        Code::Internal,
+        what.to_owned(),
+        "GATEWAY_INTERNAL",
+        DOMAIN,
+        HashMap::new(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::errors::ERROR_CODES;
+
+    #[test]
+    fn every_section_7_code_is_mapped_once() {
+        for e in ERROR_CODES {
+            let n = PROVIDER_CODES.iter().filter(|(c, _)| *c == e.code).count();
+            assert_eq!(n, 1, "{} mapped {n} times", e.code);
+        }
+        assert_eq!(PROVIDER_CODES.len(), ERROR_CODES.len());
+        assert_eq!(code_for("12345"), Code::Unknown);
+    }
+
+    #[test]
+    fn business_errors_carry_error_info() {
+        let status = from_call_error(&CallError::Business {
+            code: "40014".into(),
+            message: "账户余额不足".into(),
+        });
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!((info.reason.as_str(), info.domain.as_str()), ("40014", "allinpay"));
+        assert_eq!(info.metadata["message"], "账户余额不足");
+        assert!(
+            status.message().contains("Insufficient account balance"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn transport_failures_say_whether_to_retry() {
+        let not_sent = from_call_error(&CallError::NotSent("refused".into()));
+        assert_eq!(not_sent.code(), Code::Unavailable);
+        assert!(not_sent.get_details_retry_info().is_some());
+        let unknown = from_call_error(&CallError::OutcomeUnknown("timeout".into()));
+        assert_eq!(unknown.code(), Code::DeadlineExceeded);
+        assert_eq!(unknown.get_details_error_info().unwrap().reason, "OUTCOME_UNKNOWN");
+    }
+
+    #[test]
+    fn violations_become_bad_request() {
+        let status = invalid_argument(&[
+            Violation {
+                field: "amount".into(),
+                description: "must be positive".into(),
+            },
+            Violation {
+                field: "pay_method".into(),
+                description: "is required".into(),
+            },
+        ]);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = status.get_details_bad_request().unwrap();
+        assert_eq!(bad.field_violations.len(), 2);
+        assert_eq!(bad.field_violations[1].field, "pay_method");
+    }
+}

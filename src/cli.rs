@@ -7,6 +7,7 @@
 mod crypto;
 mod keys;
 mod sandbox;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ pub enum Command {
     Crypto(crypto::CryptoCommand),
     /// Run the provider simulator: an HTTP server at /service/soa.
     Sandbox(sandbox::SandboxArgs),
+    /// Run the gRPC gateway (on embedded defaults: the sandbox with a throw-away key pair).
+    Serve(serve::ServeArgs),
 }
 
 /// An error of a subcommand: its message is printed and the process exits 2.
@@ -54,6 +57,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Crypto(cmd) => crypto::run(cmd),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 //! with `yungate serve`; this module already fixes the public contract.
 
 pub mod convert;
+pub mod service;
 pub mod status;
 pub mod validate;
 

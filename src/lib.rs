@@ -10,6 +10,8 @@
 //! and `sandbox`.
 
 pub mod cli;
+pub mod config;
 pub mod grpc;
 pub mod provider;
 pub mod sandbox;
+pub mod serve;

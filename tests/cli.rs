@@ -6,7 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use serde_json::json;
 use support::{MerchantFiles, openssl};
+use yungate::provider::calls::Call;
 use yungate::provider::client::{SoaClient, SoaConfig};
 use yungate::provider::codes::{MemberType, Source};
 use yungate::provider::crypto::{PartyKeys, Protocol, load_private_key_pem};
@@ -253,15 +255,18 @@ fn inspect_shows_metadata_and_no_key_material() {
 #[tokio::test]
 async fn sandbox_process_with_generated_keys_serves_a_client() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_yungate"))
-        .args(["sandbox", "--listen", "127.0.0.1:0", "--sysid", SYSID, "--write-keys"])
-        .arg(dir.path())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_yungate"))
+            .args(["sandbox", "--listen", "127.0.0.1:0", "--sysid", SYSID, "--write-keys"])
+            .arg(dir.path())
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
     // Read the log until it says where it listens, then keep draining it.
     let (tx, rx) = tokio::sync::oneshot::channel();
     let log = std::thread::spawn(move || {
@@ -304,9 +309,32 @@ async fn sandbox_process_with_generated_keys_serves_a_client() {
             source: Source::Pc,
         })
         .await;
+    // A notification from the sandbox process: its notifier must work on its
+    // own (it once panicked building its HTTP client without a TLS provider).
+    let receiver = support::harness::Receiver::start(client.keys().clone(), 0).await;
+    for (call, param) in [
+        (
+            Call::SendVerificationCode,
+            json!({"bizUserId": "from-cli", "phone": "13800138000", "verificationCodeType": 9}),
+        ),
+        (
+            Call::BindPhone,
+            json!({"bizUserId": "from-cli", "phone": "13800138000", "verificationCode": "9999"}),
+        ),
+        (
+            Call::DepositApply,
+            json!({"bizOrderNo": "cli-1", "bizUserId": "from-cli", "accountSetNo": "100000", "amount": 100,
+            "fee": 0, "validateType": 0, "backUrl": receiver.url, "industryCode": "1010", "industryName": "x", "source": 1,
+            "payMethod": {"CODEPAY_W": {"payType": "", "amount": 100, "authcode": "1"}}}),
+        ),
+    ] {
+        client.call_value(call, param).await.unwrap();
+    }
+    let notified = receiver.wait_for(1).await;
+    assert_eq!(notified[0].body.return_value["bizOrderNo"], "cli-1");
     // SIGTERM stops it cleanly.
-    send_sigterm(child.id());
-    let status = child.wait().unwrap();
+    send_sigterm(child.0.id());
+    let status = child.0.wait().unwrap();
     let log = log.join().unwrap().join("\n");
     assert_eq!(created.unwrap().biz_user_id, "from-cli");
     assert!(status.success(), "{status:?}\n{log}");
@@ -314,6 +342,17 @@ async fn sandbox_process_with_generated_keys_serves_a_client() {
         log.contains("merchant-key.pem") && log.contains("shutting down"),
         "{log}"
     );
+}
+
+/// A child process that is killed if the test ends early (a failed
+/// assertion), so that no orphan keeps cargo's output pipe open.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Sends SIGTERM with the `kill` command (no libc binding needed).

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use prost_reflect::DescriptorPool;
 use serde_json::Value;
+use yungate::grpc::convert::wire_name;
 use yungate::grpc::{DESCRIPTOR_SET, rpc_of};
 use yungate::provider::calls::{Call, CallKind};
 
@@ -50,7 +51,7 @@ fn every_backend_and_page_call_has_an_rpc_and_no_rpc_is_invented() {
         // Every request field of the spec is in the request message (by wire name), except the
         // notification URL and the sysid the gateway fills in itself.
         let input = method.input();
-        let wire: BTreeSet<String> = input.fields().map(|f| f.json_name().to_owned()).collect();
+        let wire: BTreeSet<String> = input.fields().map(|f| wire_name(&f)).collect();
         for field in json["request"].as_array().unwrap() {
             let name = field["name"].as_str().unwrap();
             if name == "backUrl" || (name == "sysid" && call == Call::QueryReserveFundBalance) {
@@ -65,7 +66,7 @@ fn every_backend_and_page_call_has_an_rpc_and_no_rpc_is_invented() {
         }
         if kind == CallKind::Backend {
             let output = method.output();
-            let wire: BTreeSet<String> = output.fields().map(|f| f.json_name().to_owned()).collect();
+            let wire: BTreeSet<String> = output.fields().map(|f| wire_name(&f)).collect();
             for field in json["response"].as_array().unwrap() {
                 let name = field["name"].as_str().unwrap();
                 // memberInfo is a oneof of the two shapes.
@@ -101,6 +102,37 @@ fn every_backend_and_page_call_has_an_rpc_and_no_rpc_is_invented() {
 }
 
 #[test]
+fn misspelled_wire_names_stay_out_of_the_proto_json_names() {
+    let pool = pool();
+    let consume = pool.get_message_by_name("yungate.v1.ConsumeApplyRequest").unwrap();
+    let receiver = consume.get_field_by_name("receiver_id").unwrap();
+    assert_eq!(receiver.json_name(), "receiverId", "what JSON clients see");
+    assert_eq!(wire_name(&receiver), "recieverId", "what the provider gets");
+    for message in pool.all_messages() {
+        for field in message.fields() {
+            let typos = [
+                "recieverId",
+                "ordErexpireDatetime",
+                "bizFreezenNo",
+                "freezenAmount",
+                "curFreezenAmount",
+                "cardLenth",
+                "tranceNum",
+                "BizUserId",
+                "IsQUICKPAYCard",
+                "mobileFlowNO",
+            ];
+            assert!(
+                !typos.contains(&field.json_name()),
+                "{} shows {}",
+                field.full_name(),
+                field.json_name()
+            );
+        }
+    }
+}
+
+#[test]
 fn enum_numbers_equal_provider_codes() {
     let pool = pool();
     let member_type = pool.get_enum_by_name("yungate.v1.MemberType").unwrap();
@@ -125,4 +157,17 @@ fn enum_numbers_equal_provider_codes() {
         trade.get_value_by_name("TRADE_CODE_PAY_PURCHASE").unwrap().number(),
         4001
     );
+}
+
+#[test]
+fn the_gateway_fills_back_url_exactly_where_the_spec_has_it() {
+    use yungate::grpc::service::CALLS_WITH_BACK_URL;
+    for (json, call) in calls_json().iter().zip(Call::ALL) {
+        let has = json["request"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "backUrl");
+        assert_eq!(has, CALLS_WITH_BACK_URL.contains(&call), "{} backUrl", json["section"]);
+    }
 }

@@ -1,4 +1,4 @@
-//! Proto messages to the provider's JSON and back, driven by the descriptors: each field's `json_name` is its wire name.
+//! Proto messages to the provider's JSON and back, driven by the descriptors: a field's wire name is its `(yungate.v1.wire_name)` option, else its JSON name.
 //!
 //! One converter serves all 47 rpcs, so a new field is a line of proto, not
 //! code. Rules: an `optional` scalar is sent only when set, a plain scalar
@@ -25,6 +25,21 @@ pub fn pool() -> &'static DescriptorPool {
     POOL.get_or_init(|| DescriptorPool::decode(DESCRIPTOR_SET).expect("the descriptor set built by build.rs decodes"))
 }
 
+/// The name of `field` in the provider's JSON.
+pub fn wire_name(field: &FieldDescriptor) -> String {
+    static OPTION: OnceLock<Option<prost_reflect::ExtensionDescriptor>> = OnceLock::new();
+    let option = OPTION.get_or_init(|| pool().get_extension_by_name("yungate.v1.wire_name"));
+    if let Some(ext) = option {
+        let options = field.options();
+        if options.has_extension(ext) {
+            if let Value::String(name) = options.get_extension(ext).as_ref() {
+                return name.clone();
+            }
+        }
+    }
+    field.json_name().to_owned()
+}
+
 /// A message descriptor by full name (`yungate.v1.X`).
 pub fn message(full_name: &str) -> Option<MessageDescriptor> {
     pool().get_message_by_name(full_name)
@@ -42,7 +57,7 @@ pub fn to_wire(msg: &DynamicMessage) -> Map<String, Json> {
             continue;
         }
         if let Some(v) = value_to_wire(&field, &msg.get_field(&field)) {
-            out.insert(field.json_name().to_owned(), v);
+            out.insert(wire_name(&field), v);
         }
     }
     out
@@ -104,7 +119,7 @@ pub struct ShapeError {
 
 fn shape(field: &FieldDescriptor, reason: impl Into<String>) -> ShapeError {
     ShapeError {
-        field: field.json_name().to_owned(),
+        field: wire_name(field),
         reason: reason.into(),
     }
 }
@@ -136,7 +151,7 @@ pub fn from_wire(desc: &MessageDescriptor, json: &Json) -> Result<DynamicMessage
         return member_info(desc, &obj);
     }
     for field in desc.fields() {
-        let Some(raw) = obj.get(field.json_name()) else {
+        let Some(raw) = obj.get(&wire_name(&field)) else {
             continue;
         };
         if raw.is_null() {
@@ -193,7 +208,7 @@ fn from_wire_fields(desc: &MessageDescriptor, obj: &Map<String, Json>) -> Result
         if field.containing_oneof().is_some() {
             continue;
         }
-        if let Some(raw) = obj.get(field.json_name()).filter(|v| !v.is_null()) {
+        if let Some(raw) = obj.get(&wire_name(&field)).filter(|v| !v.is_null()) {
             msg.set_field(&field, single_from_wire(&field, raw)?);
         }
     }

@@ -40,7 +40,7 @@ impl Checker<'_> {
     fn name(&self, wire_name: &str) -> String {
         self.desc
             .fields()
-            .find(|f| f.json_name() == wire_name)
+            .find(|f| crate::grpc::convert::wire_name(f) == wire_name)
             .map_or_else(|| wire_name.to_owned(), |f| f.name().to_owned())
     }
 
@@ -233,10 +233,11 @@ pub fn violations(call: Call, desc: &MessageDescriptor, wire: &Map<String, Json>
 
 /// The proto name of `wire` inside the message of top-level field `parent`.
 fn nested_name(desc: &MessageDescriptor, parent: &str, wire: &str) -> String {
+    use crate::grpc::convert::wire_name;
     desc.fields()
-        .find(|f| f.json_name() == parent)
+        .find(|f| wire_name(f) == parent)
         .and_then(|f| match f.kind() {
-            Kind::Message(m) => m.fields().find(|g| g.json_name() == wire).map(|g| g.name().to_owned()),
+            Kind::Message(m) => m.fields().find(|g| wire_name(g) == wire).map(|g| g.name().to_owned()),
             _ => None,
         })
         .unwrap_or_else(|| wire.to_owned())

@@ -98,6 +98,8 @@ pub fn spawn(shared: Arc<Shared>) -> JoinSet<()> {
 }
 
 async fn run(shared: Arc<Shared>) {
+    // The sandbox may run without any SoaClient in the process (yungate sandbox).
+    crate::provider::client::install_tls_provider();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -1,0 +1,270 @@
+//! `yungate serve` end to end: the real gRPC server on port 0 in front of the real sandbox over HTTP.
+
+use std::time::Duration;
+
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+use yungate::config::Config;
+use yungate::grpc::proto::{
+    self, member_service_client::MemberServiceClient, order_service_client::OrderServiceClient,
+};
+use yungate::serve::{self, RunningGateway};
+
+async fn start() -> (RunningGateway, Channel) {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    let running = serve::start(config).await.unwrap();
+    let channel = Channel::from_shared(format!("http://{}", running.addr()))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
+    (running, channel)
+}
+
+const CARD: &str = "6228480402637874214";
+
+#[tokio::test]
+async fn embedded_defaults_take_a_payment_end_to_end() {
+    let (running, channel) = start().await;
+    assert!(
+        running.sandbox_addr().is_some(),
+        "no provider.url: the embedded sandbox runs"
+    );
+    let mut members = MemberServiceClient::new(channel.clone());
+    let mut orders = OrderServiceClient::new(channel.clone());
+    let created = members
+        .create_member(proto::CreateMemberRequest {
+            biz_user_id: "grpc-1".into(),
+            member_type: proto::MemberType::Individual as i32,
+            source: proto::Source::Mobile as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.biz_user_id, "grpc-1");
+    assert!(!created.user_id.is_empty());
+    members
+        .set_real_name(proto::SetRealNameRequest {
+            biz_user_id: "grpc-1".into(),
+            name: "王小二".into(),
+            identity_type: proto::IdentityType::IdCard as i32,
+            identity_no: "610422198600000000".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    members
+        .send_verification_code(proto::SendVerificationCodeRequest {
+            biz_user_id: "grpc-1".into(),
+            phone: "13800138000".into(),
+            verification_code_type: proto::VerificationCodeType::BindPhone as i32,
+        })
+        .await
+        .unwrap();
+    members
+        .bind_phone(proto::BindPhoneRequest {
+            biz_user_id: "grpc-1".into(),
+            phone: "13800138000".into(),
+            verification_code: "9999".into(),
+        })
+        .await
+        .unwrap();
+    let applied = members
+        .apply_bind_bank_card(proto::ApplyBindBankCardRequest {
+            biz_user_id: "grpc-1".into(),
+            card_no: CARD.into(),
+            phone: "13800138000".into(),
+            name: "王小二".into(),
+            card_check: Some(proto::CardCheck::RealNamePay as i32),
+            identity_type: proto::IdentityType::IdCard as i32,
+            identity_no: "610422198600000000".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    members
+        .bind_bank_card(proto::BindBankCardRequest {
+            biz_user_id: "grpc-1".into(),
+            trans_num: applied.trans_num.clone().unwrap_or_default(),
+            phone: "13800138000".into(),
+            verification_code: "9999".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let deposit = orders
+        .deposit_apply(proto::DepositApplyRequest {
+            biz_order_no: "grpc-dep-1".into(),
+            biz_user_id: "grpc-1".into(),
+            account_set_no: "100000".into(),
+            amount: 10_000,
+            fee: 0,
+            industry_code: "1010".into(),
+            industry_name: "保险代理".into(),
+            source: proto::Source::Pc as i32,
+            pay_method: Some(proto::PayMethod {
+                realnamepay: Some(proto::RealnamepayPayment {
+                    bank_card_no: CARD.into(),
+                    amount: 10_000,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!deposit.order_no.is_empty());
+    let confirmed = orders
+        .confirm_pay_sms(proto::ConfirmPaySmsRequest {
+            biz_user_id: "grpc-1".into(),
+            biz_order_no: "grpc-dep-1".into(),
+            verification_code: "9999".into(),
+            consumer_ip: "127.0.0.1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(confirmed.pay_status, "success");
+    let balance = orders
+        .query_balance(proto::QueryBalanceRequest {
+            biz_user_id: "grpc-1".into(),
+            account_set_no: "100000".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(balance.all_amount, 10_000);
+    let info = members
+        .get_member_info(proto::GetMemberInfoRequest {
+            biz_user_id: "grpc-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(proto::get_member_info_response::MemberInfo::Individual(person)) = info.member_info else {
+        panic!("individual info expected");
+    };
+    assert_eq!(
+        person.identity_card_no.as_deref(),
+        Some("610422198600000000"),
+        "decrypted for the caller"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn validation_and_provider_errors_carry_details() {
+    let (running, channel) = start().await;
+    let mut orders = OrderServiceClient::new(channel.clone());
+    let err = orders
+        .consume_apply(proto::ConsumeApplyRequest {
+            biz_order_no: "bad-1".into(),
+            amount: 100,
+            fee: 200,
+            summary: Some("一二三四五六七八九十一二三四五六七八九十一".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let bad = err.get_details_bad_request().expect("BadRequest details");
+    let fields: Vec<&str> = bad.field_violations.iter().map(|v| v.field.as_str()).collect();
+    for expected in [
+        "payer_id",
+        "receiver_id",
+        "fee",
+        "summary",
+        "pay_method",
+        "industry_code",
+    ] {
+        assert!(fields.contains(&expected), "{expected} not in {fields:?}");
+    }
+    let mut members = MemberServiceClient::new(channel);
+    let err = members
+        .get_member_info(proto::GetMemberInfoRequest {
+            biz_user_id: "nobody".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let info = err.get_details_error_info().expect("ErrorInfo details");
+    assert_eq!((info.domain.as_str(), info.reason.as_str()), ("allinpay", "30001"));
+    assert!(info.metadata.contains_key("message"));
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn health_and_reflection_are_served() {
+    let (running, channel) = start().await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "yungate.v1.OrderService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services_in_v1_and_v1alpha() {
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let (running, channel) = start().await;
+    let mut client = ServerReflectionClient::new(channel.clone());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("unexpected answer {answer:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "yungate.v1.MemberService",
+        "yungate.v1.MemberPwdService",
+        "yungate.v1.OrderService",
+        "yungate.v1.MerchantService",
+        "yungate.v1.PageService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{expected} not in {names:?}");
+    }
+    // The v1 protocol answers too.
+    use tonic_reflection::pb::v1 as r1;
+    let mut v1 = r1::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = r1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(r1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut stream = v1
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+    running.stop().await.unwrap();
+}

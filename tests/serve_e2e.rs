@@ -268,3 +268,153 @@ async fn reflection_lists_the_services_in_v1_and_v1alpha() {
     assert!(stream.message().await.unwrap().is_some());
     running.stop().await.unwrap();
 }
+
+/// Sets the embedded sandbox's faults.
+async fn set_faults(running: &RunningGateway, faults: serde_json::Value) {
+    let status = reqwest::Client::new()
+        .put(format!("http://{}/sandbox/faults", running.sandbox_addr().unwrap()))
+        .body(faults.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn provider_failures_map_to_statuses_that_say_what_to_do() {
+    let (running, channel) = start().await;
+    let mut members = MemberServiceClient::new(channel);
+    let create = |id: &str| proto::CreateMemberRequest {
+        biz_user_id: id.into(),
+        member_type: proto::MemberType::Individual as i32,
+        source: proto::Source::Mobile as i32,
+    };
+    // A bad provider signature: INTERNAL with reason BAD_PROVIDER_SIGNATURE.
+    set_faults(&running, serde_json::json!({"badSignatureRate": 1.0})).await;
+    let err = members.create_member(create("f-1")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Internal);
+    assert_eq!(err.get_details_error_info().unwrap().reason, "BAD_PROVIDER_SIGNATURE");
+    // The caller's deadline bounds the provider call: the sandbox answers after 3 s.
+    set_faults(&running, serde_json::json!({"latencyMs": 3000})).await;
+    let mut request = tonic::Request::new(create("f-2"));
+    request.set_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let err = members.create_member(request).await.unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "the deadline was not applied"
+    );
+    // An injected provider error keeps its code.
+    set_faults(
+        &running,
+        serde_json::json!({"errorRate": {"*": 1.0}, "errorCode": "9000"}),
+    )
+    .await;
+    let err = members.create_member(create("f-3")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unknown);
+    assert_eq!(err.get_details_error_info().unwrap().reason, "9000");
+    set_faults(&running, serde_json::json!({})).await;
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn page_rpcs_return_signed_links_the_sandbox_accepts() {
+    let (running, channel) = start().await;
+    let mut members = MemberServiceClient::new(channel.clone());
+    members
+        .create_member(proto::CreateMemberRequest {
+            biz_user_id: "page-1".into(),
+            member_type: proto::MemberType::Individual as i32,
+            source: proto::Source::Mobile as i32,
+        })
+        .await
+        .unwrap();
+    members
+        .set_real_name(proto::SetRealNameRequest {
+            biz_user_id: "page-1".into(),
+            name: "王小二".into(),
+            identity_type: proto::IdentityType::IdCard as i32,
+            identity_no: "610422198600000000".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let phone = "13800138001";
+    {
+        members
+            .send_verification_code(proto::SendVerificationCodeRequest {
+                biz_user_id: "page-1".into(),
+                phone: phone.into(),
+                verification_code_type: proto::VerificationCodeType::BindPhone as i32,
+            })
+            .await
+            .unwrap();
+        members
+            .bind_phone(proto::BindPhoneRequest {
+                biz_user_id: "page-1".into(),
+                phone: phone.into(),
+                verification_code: "9999".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let mut pages = proto::page_service_client::PageServiceClient::new(channel);
+    let link = pages
+        .set_pay_password_page(proto::SetPayPasswordPageRequest {
+            biz_user_id: "page-1".into(),
+            phone: "13800138001".into(),
+            name: "王小二".into(),
+            identity_type: proto::IdentityType::IdCard as i32,
+            identity_no: "610422198600000000".into(),
+            jump_url: "http://shop.example/done".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .link
+        .unwrap();
+    assert_eq!(link.http_method, "GET");
+    assert!(link.url.contains("/yungateway/pwd/setPayPwd.html?"), "{}", link.url);
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = browser
+        .get(format!("{}&password=135790", link.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    assert!(
+        answer.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("http://shop.example/done?")
+    );
+    let info = members
+        .get_member_info(proto::GetMemberInfoRequest {
+            biz_user_id: "page-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(proto::get_member_info_response::MemberInfo::Individual(person)) = info.member_info else {
+        panic!("individual expected");
+    };
+    assert_eq!(person.is_set_pay_pwd, Some(true));
+    // A page request missing what the page needs is refused before signing.
+    let err = pages
+        .set_pay_password_page(proto::SetPayPasswordPageRequest {
+            biz_user_id: "page-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    running.stop().await.unwrap();
+}

@@ -121,4 +121,5 @@ pub fn write(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
     path
 }
 
+pub mod dynamic_grpc;
 pub mod harness;

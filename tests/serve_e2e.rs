@@ -418,3 +418,40 @@ async fn page_rpcs_return_signed_links_the_sandbox_accepts() {
     assert_eq!(err.code(), Code::InvalidArgument);
     running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_provider_timeout_is_reported_as_outcome_unknown() {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        provider: yungate::config::ProviderConfig {
+            request_timeout_ms: 300,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let running = serve::start(config).await.unwrap();
+    let channel = Channel::from_shared(format!("http://{}", running.addr()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut members = MemberServiceClient::new(channel);
+    let create = || proto::CreateMemberRequest {
+        biz_user_id: "slow-1".into(),
+        member_type: proto::MemberType::Individual as i32,
+        source: proto::Source::Mobile as i32,
+    };
+    set_faults(&running, serde_json::json!({"latencyMs": 1500})).await;
+    let err = members.create_member(create()).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    let info = err.get_details_error_info().unwrap();
+    assert_eq!(
+        (info.domain.as_str(), info.reason.as_str()),
+        ("yungate", "OUTCOME_UNKNOWN")
+    );
+    // It was processed all the same: the outcome really was unknown, not failed.
+    set_faults(&running, serde_json::json!({})).await;
+    let again = members.create_member(create()).await.unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+    running.stop().await.unwrap();
+}

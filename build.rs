@@ -30,9 +30,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         compiler.encode_file_descriptor_set(),
     )?;
     let fds = compiler.file_descriptor_set();
+    // Messages holding personal data or secrets get a masked Debug instead of
+    // prost's derived one, so that no request or answer can be logged in clear.
+    let masked: Vec<String> = fds
+        .file
+        .iter()
+        .filter(|f| f.package() == "yungate.v1")
+        .flat_map(|f| f.message_type.iter())
+        .filter(|m| m.field.iter().any(|field| SENSITIVE_FIELDS.contains(&field.name())))
+        .map(|m| m.name().to_owned())
+        .collect();
+    let impls: String = masked
+        .iter()
+        .map(|name| {
+            format!(
+                "impl ::core::fmt::Debug for {name} {{\n    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {{\n        f.write_str(\"{name} {{ *** }}\")\n    }}\n}}\n"
+            )
+        })
+        .collect();
+    std::fs::write(out.join("masked_debug.rs"), impls)?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .skip_debug(masked.iter().map(|name| format!(".yungate.v1.{name}")))
         .compile_fds(fds)?;
     Ok(())
 }
+
+/// Proto field names that hold personal data or secrets (invariant 5).
+const SENSITIVE_FIELDS: &[&str] = &[
+    "name",
+    "identity_no",
+    "identity_card_no",
+    "card_no",
+    "bank_card_no",
+    "last_card_no",
+    "phone",
+    "old_phone",
+    "new_phone",
+    "legal_phone",
+    "telephone",
+    "legal_name",
+    "legal_ids",
+    "account_no",
+    "address",
+    "cvv2",
+    "validate",
+    "old_password",
+    "new_password",
+    "pay_password",
+    "quick_new_pwd",
+    "verification_code",
+    "new_verification_code",
+    "mobile_ms_code",
+    "mobile_no_mask",
+    "acct",
+    "auth_code",
+];

@@ -12,6 +12,8 @@ pub mod validate;
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod proto {
     tonic::include_proto!("yungate.v1");
+    // Masked Debug for the messages build.rs found holding personal data.
+    include!(concat!(env!("OUT_DIR"), "/masked_debug.rs"));
 }
 
 use crate::provider::calls::Call;

@@ -386,3 +386,31 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod masked_debug {
+    use crate::grpc::proto;
+
+    #[test]
+    fn messages_with_personal_data_print_masked() {
+        let request = proto::SetRealNameRequest {
+            biz_user_id: "u1".into(),
+            name: "王小二".into(),
+            identity_no: "610422198600000000".into(),
+            ..Default::default()
+        };
+        let shown = format!("{request:?}");
+        assert_eq!(shown, "SetRealNameRequest { *** }");
+        let card = proto::BoundCard {
+            bank_card_no: Some("6228480402637874214".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{card:?}").contains("622848"));
+        // Messages without personal data keep their derived Debug.
+        let plain = proto::QueryBalanceRequest {
+            biz_user_id: "u1".into(),
+            account_set_no: "100000".into(),
+        };
+        assert!(format!("{plain:?}").contains("100000"));
+    }
+}

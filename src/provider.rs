@@ -8,6 +8,7 @@ pub mod client;
 pub mod codes;
 pub mod crypto;
 pub mod errors;
+pub mod formats;
 pub mod member;
 pub mod sensitive;
 pub mod wire;

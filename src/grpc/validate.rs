@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::status::Violation;
 use crate::provider::calls::Call;
+use crate::provider::formats::{RESERVED_BIZ_USER_IDS, is_id_card, is_mobile, parse_date};
 use crate::provider::wire;
 
 /// Wire fields the gateway fills in itself: never required from callers.
@@ -67,25 +68,6 @@ fn is_present(v: Option<&Json>) -> bool {
         Some(Json::Array(a)) => !a.is_empty(),
         Some(_) => true,
     }
-}
-
-fn is_mobile(s: &str) -> bool {
-    s.len() == 11 && s.starts_with('1') && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn is_id_card(s: &str) -> bool {
-    let b = s.as_bytes();
-    match b.len() {
-        18 => b[..17].iter().all(u8::is_ascii_digit) && (b[17].is_ascii_digit() || b[17] == b'X' || b[17] == b'x'),
-        15 => b.iter().all(u8::is_ascii_digit),
-        _ => false,
-    }
-}
-
-fn parse_day(s: &str) -> Option<time::Date> {
-    time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
-        .or_else(|_| time::Date::parse(s, time::macros::format_description!("[year][month][day]")))
-        .ok()
 }
 
 /// Every violation of `call`'s rules in `wire` (the request as the provider would receive it).
@@ -166,7 +148,7 @@ pub fn violations(call: Call, desc: &MessageDescriptor, wire: &Map<String, Json>
     }
     if call == Call::CreateMember {
         if let Some(id) = text("bizUserId") {
-            if id == "#yunBizUserId_B2C#" || id == "#yunBizUserId_application#" {
+            if RESERVED_BIZ_USER_IDS.contains(&id.as_str()) {
                 c.fail("bizUserId", "is reserved for the platform itself");
             }
         }
@@ -177,7 +159,7 @@ pub fn violations(call: Call, desc: &MessageDescriptor, wire: &Map<String, Json>
     let mut days = Vec::new();
     for name in ["dateStart", "dateEnd", "beginDate", "endDate", "date"] {
         if let Some(d) = text(name) {
-            match parse_day(&d) {
+            match parse_date(&d) {
                 Some(day) => days.push((name, day)),
                 None => c.fail(name, "must be a date, yyyy-MM-dd"),
             }

@@ -87,7 +87,7 @@ fn check_card(member: &Member, card_no: &str, phone: Option<&str>) -> Result<Val
         return Err(Reject::new("30017", "this card is already bound"));
     }
     if let Some(phone) = phone {
-        if !(phone.len() == 11 && phone.starts_with('1') && phone.bytes().all(|b| b.is_ascii_digit())) {
+        if !crate::provider::formats::is_mobile(phone) {
             return Err(Reject::new(
                 code::PARAMETER_ERROR,
                 "phone must be an 11-digit mobile number",

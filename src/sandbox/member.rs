@@ -9,10 +9,8 @@ use super::state::{CompanyRecord, Member, Notice, PendingCode, RealName, Sandbox
 use super::{Params, Reject, SandboxConfig};
 use crate::provider::codes::{MemberType, Source, UserState, VerificationCodeType};
 use crate::provider::errors::code;
+use crate::provider::formats::{RESERVED_BIZ_USER_IDS, is_id_card, is_mobile};
 use crate::provider::wire;
-
-/// Ids the provider reserves for the platform itself (`protocol.reserved_biz_user_ids`).
-const RESERVED_BIZ_USER_IDS: [&str; 2] = ["#yunBizUserId_B2C#", "#yunBizUserId_application#"];
 
 /// How long a sent SMS code stays valid.
 const CODE_LIFETIME: Duration = Duration::minutes(10);
@@ -27,21 +25,6 @@ fn active_member<'a>(state: &'a mut SandboxState, biz_user_id: &str) -> Result<&
         return Err(Reject::new(code::USER_LOCKED, format!("bizUserId {biz_user_id:?}")));
     }
     Ok(member)
-}
-
-/// 11 digits starting with 1: a mainland mobile number.
-fn is_mobile(phone: &str) -> bool {
-    phone.len() == 11 && phone.starts_with('1') && phone.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// 18 characters: 17 digits and a digit or X (15-digit first-generation cards also pass).
-fn is_id_card_format(id: &str) -> bool {
-    let b = id.as_bytes();
-    match b.len() {
-        18 => b[..17].iter().all(u8::is_ascii_digit) && (b[17].is_ascii_digit() || b[17] == b'X' || b[17] == b'x'),
-        15 => b.iter().all(u8::is_ascii_digit),
-        _ => false,
-    }
 }
 
 /// 4.1.1 createMember.
@@ -202,7 +185,7 @@ pub fn set_real_name(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, 
             format!("identityType {identity_type}: only 1 (ID card) is supported"),
         ));
     }
-    if !is_id_card_format(&identity_no) {
+    if !is_id_card(&identity_no) {
         return Err(Reject::new("30012", "identityNo is not an 18-character ID card number"));
     }
     member.real_name = Some(RealName {
@@ -573,20 +556,4 @@ pub fn reset_quick_pay_password_affirm(
     let biz_user_id = member.biz_user_id.clone();
     state.pending_resets.remove(&flow);
     Ok(json!({ "bizUserId": biz_user_id, "result": "OK" }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn id_and_phone_formats() {
-        assert!(is_id_card_format("610422198600000000"));
-        assert!(is_id_card_format("11010519491231002X"));
-        assert!(!is_id_card_format("61042219860000000"));
-        assert!(!is_id_card_format("6104221986000000AB"));
-        assert!(is_mobile("13800138000"));
-        assert!(!is_mobile("23800138000"));
-        assert!(!is_mobile("1380013800"));
-    }
 }

@@ -32,9 +32,7 @@ pub mod sets {
     pub const CUSTOM_A: &str = "3000001";
 }
 
-/// The reserved ids that stand for the platform itself.
-pub const PLATFORM_AS_RECEIVER: &str = "#yunBizUserId_B2C#";
-pub const PLATFORM_AS_SPLIT: &str = "#yunBizUserId_application#";
+pub use crate::provider::formats::{PLATFORM_AS_RECEIVER, PLATFORM_AS_SPLIT};
 
 /// Order type (6.19).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

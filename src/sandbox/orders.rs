@@ -9,6 +9,7 @@ use super::payment::{self, Confirmation, PayingOrder};
 use super::state::{Freeze, Goods, Member, Notice, SandboxState, Transfer};
 use super::{Params, Reject, SandboxConfig};
 use crate::provider::errors::code;
+use crate::provider::formats;
 use crate::provider::wire;
 
 pub use super::order::Order;
@@ -1074,10 +1075,7 @@ pub fn order_detail(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, R
 }
 
 fn parse_date(text: &str, field: &str) -> Result<time::Date, Reject> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(text.trim(), format)
-        .or_else(|_| time::Date::parse(text.trim(), time::macros::format_description!("[year][month][day]")))
-        .map_err(|_| Reject::new(code::PARAMETER_ERROR, format!("{field} must be yyyy-MM-dd")))
+    formats::parse_date(text).ok_or_else(|| Reject::new(code::PARAMETER_ERROR, format!("{field} must be yyyy-MM-dd")))
 }
 
 /// 4.2.22 queryInExpDetail: the journal of a member's account, newest first, paged.

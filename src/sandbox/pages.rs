@@ -386,7 +386,7 @@ fn password_page(
             }
             sms_ok(given)?;
             let new_phone = input(given, "newPhone")?.to_owned();
-            if !(new_phone.len() == 11 && new_phone.starts_with('1') && new_phone.bytes().all(|b| b.is_ascii_digit())) {
+            if !crate::provider::formats::is_mobile(&new_phone) {
                 return Err(Reject::new(
                     code::PARAMETER_ERROR,
                     "newPhone must be an 11-digit mobile number",

@@ -53,6 +53,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .skip_debug(masked.iter().map(|name| format!(".yungate.v1.{name}")))
+        // prost's codec answers INTERNAL to an undecodable request; ours says INVALID_ARGUMENT.
+        .codec_path("crate::grpc::codec::GatewayCodec")
         .compile_fds(fds)?;
     Ok(())
 }
@@ -73,6 +75,7 @@ const SENSITIVE_FIELDS: &[&str] = &[
     "legal_name",
     "legal_ids",
     "account_no",
+    "account_name",
     "address",
     "cvv2",
     "validate",

@@ -12,6 +12,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::provider::calls::Environment;
 use crate::provider::crypto::Protocol;
 use crate::provider::sensitive::Sensitive;
 
@@ -37,6 +38,10 @@ pub struct ProviderConfig {
     /// The host of the provider's pages, e.g. `https://yun.allinpay.com`
     /// (default: the scheme and host of `url`).
     pub page_base_url: Option<String>,
+    /// `production` or `test`: which page layout the provider serves (the
+    /// paths differ, spec 3.7). Default: production when `url`'s host is
+    /// yun.allinpay.com, test otherwise (and for the embedded sandbox).
+    pub environment: Option<Environment>,
     /// The merchant's system number.
     pub sysid: String,
     /// Protocol profile: v1 (the spec) or v2.
@@ -88,6 +93,7 @@ impl Default for ProviderConfig {
         ProviderConfig {
             url: None,
             page_base_url: None,
+            environment: None,
             sysid: "1902271423530001".into(),
             protocol: Protocol::V1,
             keystore: None,
@@ -201,6 +207,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The environment whose page layout links use (see `provider.environment`).
+    pub fn environment(&self) -> Environment {
+        match (self.provider.environment, &self.provider.url) {
+            (Some(e), _) => e,
+            (None, Some(url)) => Environment::of_url(url),
+            (None, None) => Environment::Test,
+        }
     }
 
     /// The keystore password from the configuration or its file.

@@ -3,6 +3,7 @@
 //! Handlers (validate -> convert -> `SoaClient::call` -> convert back) come
 //! with `yungate serve`; this module already fixes the public contract.
 
+pub mod codec;
 pub mod convert;
 pub mod service;
 pub mod status;

@@ -36,7 +36,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::provider::calls::Call;
+use crate::provider::calls::{Call, Environment};
 use crate::provider::client::transform_fields;
 use crate::provider::crypto::{PartyKeys, Protocol};
 use crate::provider::errors::{self, code};
@@ -77,6 +77,17 @@ pub struct SandboxConfig {
     /// The URL clients reach the sandbox at, for the URLs it hands out
     /// (reconciliation files, payment links); default `http://` + the bound address.
     pub public_url: Option<String>,
+    /// The environment it plays: its pages are served at that layout's
+    /// paths only (spec 3.7: `/pwd/...` on the test host, `/yungateway/...`
+    /// in production). Default: test.
+    pub environment: Environment,
+    /// The platform is set to "必须使用安全卡提现" (4.2.3 note 4): an
+    /// individual without a safe card cannot withdraw (30029).
+    pub require_safe_card: bool,
+    /// The channel's fee on inbound payments, in basis points of the
+    /// channel part, reported in the reconciliation file (4.3.2 l.2335) and
+    /// charged to nobody (default 0).
+    pub channel_fee_bp: u32,
 }
 
 impl SandboxConfig {
@@ -97,12 +108,34 @@ impl SandboxConfig {
             seed: None,
             faults: Faults::default(),
             public_url: None,
+            environment: Environment::Test,
+            require_safe_card: false,
+            channel_fee_bp: 0,
         }
     }
 
-    /// `d` in sandbox time.
+    /// The channel fee of an order's inbound channel parts, in fen (rounded down).
+    pub fn channel_fee(&self, order: &order::Order) -> i64 {
+        let channel: i128 = order
+            .parts
+            .iter()
+            .filter(|p| p.method.direction == payment::Direction::Inbound)
+            .map(|p| i128::from(p.amount))
+            .sum();
+        i64::try_from(channel * i128::from(self.channel_fee_bp) / 10_000).unwrap_or(i64::MAX)
+    }
+
+    /// The largest time scale (a day's schedule in a thousand days).
+    pub const MAX_TIME_SCALE: f64 = 1_000.0;
+
+    /// `d` in sandbox time (never panics: an absurd scale saturates).
     pub fn scaled(&self, d: std::time::Duration) -> std::time::Duration {
-        d.mul_f64(self.time_scale.max(0.0))
+        let scale = if self.time_scale.is_finite() {
+            self.time_scale.clamp(0.0, Self::MAX_TIME_SCALE)
+        } else {
+            1.0
+        };
+        std::time::Duration::try_from_secs_f64(d.as_secs_f64() * scale).unwrap_or(std::time::Duration::MAX)
     }
 
     /// The base URL for links the sandbox hands out.
@@ -225,9 +258,10 @@ pub async fn start(mut config: SandboxConfig, listen: SocketAddr) -> std::io::Re
     let shared = Arc::new(Shared::new(config));
     let background = notifier::spawn(Arc::clone(&shared));
     let mut app = Router::new();
-    // Every page at its production path and at the test environment's.
+    // Each page at the path of the environment played, and nowhere else:
+    // a link built for the other environment is a 404, as it would be there.
     for call in Call::ALL {
-        for path in [call.page_path(), call.page_test_path()].into_iter().flatten() {
+        if let Some(path) = call.page_path(shared.config.environment) {
             app = app.route(path, any(pages::open));
         }
     }
@@ -303,7 +337,7 @@ async fn check_file(State(shared): State<Arc<Shared>>, Path(name): Path<String>)
     };
     let body = {
         let state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-        orders::reconciliation_file(&state, date)
+        orders::reconciliation_file(&state, &shared.config, date)
     };
     ([(header::CONTENT_TYPE, "text/plain;charset=UTF-8")], body).into_response()
 }
@@ -312,9 +346,11 @@ async fn check_file(State(shared): State<Arc<Shared>>, Path(name): Path<String>)
 /// (scanned the code, paid at the POS or on the bank page); settle the order
 /// as the channel's report would.
 async fn complete_order(State(shared): State<Arc<Shared>>, Path(biz_order_no): Path<String>) -> Response {
+    let faults = shared.faults();
     let result = {
         let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-        orders::complete_by_payer(&mut state, &biz_order_no)
+        orders::complete_by_payer(&mut state, &shared.config, &faults, &biz_order_no)
+            .map(|(order, _)| serde_json::json!({ "bizOrderNo": biz_order_no, "orderStatus": order.status.code() }))
     };
     match result {
         Ok(v) => {
@@ -398,24 +434,33 @@ fn handle(shared: &Shared, form: &[u8]) -> (String, bool) {
                     ResponseEnvelope::ok_body(&signed_value, &wrong)
                 }
                 Ok(sign) => ResponseEnvelope::ok_body(&signed_value, &sign),
-                Err(e) => error_answer(keys, &Reject::new("51002", e.to_string())),
+                Err(e) => error_answer(keys, faults.v1_error_signature, &Reject::new("51002", e.to_string())),
             };
             (text, hang)
         }
         Err(reject) => {
             // Details name fields and rules, never their values (no PII in logs).
             tracing::info!(code = reject.code, detail = %reject.detail, "sandbox refused a request");
-            (error_answer(keys, &reject), false)
+            (error_answer(keys, shared.faults().v1_error_signature, &reject), false)
         }
     }
 }
 
-/// v1 error answers go unsigned, as the provider's often do; v2 signs
-/// `errorCode=...&message=...`.
-fn error_answer(keys: &PartyKeys, reject: &Reject) -> String {
+/// v1 error answers go unsigned by default, as the provider's often do, or
+/// carry the spec example's `"signedValue": "error"` with a signature
+/// (verifiable or not, as the fault asks); v2 signs `errorCode=...&message=...`.
+fn error_answer(keys: &PartyKeys, v1_signature: faults::V1ErrorSignature, reject: &Reject) -> String {
     let message = reject.message();
     match keys.protocol {
-        Protocol::V1 => ResponseEnvelope::error_body(reject.code, &message, None),
+        Protocol::V1 => {
+            let sign = match v1_signature {
+                faults::V1ErrorSignature::Unsigned => None,
+                faults::V1ErrorSignature::Signed => keys.sign("error").ok(),
+                faults::V1ErrorSignature::Unverifiable => keys.sign(&format!("{}{message}", reject.code)).ok(),
+            };
+            let signed = sign.as_deref().map(|s| ("error", s));
+            ResponseEnvelope::error_body(reject.code, &message, signed)
+        }
         Protocol::V2 => {
             let value = wire::error_signed_value(reject.code, &message);
             match keys.sign(&value) {
@@ -511,7 +556,8 @@ fn accept(shared: &Shared, form: &[u8]) -> Result<(Value, bool), Reject> {
     let param = decrypt_params(config, call, body.param)?;
     let mut result = {
         let mut state = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let result = dispatch(&mut state, config, call, &param);
+        let result =
+            refuse_locked(&state, call, &param).and_then(|()| dispatch(&mut state, config, &faults, call, &param));
         let counts = state.call_counts.entry(spec.section).or_default();
         match result {
             Ok(_) => counts.0 += 1,
@@ -528,7 +574,42 @@ fn accept(shared: &Shared, form: &[u8]) -> Result<(Value, bool), Reject> {
     Ok((result, hang))
 }
 
-fn dispatch(state: &mut SandboxState, config: &SandboxConfig, call: Call, param: &Value) -> Result<Value, Reject> {
+/// "除解锁会员之外，其它接口都将返回错误信息“会员已锁定”" (4.1.18 l.980): every
+/// call but unlockMember that names a locked member, as the member, payer,
+/// receiver, transfer target or split recipient, is refused (30002).
+/// Batch items are checked one by one instead (a locked receiver fails its item).
+fn refuse_locked(state: &SandboxState, call: Call, param: &Value) -> Result<(), Reject> {
+    if call == Call::UnlockMember {
+        return Ok(());
+    }
+    fn splits<'a>(rules: Option<&'a Value>, out: &mut Vec<&'a str>) {
+        for rule in rules.and_then(Value::as_array).into_iter().flatten() {
+            out.extend(rule.get("bizUserId").and_then(Value::as_str));
+            splits(rule.get("splitRuleList"), out);
+        }
+    }
+    let mut named: Vec<&str> = ["bizUserId", "payerId", "recieverId", "targetBizUserId"]
+        .iter()
+        .filter_map(|k| param.get(*k).and_then(Value::as_str))
+        .collect();
+    splits(param.get("splitRule"), &mut named);
+    splits(param.get("splitRuleList"), &mut named);
+    match named
+        .into_iter()
+        .find(|id| state.members.get(*id).is_some_and(|m| m.locked))
+    {
+        Some(id) => Err(Reject::new(code::USER_LOCKED, format!("bizUserId {id:?} is locked"))),
+        None => Ok(()),
+    }
+}
+
+fn dispatch(
+    state: &mut SandboxState,
+    config: &SandboxConfig,
+    faults: &Faults,
+    call: Call,
+    param: &Value,
+) -> Result<Value, Reject> {
     let p = Params(param);
     match call {
         Call::CreateMember => member::create_member(state, &p),
@@ -552,13 +633,13 @@ fn dispatch(state: &mut SandboxState, config: &SandboxConfig, call: Call, param:
         Call::SetNewMobilePayPwd => member::set_quick_pay_password(state, &p),
         Call::ResetNewMobilePayPwdApply => member::reset_quick_pay_password_apply(state, &p),
         Call::ResetNewMobilePayPwdAffirm => member::reset_quick_pay_password_affirm(state, config, &p),
-        Call::DepositApply => orders::apply(state, config, &p, order::OrderKind::Deposit),
-        Call::WithdrawApply => orders::apply(state, config, &p, order::OrderKind::Withdraw),
-        Call::ConsumeApply => orders::apply(state, config, &p, order::OrderKind::Consume),
-        Call::AgentCollectApplySimplify => orders::apply(state, config, &p, order::OrderKind::AgentCollect),
-        Call::SignalAgentPaySimplify => orders::agent_pay(state, &p),
-        Call::BatchAgentPaySimplify => orders::batch_agent_pay(state, &p),
-        Call::PayBackendSms | Call::PayBackendNewMobile => orders::confirm(state, config, &p),
+        Call::DepositApply => orders::apply(state, config, faults, &p, order::OrderKind::Deposit),
+        Call::WithdrawApply => orders::apply(state, config, faults, &p, order::OrderKind::Withdraw),
+        Call::ConsumeApply => orders::apply(state, config, faults, &p, order::OrderKind::Consume),
+        Call::AgentCollectApplySimplify => orders::apply(state, config, faults, &p, order::OrderKind::AgentCollect),
+        Call::SignalAgentPaySimplify => orders::agent_pay(state, config, faults, &p),
+        Call::BatchAgentPaySimplify => orders::batch_agent_pay(state, config, faults, &p),
+        Call::PayBackendSms | Call::PayBackendNewMobile => orders::confirm(state, config, faults, &p),
         Call::EntryGoods => orders::entry_goods(state, &p),
         Call::QueryModifyGoods => orders::query_modify_goods(state, &p),
         Call::FreezeMoney => orders::freeze(state, &p),

@@ -141,12 +141,18 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         }
     };
     let page_base_url = config.provider.page_base_url.clone().unwrap_or_else(|| origin_of(&url));
+    tracing::info!(
+        environment = config.environment().name(),
+        %page_base_url,
+        "page links use this environment's layout"
+    );
     let client = SoaClient::new(
         SoaConfig {
             url,
             sysid: config.provider.sysid.clone(),
             connect_timeout: Duration::from_millis(config.provider.connect_timeout_ms),
             request_timeout: Duration::from_millis(config.provider.request_timeout_ms),
+            environment: config.environment(),
         },
         keys,
     )

@@ -294,6 +294,7 @@ async fn sandbox_process_with_generated_keys_serves_a_client() {
             sysid: SYSID.into(),
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
+            environment: yungate::provider::calls::Environment::Test,
         },
         PartyKeys {
             protocol: Protocol::V1,

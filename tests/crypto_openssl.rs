@@ -240,3 +240,44 @@ fn fingerprint_matches_openssl() {
         cert.sha256_fingerprint()
     );
 }
+
+/// Certificates made by openssl, then corrupted at random: read or refused, never a panic.
+mod mutated_certificates {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn sample() -> &'static [u8] {
+        static DER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        DER.get_or_init(|| {
+            let m = MerchantFiles::new(1024, SYSID);
+            std::fs::read(m.path("cert.der")).unwrap()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn flipped_and_cut_certificates_are_errors_or_certificates(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut der = sample().to_vec();
+            for (at, byte) in flips {
+                let i = at.index(der.len());
+                der[i] = byte;
+            }
+            let len = cut.index(der.len() + 1);
+            let _ = Certificate::from_der(&der[..len]);
+            let _ = Certificate::from_pem_or_der(&der[..len]);
+        }
+    }
+
+    #[test]
+    fn the_unmutated_certificate_reads() {
+        let cert = Certificate::from_der(sample()).unwrap();
+        assert!(cert.subject.contains(SYSID), "{}", cert.subject);
+        assert!(cert.not_after.ends_with(" UTC"), "{}", cert.not_after);
+    }
+}

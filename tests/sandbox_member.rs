@@ -34,6 +34,7 @@ fn client(url: String, keys: PartyKeys) -> SoaClient {
             sysid: SYSID.into(),
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
+            environment: yungate::provider::calls::Environment::Test,
         },
         keys,
     )
@@ -42,7 +43,7 @@ fn client(url: String, keys: PartyKeys) -> SoaClient {
 
 fn business_code(e: CallError) -> String {
     match e {
-        CallError::Business { code, message } => {
+        CallError::Business { code, message, .. } => {
             assert!(!message.is_empty());
             code
         }

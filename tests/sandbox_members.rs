@@ -97,9 +97,7 @@ async fn card_binding_three_ways_safe_card_query_and_unbind() {
 }
 
 fn company_info(name: &str) -> serde_json::Value {
-    json!({"companyName": name, "companyAddress": "杭州", "businessLicense": "91330000000000000X", "legalName": "张三",
-           "identityType": 1, "legalIds": ID_NO, "legalPhone": "13800000000", "accountNo": "1234567890123",
-           "parentBankName": "中国农业银行", "bankName": "中国农业银行杭州分行"})
+    support::harness::company_info(name, "1234567890123")
 }
 
 #[tokio::test]
@@ -141,8 +139,16 @@ async fn company_audit_is_notified_when_delayed() {
     assert_eq!(info["memberInfo"]["accountNo"], "1234567890123");
     let again = json!({"bizUserId": "acme", "companyBasicInfo": company_info("ACME")});
     assert_eq!(h.refused(Call::SetCompanyInfo, again).await, "30023");
-    // A company phone binds only after a passed audit.
+    // A company phone binds only after a passed audit: refused while the information failed
+    // audit (30022 用户不可用), and 30030 "未设置企业信息" (l.3265) when none was set.
     let code = json!({"bizUserId": "bad", "phone": "13900000001", "verificationCodeType": 9});
+    assert_eq!(h.refused(Call::SendVerificationCode, code).await, "30022");
+    h.call(
+        Call::CreateMember,
+        json!({"bizUserId": "bare", "memberType": 2, "source": 2}),
+    )
+    .await;
+    let code = json!({"bizUserId": "bare", "phone": "13900000009", "verificationCodeType": 9});
     assert_eq!(h.refused(Call::SendVerificationCode, code).await, "30030");
     h.call(
         Call::SendVerificationCode,
@@ -168,9 +174,11 @@ async fn a_locked_member_can_only_be_unlocked() {
         h.refused(Call::QueryBankCard, json!({"bizUserId": "lee"})).await,
         "30002"
     );
-    // getMemberInfo still answers, with userState 5 (locked).
-    let info = h.call(Call::GetMemberInfo, json!({"bizUserId": "lee"})).await;
-    assert_eq!(info["memberInfo"]["userState"], 5);
+    // "除解锁会员之外，其它接口都将返回错误信息“会员已锁定”" (4.1.18 l.980): queries too.
+    assert_eq!(
+        h.refused(Call::GetMemberInfo, json!({"bizUserId": "lee"})).await,
+        "30002"
+    );
     h.call(Call::UnlockMember, json!({"bizUserId": "lee"})).await;
     h.call(Call::SendVerificationCode, code).await;
     assert_eq!(

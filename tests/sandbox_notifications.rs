@@ -29,12 +29,13 @@ async fn retries_follow_the_schedule_and_stop_at_the_first_200() {
     let (h, receiver) = notified_deposit(0.001, 3).await;
     let got = receiver.wait_for(1).await;
     assert_eq!(got[0].body.return_value["bizOrderNo"], "n-1");
-    // Nothing after the success: wait longer than the next retry would take (10m * 0.001 = 0.6 s... the 5th pause is 15m = 0.9 s).
+    // "通知频率为 5s, 2m, 10m, 15m, 1h, ..." (3.6 l.266): attempts 2 to 4 come 2m, 10m and 15m
+    // after the one before (x 0.001). Nothing after the success: the next would be 1h later (3.6 s).
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let attempts = receiver.attempts.lock().unwrap().clone();
     assert_eq!(attempts.len(), 4, "three failures, then the success");
     let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
-    for (gap, expected_ms) in gaps.iter().zip([5u64, 120, 600]) {
+    for (gap, expected_ms) in gaps.iter().zip([120u64, 600, 900]) {
         let expected = Duration::from_millis(expected_ms);
         assert!(*gap >= expected, "gap {gap:?} shorter than {expected:?}");
         assert!(
@@ -55,14 +56,14 @@ async fn retries_follow_the_schedule_and_stop_at_the_first_200() {
 }
 
 #[tokio::test]
-async fn a_receiver_that_never_answers_200_gets_nine_attempts() {
+async fn a_receiver_that_never_answers_200_gets_eight_attempts() {
     let (_h, receiver) = notified_deposit(0.000_01, usize::MAX).await;
     // The whole schedule (about 24.5 h) scaled by 1e-5 takes under a second.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
         receiver.attempts.lock().unwrap().len(),
-        9,
-        "the first attempt and 8 retries"
+        8,
+        "\"最多通知 8 次\" (3.6 l.266): 8 attempts in all"
     );
     assert!(receiver.got.lock().unwrap().is_empty());
 }
@@ -83,8 +84,8 @@ async fn v2_notifications_are_signed_by_the_provider_key_and_retried_four_times(
     // The receiver checked each signature with the provider's public key (v2 MD5 pre-hash).
     assert_eq!(
         receiver.attempts.lock().unwrap().len(),
-        5,
-        "the first attempt and 4 retries"
+        4,
+        "v2 notifies at most 4 times (5s, 10m, 1h, 6h)"
     );
     assert!(
         receiver.rejected.lock().unwrap().is_empty(),

@@ -5,7 +5,7 @@ mod support;
 use serde_json::{Value, json};
 use support::harness::{CARD, ESCROW, Harness, ID_NO, NAME, phone_of};
 use yungate::provider::calls::Call;
-use yungate::provider::wire::{NotificationBody, NotificationEnvelope};
+use yungate::provider::wire::{Form, NotificationBody, NotificationEnvelope};
 
 fn browser() -> reqwest::Client {
     reqwest::Client::builder()
@@ -20,6 +20,30 @@ async fn visit(url: &str) -> (u16, String) {
     let status = r.status().as_u16();
     let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
     (status, location.unwrap_or(r.text().await.unwrap()))
+}
+
+/// A page's answer appended to its redirect, in the response shape of the
+/// spec's jumpUrl tables (l.1063, 1122, 1165, 1207, 1842): `status=OK`,
+/// `signedValue` and its `sign`; returns the verified signedValue.
+fn page_answer(h: &Harness, location: &str, expected_prefix: &str) -> Value {
+    assert!(location.starts_with(expected_prefix), "{location}");
+    let query = location.split_once('?').unwrap().1;
+    let form = Form::parse(query.as_bytes());
+    assert_eq!(form.get("status").as_deref(), Some("OK"), "{location}");
+    let signed_value = form.get("signedValue").unwrap();
+    h.keys
+        .verify(&signed_value, &form.get("sign").unwrap())
+        .expect("the answer is signed over signedValue");
+    serde_json::from_str(&signed_value).unwrap()
+}
+
+/// A page's refusal at its redirect: `status=error` and the section 7 code.
+fn page_refusal(location: &str, expected_prefix: &str) -> String {
+    assert!(location.starts_with(expected_prefix), "{location}");
+    let form = Form::parse(location.split_once('?').unwrap().1.as_bytes());
+    assert_eq!(form.get("status").as_deref(), Some("error"), "{location}");
+    assert!(form.get("message").is_some_and(|m| !m.is_empty()));
+    form.get("errorCode").unwrap()
 }
 
 /// Checks the signed result appended to a redirect and returns its rps.
@@ -78,16 +102,16 @@ async fn password_pages_set_update_reset_and_change_phone() {
         .await
         .unwrap();
     assert_eq!(posted.status(), 303);
-    let rps = signed_result(&h, posted.headers()["location"].to_str().unwrap(), jump);
-    assert_eq!(
-        (rps.method.as_str(), rps.return_value["result"].as_str()),
-        ("setPayPwd", Some("OK"))
-    );
+    let answer = page_answer(&h, posted.headers()["location"].to_str().unwrap(), jump);
+    // "bizUserId ... 是 / result 设置支付密码结果 成功：OK 失败：error" (4.1.20 l.1068-1069).
+    assert_eq!(answer, json!({"bizUserId": "pat", "result": "OK"}));
     let note = h.receiver.wait_for(1).await;
     assert_eq!(
         (note[0].body.service.as_str(), note[0].body.method.as_str()),
         ("MemberPwdService", "setPayPwd")
     );
+    // The notification's returnValue holds bizUserId only (4.1.20 l.1084-1085).
+    assert_eq!(note[0].body.return_value, json!({"bizUserId": "pat"}));
     assert_eq!(
         h.call(Call::GetMemberInfo, json!({"bizUserId": "pat"})).await["memberInfo"]["isSetPayPwd"],
         true
@@ -108,11 +132,13 @@ async fn password_pages_set_update_reset_and_change_phone() {
         pwd_params("pat", json!({}), jump, &h.receiver.url),
     )
     .await;
-    let (status, body) = visit(&format!("{update}&oldPassword=000000&password=246802")).await;
-    assert_eq!(status, 400);
-    assert!(body.contains("10000"), "{body}");
+    // A refusal goes to jumpUrl as well, as status=error.
+    let (status, location) = visit(&format!("{update}&oldPassword=000000&password=246802")).await;
+    assert_eq!(status, 303);
+    assert_eq!(page_refusal(&location, jump), "10000");
     let (status, location) = visit(&format!("{update}&oldPassword=135790&password=246802")).await;
     assert_eq!(status, 303, "{location}");
+    page_answer(&h, &location, jump);
 
     // Reset needs the SMS code; change phone needs the password and the new number's code.
     let reset = link(
@@ -121,8 +147,10 @@ async fn password_pages_set_update_reset_and_change_phone() {
         pwd_params("pat", json!({"phone": phone_of("pat")}), jump, &h.receiver.url),
     )
     .await;
-    assert_eq!(visit(&format!("{reset}&smsCode=1111&password=357913")).await.0, 400);
-    assert_eq!(visit(&format!("{reset}&smsCode=9999&password=357913")).await.0, 303);
+    let (status, location) = visit(&format!("{reset}&smsCode=1111&password=357913")).await;
+    assert_eq!((status, page_refusal(&location, jump).as_str()), (303, "50001"));
+    let (_, location) = visit(&format!("{reset}&smsCode=9999&password=357913")).await;
+    page_answer(&h, &location, jump);
     let change = link(
         &h,
         Call::UpdatePhoneByPayPwd,
@@ -131,20 +159,19 @@ async fn password_pages_set_update_reset_and_change_phone() {
     .await;
     let (status, location) = visit(&format!("{change}&password=357913&newPhone=13511112222&smsCode=9999")).await;
     assert_eq!(status, 303);
+    // 4.1.23 l.1207: bizUserId, result, newPhone.
     assert_eq!(
-        signed_result(&h, &location, jump).return_value["newPhone"],
-        "13511112222"
+        page_answer(&h, &location, jump),
+        json!({"bizUserId": "pat", "result": "OK", "newPhone": "13511112222"})
     );
     assert_eq!(
         h.call(Call::GetMemberInfo, json!({"bizUserId": "pat"})).await["memberInfo"]["phone"],
         "13511112222"
     );
     let notes = h.receiver.wait_for(4).await;
-    assert!(
-        notes
-            .iter()
-            .any(|n| n.body.method == "updatePhoneByPayPwd" && n.body.return_value["newPhone"] == "13511112222")
-    );
+    // 4.1.23's notification: returnValue {bizUserId, newPhone} (l.1228-1236).
+    assert!(notes.iter().any(|n| n.body.method == "updatePhoneByPayPwd"
+        && n.body.return_value == json!({"bizUserId": "pat", "newPhone": "13511112222"})));
 }
 
 #[tokio::test]
@@ -166,11 +193,17 @@ async fn links_encoded_twice_are_accepted_and_tampered_links_are_not() {
         }))
         .finish();
     assert_eq!(visit(&format!("{base}?{twice}&password=135790")).await.0, 303);
-    // The test environment's path for the same page works too.
-    let test_path = url.replace("/yungateway/pwd/", "/pwd/");
-    let (status, body) = visit(&format!("{test_path}&password=135790")).await;
-    assert_eq!(status, 400, "already set");
-    assert!(body.contains("30031"), "{body}");
+    // The sandbox plays the test environment: "测试环境地址：http://122.227.225.142:23661/pwd/setPayPwd.html"
+    // (l.1037); the production path "/yungateway/pwd/setPayPwd.html" (l.1038) is not served.
+    assert!(
+        base.ends_with("/pwd/setPayPwd.html") && !base.contains("/yungateway/"),
+        "{base}"
+    );
+    let production = url.replace("/pwd/", "/yungateway/pwd/");
+    assert_eq!(visit(&production).await.0, 404);
+    let (status, location) = visit(&format!("{url}&password=135790")).await;
+    assert_eq!(status, 303);
+    assert_eq!(page_refusal(&location, "http://x/j"), "30031", "already set");
     let tampered = url.replace("bizUserId%22%3A%22dan", "bizUserId%22%3A%22eve");
     let (status, body) = visit(&tampered).await;
     assert_eq!(status, 400);
@@ -211,14 +244,15 @@ async fn pay_pages_confirm_password_and_gateway_orders() {
         json!({"bizUserId": "olga", "bizOrderNo": "pw-1", "jumpUrl": "http://shop/paid", "consumerIp": "1.2.3.4"}),
     )
     .await;
-    let (status, body) = visit(&format!("{pay}&password=000000")).await;
-    assert_eq!(status, 400);
-    assert!(body.contains("40006"), "{body}");
+    let (status, location) = visit(&format!("{pay}&password=000000")).await;
+    assert_eq!(status, 303);
+    assert_eq!(page_refusal(&location, "http://shop/paid"), "40006");
     let (status, location) = visit(&format!("{pay}&password=135790")).await;
     assert_eq!(status, 303);
+    // 4.2.10 l.1842: payStatus, payFailMessage, bizUserId, bizOrderNo.
     assert_eq!(
-        signed_result(&h, &location, "http://shop/paid").return_value["payStatus"],
-        "success"
+        page_answer(&h, &location, "http://shop/paid"),
+        json!({"payStatus": "success", "bizUserId": "olga", "bizOrderNo": "pw-1"})
     );
     assert_eq!(h.balance("olga").await.0, 500);
     // Gateway: the bank page, then back to frontUrl.
@@ -235,7 +269,8 @@ async fn pay_pages_confirm_password_and_gateway_orders() {
         json!({"bizUserId": "olga", "bizOrderNo": "gw-1", "consumerIp": "1.2.3.4"}),
     )
     .await;
-    assert!(gateway.contains("/yungateway/frontTrans.do?"));
+    // "测试环境网关地址：http://122.227.225.142:23661/service/gateway/frontTrans.do" (l.1791).
+    assert!(gateway.contains("/service/gateway/frontTrans.do?"), "{gateway}");
     let (status, location) = visit(&format!("{gateway}&confirm=1")).await;
     assert_eq!(status, 303);
     signed_result(&h, &location, "http://shop/front");

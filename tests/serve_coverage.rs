@@ -8,7 +8,7 @@ use support::dynamic_grpc;
 use tonic::Code;
 use tonic::transport::Channel;
 use yungate::config::Config;
-use yungate::provider::calls::{Call, CallKind};
+use yungate::provider::calls::{Call, CallKind, Environment};
 use yungate::serve;
 
 const CARD: &str = "6228480402637874214";
@@ -96,7 +96,7 @@ async fn every_rpc_through_the_gateway() {
         json!({"bizUserId": "co", "memberType": 2, "source": 2}),
     )
     .await;
-    let info = json!({"companyName": "ACME", "legalName": "张三", "identityType": 1, "legalIds": ID_NO, "legalPhone": "13800000000",
+    let info = json!({"companyName": "ACME", "businessLicense": "91330000000000000X", "legalName": "张三", "identityType": 1, "legalIds": ID_NO, "legalPhone": "13800000000",
                       "accountNo": "1234567890", "parentBankName": "农业银行", "bankName": "农业银行杭州分行"});
     c.ok(
         Call::SetCompanyInfo,
@@ -310,7 +310,7 @@ async fn every_rpc_through_the_gateway() {
     for (call, wire) in pages {
         let answer = c.ok(call, wire).await;
         let url = answer["link"]["url"].as_str().unwrap();
-        assert!(url.contains(call.page_path().unwrap()), "{url}");
+        assert!(url.contains(call.page_path(Environment::Test).unwrap()), "{url}");
         assert_eq!(answer["link"]["httpMethod"], "GET");
     }
     // Every backend call reached the sandbox and succeeded at least once.

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{CliError, KeyArgs};
+use crate::provider::calls::Environment;
 use crate::provider::crypto::{PartyKeys, PrivateKey, Protocol, PublicKey, load_private_key_pem};
 use crate::sandbox::{self, SandboxConfig};
 
@@ -68,6 +69,15 @@ pub struct SandboxArgs {
     /// The SMS code every verification accepts.
     #[arg(long, value_name = "CODE", default_value = SandboxConfig::DEFAULT_VERIFICATION_CODE)]
     verification_code: String,
+    /// The environment played: pages are served at its paths only (test: /pwd/..., production: /yungateway/...).
+    #[arg(long, value_name = "ENV", default_value = "test")]
+    environment: Environment,
+    /// The platform withdraws to safe cards only (4.2.3 note 4): without one, withdrawals get 30029.
+    #[arg(long)]
+    require_safe_card: bool,
+    /// The channel's fee on inbound payments, in basis points, as the reconciliation file reports it.
+    #[arg(long, value_name = "BP", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    channel_fee_bp: u32,
 }
 
 /// Runs the sandbox in its own runtime.
@@ -93,9 +103,10 @@ async fn serve(args: SandboxArgs) -> Result<ExitCode, CliError> {
             faults
         }
     };
-    if !(args.time_scale > 0.0 && args.time_scale.is_finite()) {
+    if !(args.time_scale > 0.0 && args.time_scale <= SandboxConfig::MAX_TIME_SCALE) {
         return Err(CliError(format!(
-            "--time-scale must be a positive number, got {}",
+            "--time-scale must be a positive number up to {}, got {}",
+            SandboxConfig::MAX_TIME_SCALE,
             args.time_scale
         )));
     }
@@ -107,6 +118,9 @@ async fn serve(args: SandboxArgs) -> Result<ExitCode, CliError> {
         verification_code: args.verification_code.clone(),
         escrow_account_set: args.escrow_account_set.clone(),
         public_url: args.public_url.clone(),
+        environment: args.environment,
+        require_safe_card: args.require_safe_card,
+        channel_fee_bp: args.channel_fee_bp,
         ..SandboxConfig::new(args.sysid.clone(), keys)
     };
     let running = sandbox::start(config, args.listen)

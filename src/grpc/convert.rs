@@ -50,13 +50,20 @@ const VALIDATE_TYPE_NONE: i32 = 3;
 const TRADE_CODE: &str = "yungate.v1.TradeCode";
 
 /// The provider JSON of a message: wire names, only the fields that are set.
+/// An `optional` string that is set travels even when empty: `payType: ""`
+/// means "credit cards allowed" for WECHAT_PUBLIC and CODEPAY_W (5.2 l.2418, 2424).
 pub fn to_wire(msg: &DynamicMessage) -> Map<String, Json> {
     let mut out = Map::new();
     for field in msg.descriptor().fields() {
         if field.supports_presence() && !msg.has_field(&field) {
             continue;
         }
-        if let Some(v) = value_to_wire(&field, &msg.get_field(&field)) {
+        let value = msg.get_field(&field);
+        let wire = match value.as_ref() {
+            Value::String(s) if s.is_empty() && field.supports_presence() => Some(Json::String(String::new())),
+            other => value_to_wire(&field, other),
+        };
+        if let Some(v) = wire {
             out.insert(wire_name(&field), v);
         }
     }

@@ -97,6 +97,14 @@ impl Gateway {
         if let Some(info) = wire.get_mut("payToBankCardInfo").filter(|i| i.is_object()) {
             info["backUrl"] = notify;
         }
+        // WITHDRAW_TLT's payTypeName is always `withdraw_tlt` (5.2 l.2440).
+        if let Some(Json::Object(tlt)) = wire.get_mut("payMethod").and_then(|m| m.get_mut("WITHDRAW_TLT")) {
+            let empty = tlt.get("payTypeName").and_then(Json::as_str).is_none_or(str::is_empty);
+            if empty {
+                tlt.insert("payTypeName".into(), Json::String("withdraw_tlt".into()));
+            }
+        }
+        validate::normalise_dates(wire);
         if call == Call::QueryReserveFundBalance {
             wire.insert("sysid".into(), Json::String(self.client.sysid().to_owned()));
         }
@@ -111,7 +119,7 @@ impl Gateway {
         ) {
             wire.insert("frontUrl".into(), Json::String(url.clone()));
         }
-        let takes_jump_url = call.page_path().is_some() && call != Call::PayPageSms;
+        let takes_jump_url = call.is_page() && call != Call::PayPageSms;
         if let (true, Some(url), false) = (
             takes_jump_url,
             &self.settings.default_jump_url,

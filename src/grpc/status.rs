@@ -120,16 +120,50 @@ fn with_info(code: Code, message: String, reason: &str, domain: &str, metadata: 
     Status::with_error_details(code, message, ErrorDetails::with_error_info(reason, domain, metadata))
 }
 
-/// A failed provider call as a status.
+/// Why a call's outcome is unknown, as ErrorInfo's `cause` metadata: the
+/// reason is always `OUTCOME_UNKNOWN`, so one switch covers them all.
+fn outcome_unknown(code: Code, message: String, cause: &str, mut metadata: HashMap<String, String>) -> Status {
+    metadata.insert("cause".to_owned(), cause.to_owned());
+    with_info(code, message, OUTCOME_UNKNOWN, DOMAIN, metadata)
+}
+
+/// The ErrorInfo reason of every failure after which the call may have been processed.
+pub const OUTCOME_UNKNOWN: &str = "OUTCOME_UNKNOWN";
+
+/// A failed provider call as a status. The code is a promise about retry
+/// safety: UNAVAILABLE (with RetryInfo) only when nothing was sent;
+/// whatever may have reached the provider is DEADLINE_EXCEEDED or UNKNOWN
+/// with reason `OUTCOME_UNKNOWN`.
 pub fn from_call_error(error: &CallError) -> Status {
     match error {
-        CallError::Business { code, message } => {
+        CallError::Business {
+            code,
+            message,
+            verified,
+        } => {
             let info = crate::provider::errors::lookup(code);
+            let unverified = if *verified { "" } else { " [signature not verified]" };
             let text = match info {
-                Some(i) => format!("provider refused the call: {code} {} ({message})", i.message_en),
-                None => format!("provider refused the call: {code} ({message})"),
+                Some(i) => format!(
+                    "provider refused the call: {code} {} ({message}){unverified}",
+                    i.message_en
+                ),
+                None => format!("provider refused the call: {code} ({message}){unverified}"),
             };
-            let metadata = HashMap::from([("message".to_owned(), message.clone())]);
+            let metadata = HashMap::from([
+                ("message".to_owned(), message.clone()),
+                ("verified".to_owned(), verified.to_string()),
+            ]);
+            if code == crate::provider::client::PAYMENT_TIMEOUT {
+                let mut metadata = metadata;
+                metadata.insert("providerCode".to_owned(), code.clone());
+                return outcome_unknown(
+                    Code::DeadlineExceeded,
+                    format!("{text}; the payment may still go through, check before retrying"),
+                    "PROVIDER_PAYMENT_TIMEOUT",
+                    metadata,
+                );
+            }
             with_info(code_for(code), text, code, PROVIDER_DOMAIN, metadata)
         }
         CallError::NotSent(detail) => {
@@ -141,39 +175,42 @@ pub fn from_call_error(error: &CallError) -> Status {
                 details,
             )
         }
-        CallError::OutcomeUnknown(detail) => with_info(
+        CallError::OutcomeUnknown(detail) => outcome_unknown(
             Code::DeadlineExceeded,
             format!("no answer from the provider; the call may have been processed, check before retrying: {detail}"),
-            "OUTCOME_UNKNOWN",
-            DOMAIN,
+            "NO_ANSWER",
             HashMap::new(),
         ),
-        CallError::Http { status, .. } => with_info(
-            Code::Unavailable,
-            format!("the provider answered HTTP {status}"),
+        CallError::Http { status, .. } => outcome_unknown(
+            Code::Unknown,
+            format!("the provider answered HTTP {status}; the call may have been processed, check before retrying"),
             "PROVIDER_HTTP_ERROR",
-            DOMAIN,
             HashMap::from([("httpStatus".to_owned(), status.to_string())]),
         ),
-        CallError::BadSignature(e) => with_info(
-            Code::Internal,
-            format!("the provider's answer failed signature verification ({e}); check the provider certificate"),
+        CallError::BadSignature(e) => outcome_unknown(
+            Code::Unknown,
+            format!(
+                "the provider's answer failed signature verification ({e}); the call may have been processed, \
+                 check before retrying, and check the provider certificate"
+            ),
             "BAD_PROVIDER_SIGNATURE",
-            DOMAIN,
             HashMap::new(),
         ),
-        CallError::Malformed(e) => with_info(
-            Code::Internal,
-            format!("the provider's answer is malformed: {e}"),
+        CallError::Malformed(e) => outcome_unknown(
+            Code::Unknown,
+            format!(
+                "the provider's answer is malformed ({e}); the call may have been processed, check before retrying"
+            ),
             "MALFORMED_PROVIDER_RESPONSE",
-            DOMAIN,
             HashMap::new(),
         ),
-        CallError::Decrypt { field, .. } => with_info(
-            Code::Internal,
-            format!("cannot decrypt {field} in the provider's answer; check the keys and protocol profile"),
+        CallError::Decrypt { field, .. } => outcome_unknown(
+            Code::Unknown,
+            format!(
+                "cannot decrypt {field} in the provider's answer (check the keys and protocol profile); \
+                 the call was processed, check before retrying"
+            ),
             "PROVIDER_DECRYPT_FAILED",
-            DOMAIN,
             HashMap::new(),
         ),
     }
@@ -186,19 +223,59 @@ pub struct Violation {
     pub description: String,
 }
 
-/// INVALID_ARGUMENT with a `google.rpc.BadRequest` listing every violation.
+/// The most violations a `BadRequest` lists: its trailer must stay far below
+/// the 16 KB metadata limit of default clients, or they fail with
+/// RESOURCE_EXHAUSTED and never see the reason.
+pub const MAX_VIOLATIONS: usize = 20;
+
+/// Longest field path or description carried in a violation, in characters.
+const MAX_VIOLATION_TEXT: usize = 200;
+
+fn clipped(text: &str) -> String {
+    if text.chars().count() <= MAX_VIOLATION_TEXT {
+        text.to_owned()
+    } else {
+        let mut t: String = text.chars().take(MAX_VIOLATION_TEXT).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// INVALID_ARGUMENT with a `google.rpc.BadRequest` listing the violations:
+/// the first [`MAX_VIOLATIONS`], then one entry saying how many more there are.
 pub fn invalid_argument(violations: &[Violation]) -> Status {
     let mut details = ErrorDetails::new();
-    for v in violations {
-        details.add_bad_request_violation(v.field.clone(), v.description.clone());
+    let shown = &violations[..violations.len().min(MAX_VIOLATIONS)];
+    for v in shown {
+        details.add_bad_request_violation(clipped(&v.field), clipped(&v.description));
     }
-    let summary: Vec<String> = violations
+    let more = violations.len() - shown.len();
+    if more > 0 {
+        details.add_bad_request_violation("", format!("{more} more violations not listed"));
+    }
+    let mut summary: Vec<String> = shown
         .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
+        .take(5)
+        .map(|v| format!("{}: {}", clipped(&v.field), clipped(&v.description)))
         .collect();
+    if violations.len() > summary.len() {
+        summary.push(format!("and {} more", violations.len() - summary.len()));
+    }
     Status::with_error_details(
         Code::InvalidArgument,
         format!("invalid request: {}", summary.join("; ")),
+        details,
+    )
+}
+
+/// A request that could not be decoded (invalid UTF-8 in a string, nesting
+/// deeper than the decoder allows, truncated bytes): the caller's fault.
+pub fn undecodable(error: &prost::DecodeError) -> Status {
+    let mut details = ErrorDetails::with_error_info("UNDECODABLE_REQUEST", DOMAIN, HashMap::new());
+    details.add_bad_request_violation("", format!("the request message cannot be decoded: {error}"));
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: the message cannot be decoded ({error})"),
         details,
     )
 }
@@ -234,6 +311,7 @@ mod tests {
         let status = from_call_error(&CallError::Business {
             code: "40014".into(),
             message: "账户余额不足".into(),
+            verified: true,
         });
         assert_eq!(status.code(), Code::FailedPrecondition);
         let info = status.get_details_error_info().unwrap();

@@ -32,6 +32,30 @@ pub struct CallSpec {
     pub required_request: &'static [&'static str],
 }
 
+/// The card numbers inside `payMethod` (5.2): "银行卡号, RSA 加密" for
+/// REALNAMEPAY (l.2404), REALNAMEPAY_BATCH (l.2408), WITHHOLD_TLT (l.2410),
+/// QUICKPAY_N (l.2442), and QUICKPAY of the example (l.2481-2483).
+const PAY_METHOD_CARDS: &[&str] = &[
+    "payMethod.REALNAMEPAY.bankCardNo",
+    "payMethod.REALNAMEPAY_BATCH.bankCardNo",
+    "payMethod.WITHHOLD_TLT.bankCardNo",
+    "payMethod.QUICKPAY_N.bankCardNo",
+    "payMethod.QUICKPAY.bankCardNo",
+];
+
+/// The fields of `companyBasicInfo` (5.5) marked 是 (l.2638-2648); bankName,
+/// the branch, is optional (l.2650).
+pub const COMPANY_BASIC_INFO_REQUIRED: [&str; 8] = [
+    "companyName",
+    "businessLicense",
+    "legalName",
+    "identityType",
+    "legalIds",
+    "legalPhone",
+    "accountNo",
+    "parentBankName",
+];
+
 /// Every call of the specification, in spec order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Call {
@@ -459,7 +483,7 @@ impl Call {
                 service: "OrderService",
                 method: "depositApply",
                 kind: CallKind::Backend,
-                encrypted_request: &[],
+                encrypted_request: PAY_METHOD_CARDS,
                 encrypted_response: &[],
                 required_request: &[
                     "bizOrderNo",
@@ -499,7 +523,7 @@ impl Call {
                 service: "OrderService",
                 method: "consumeApply",
                 kind: CallKind::Backend,
-                encrypted_request: &[],
+                encrypted_request: PAY_METHOD_CARDS,
                 encrypted_response: &[],
                 required_request: &[
                     "payerId",
@@ -519,7 +543,7 @@ impl Call {
                 service: "OrderService",
                 method: "agentCollectApplySimplify",
                 kind: CallKind::Backend,
-                encrypted_request: &[],
+                encrypted_request: PAY_METHOD_CARDS,
                 encrypted_response: &[],
                 required_request: &[
                     "bizOrderNo",
@@ -732,27 +756,83 @@ impl Call {
     }
 }
 
+/// Which of the provider's two environments a deployment talks to. Their
+/// page paths differ (spec 3.7 l.289/293, 4.1.20 l.1037-1038, 4.2.10
+/// l.1820-1822): the test host serves password pages at `/pwd/...` and the
+/// gateway page at `/service/gateway/frontTrans.do`, production puts both
+/// under `/yungateway/`. The SOA endpoint is `/service/soa` in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// `https://yun.allinpay.com`.
+    Production,
+    /// The provider's test host (and the sandbox, which plays it).
+    #[default]
+    Test,
+}
+
+impl Environment {
+    /// The production host's name (spec 3.7 l.291).
+    pub const PRODUCTION_HOST: &'static str = "yun.allinpay.com";
+
+    /// The environment a provider URL most likely belongs to: production
+    /// when its host is the production host, the test layout otherwise.
+    pub fn of_url(url: &str) -> Environment {
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        let authority = url[after_scheme..].split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit('@').next().unwrap_or_default();
+        let host = host.split(':').next().unwrap_or_default();
+        if host.eq_ignore_ascii_case(Self::PRODUCTION_HOST) {
+            Environment::Production
+        } else {
+            Environment::Test
+        }
+    }
+
+    /// `production` or `test`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Environment::Production => "production",
+            Environment::Test => "test",
+        }
+    }
+}
+
+impl std::str::FromStr for Environment {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "production" => Ok(Environment::Production),
+            "test" => Ok(Environment::Test),
+            other => Err(format!("unknown environment {other:?}: expected production or test")),
+        }
+    }
+}
+
 impl Call {
-    /// For page calls, the path of the provider's page (production layout;
-    /// the test environment drops the `/yungateway` prefix of password pages
-    /// and serves 4.2.9 at `/service/gateway/frontTrans.do`).
-    pub fn page_path(self) -> Option<&'static str> {
-        Some(match self {
-            Call::SetPayPwd => "/yungateway/pwd/setPayPwd.html",
-            Call::UpdatePayPwd => "/yungateway/pwd/updatePayPwd.html",
-            Call::ResetPayPwd => "/yungateway/pwd/resetPayPwd.html",
-            Call::UpdatePhoneByPayPwd => "/yungateway/pwd/updatePhoneByPayPwd.html",
-            Call::PayPageSms => "/yungateway/frontTrans.do",
-            Call::PayPagePassword => "/yungateway/pwd/payOrder.html",
+    /// For page calls, the path of the provider's page in `environment`.
+    pub fn page_path(self, environment: Environment) -> Option<&'static str> {
+        use Environment::{Production, Test};
+        Some(match (self, environment) {
+            (Call::SetPayPwd, Production) => "/yungateway/pwd/setPayPwd.html",
+            (Call::SetPayPwd, Test) => "/pwd/setPayPwd.html",
+            (Call::UpdatePayPwd, Production) => "/yungateway/pwd/updatePayPwd.html",
+            (Call::UpdatePayPwd, Test) => "/pwd/updatePayPwd.html",
+            (Call::ResetPayPwd, Production) => "/yungateway/pwd/resetPayPwd.html",
+            (Call::ResetPayPwd, Test) => "/pwd/resetPayPwd.html",
+            (Call::UpdatePhoneByPayPwd, Production) => "/yungateway/pwd/updatePhoneByPayPwd.html",
+            (Call::UpdatePhoneByPayPwd, Test) => "/pwd/updatePhoneByPayPwd.html",
+            (Call::PayPageSms, Production) => "/yungateway/frontTrans.do",
+            (Call::PayPageSms, Test) => "/service/gateway/frontTrans.do",
+            (Call::PayPagePassword, Production) => "/yungateway/pwd/payOrder.html",
+            (Call::PayPagePassword, Test) => "/pwd/payOrder.html",
             _ => return None,
         })
     }
 
-    /// For page calls, the path of the page in the provider's test environment.
-    pub fn page_test_path(self) -> Option<&'static str> {
-        match self.page_path()? {
-            "/yungateway/frontTrans.do" => Some("/service/gateway/frontTrans.do"),
-            path => path.strip_prefix("/yungateway"),
-        }
+    /// Whether this is one of the six page calls.
+    pub fn is_page(self) -> bool {
+        self.spec().kind == CallKind::Page
     }
 }

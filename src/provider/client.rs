@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::calls::{Call, CallKind};
-use super::crypto::{CryptoError, PartyKeys};
+use super::calls::{Call, CallKind, Environment};
+use super::crypto::{CryptoError, PartyKeys, Protocol};
 use super::wire::{self, ResponseEnvelope, ResponseStatus, SignedRequest, WireError};
 
 /// A typed call: its parameters serialise to `req.param`, and its result
@@ -39,6 +39,24 @@ pub struct SoaConfig {
     pub connect_timeout: Duration,
     /// Time allowed for the whole exchange; running out after sending makes the outcome unknown.
     pub request_timeout: Duration,
+    /// Which environment's page layout page links use.
+    pub environment: Environment,
+}
+
+/// The largest answer read from the provider. Its answers are small JSON
+/// documents (the reconciliation file travels as a URL); a larger body is
+/// not a protocol answer and is not buffered.
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// What a failed call means for the money it may have moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The request certainly did not reach the provider: retrying is safe.
+    NotSent,
+    /// The provider answered with a verified refusal: nothing happened.
+    Definite,
+    /// The request may have been processed: resolve before retrying money.
+    Unknown,
 }
 
 /// What went wrong with a call, sorted by what the caller may do about it.
@@ -51,7 +69,9 @@ pub enum CallError {
     /// the outcome is unknown and must be resolved before retrying a money-moving call.
     #[error("outcome unknown, the request may have been processed: {0}")]
     OutcomeUnknown(String),
-    /// The provider answered with a non-2xx HTTP status.
+    /// The provider answered with an HTTP status other than 2xx, 413, 414
+    /// or 431 (those mean the request was refused unread: `NotSent`). What
+    /// happened behind such an answer is unknown.
     #[error("provider answered HTTP {status}")]
     Http { status: u16, body_snippet: String },
     /// The response's signature does not verify: it is not from the provider or was altered.
@@ -68,14 +88,35 @@ pub enum CallError {
         source: CryptoError,
     },
     /// The provider refused the call with a section 7 error code.
-    #[error("provider error {code}: {message}")]
-    Business { code: String, message: String },
+    /// `verified` is false for a v1 refusal that came unsigned or whose
+    /// signature does not verify (what such a `sign` covers is undocumented,
+    /// spec 3.3 l.228): it is passed on, but nobody can prove it came from
+    /// the provider.
+    #[error("provider error {code}: {message}{}", if *verified { "" } else { " (signature not verified)" })]
+    Business {
+        code: String,
+        message: String,
+        verified: bool,
+    },
 }
+
+/// 40007 支付超时: the provider's channel timed out, the payment may still go through.
+pub const PAYMENT_TIMEOUT: &str = "40007";
 
 impl CallError {
     /// Whether the request certainly did not reach the provider.
     pub fn is_not_sent(&self) -> bool {
         matches!(self, CallError::NotSent(_))
+    }
+
+    /// What the failure means for money the call may have moved. An
+    /// unverified refusal and 40007 (payment timeout) are never definite.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            CallError::NotSent(_) => Outcome::NotSent,
+            CallError::Business { code, verified, .. } if *verified && code != PAYMENT_TIMEOUT => Outcome::Definite,
+            _ => Outcome::Unknown,
+        }
     }
 }
 
@@ -209,11 +250,12 @@ impl SoaClient {
 
     /// A signed link for a page call (4.1.20 to 4.1.23, 4.2.9, 4.2.10), to
     /// send the user's browser to: `base` is the provider's page host (e.g.
-    /// `https://yun.allinpay.com`), `param` the clear parameters; encrypted
-    /// fields are encrypted here. Values are urlencoded once.
+    /// `https://yun.allinpay.com`), the path that of the configured
+    /// environment, `param` the clear parameters; encrypted fields are
+    /// encrypted here. Values are urlencoded once.
     pub async fn page_url(&self, base: &str, call: Call, param: Value) -> Result<String, CallError> {
         let spec = call.spec();
-        let path = call.page_path().ok_or_else(|| {
+        let path = call.page_path(self.config.environment).ok_or_else(|| {
             CallError::NotSent(format!(
                 "{} {}.{} is not a page call",
                 spec.section, spec.service, spec.method
@@ -236,14 +278,17 @@ impl SoaClient {
             .send()
             .await
             .map_err(classify_send_error)?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| CallError::OutcomeUnknown(format!("response body lost: {}", error_chain(&e))))?;
-        if !status.is_success() {
+        let status = response.status().as_u16();
+        if matches!(status, 413 | 414 | 431) {
+            // Content too large, URI too long, headers too large: refused before being read.
+            return Err(CallError::NotSent(format!(
+                "provider refused the request unread (HTTP {status})"
+            )));
+        }
+        let body = read_body(response).await?;
+        if !(200..300).contains(&status) {
             return Err(CallError::Http {
-                status: status.as_u16(),
+                status,
                 body_snippet: snippet(&body),
             });
         }
@@ -290,13 +335,32 @@ pub fn verify_envelope(keys: &PartyKeys, envelope: ResponseEnvelope) -> Result<(
         ResponseStatus::Error => {
             let code = envelope.error_code.unwrap_or_else(|| "9100".to_owned());
             let message = envelope.message.unwrap_or_default();
-            // v1 error answers may be unsigned; a signature that is present must verify.
-            match (envelope.signed_value.as_deref(), envelope.sign.as_deref()) {
-                (Some(value), Some(sign)) => keys.verify(value, sign).map_err(CallError::BadSignature)?,
-                _ if keys.protocol == super::crypto::Protocol::V2 => return Err(WireError::Missing("sign").into()),
-                _ => {}
+            let signed = envelope.signed_value.as_deref().zip(envelope.sign.as_deref());
+            let verified = match (keys.protocol, signed) {
+                // v2 always signs `errorCode=..&message=..`: it must verify.
+                (Protocol::V2, None) => return Err(WireError::Missing("sign").into()),
+                (Protocol::V2, Some((value, sign))) => {
+                    keys.verify(value, sign).map_err(CallError::BadSignature)?;
+                    true
+                }
+                // v1 errors come unsigned, or signed over something the spec
+                // does not document (l.228 shows `"signedValue": "error"`):
+                // a refusal either way, marked as unverified unless it checks out.
+                (Protocol::V1, None) => false,
+                (Protocol::V1, Some((value, sign))) => keys.verify(value, sign).is_ok(),
+            };
+            if !verified {
+                tracing::warn!(
+                    code,
+                    signed = signed.is_some(),
+                    "provider refusal without a verifiable signature (v1): passed on as unverified"
+                );
             }
-            Err(CallError::Business { code, message })
+            Err(CallError::Business {
+                code,
+                message,
+                verified,
+            })
         }
     }
 }
@@ -321,6 +385,31 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// The body, at most [`MAX_RESPONSE_BYTES`]; a lost or oversized body after
+/// the request was sent leaves the outcome unknown.
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, CallError> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(CallError::OutcomeUnknown(format!(
+                        "response body larger than {MAX_RESPONSE_BYTES} bytes, not read"
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(CallError::OutcomeUnknown(format!(
+                    "response body lost: {}",
+                    error_chain(&e)
+                )));
+            }
+        }
+    }
 }
 
 fn snippet(body: &[u8]) -> String {

@@ -69,10 +69,12 @@ fn member_mut<'a>(state: &'a mut SandboxState, biz_user_id: &str) -> Result<&'a 
 /// Who may bind: individuals with a matching real-name record, audited companies.
 fn check_holder(member: &Member, p: &Params<'_>) -> Result<(), Reject> {
     if member.member_type == MemberType::Company {
-        if member.company.as_ref().is_none_or(|c| c.status != 2) {
+        super::orders::company_audited(member)?;
+        // "企业用户最多只允许绑定一张个人银行卡，且不支持通过接口解绑或变更" (4.1.10 l.630).
+        if member.cards.iter().any(|c| c.bound) {
             return Err(Reject::new(
-                "30030",
-                "the company information must pass audit before binding a card",
+                "30014",
+                "a company binds one personal card only; changing it is not possible through the API",
             ));
         }
         return Ok(());
@@ -208,6 +210,9 @@ fn confirm_binding(
     if member.bound_card(&pending.card_no).is_some() {
         return Err(Reject::new("30017", "this card is already bound"));
     }
+    if member.member_type == MemberType::Company && member.cards.iter().any(|c| c.bound) {
+        return Err(Reject::new("30014", "a company binds one personal card only"));
+    }
     check_safe(member, pending.safe)?;
     bind(
         member,
@@ -341,7 +346,8 @@ pub fn query_cards(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Re
                 "IsQUICKPAYCard": c.bind_method == 4,
                 "bindMethod": c.bind_method,
             });
-            if let Some(phone) = &c.phone {
+            // "银行预留手机号码（仅四要素绑定的银行卡返回）" (5.9 l.2722).
+            if let Some(phone) = c.phone.as_ref().filter(|_| c.bind_method == 2) {
                 v["phone"] = json!(phone);
             }
             v
@@ -355,6 +361,13 @@ pub fn unbind(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject>
     let biz_user_id = p.str("bizUserId")?;
     let card_no = p.str("cardNo")?;
     let member = member_mut(state, &biz_user_id)?;
+    if member.member_type == MemberType::Company {
+        // l.630: a company's card is changed by an emailed form, not through the API.
+        return Err(Reject::new(
+            "30015",
+            "a company's bound card cannot be unbound through the API",
+        ));
+    }
     let card = member
         .cards
         .iter_mut()

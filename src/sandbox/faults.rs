@@ -28,9 +28,75 @@ pub struct Faults {
     pub unsigned_rate: f64,
     /// Chance per successful answer of sending it with a wrong signature.
     pub bad_signature_rate: f64,
+    /// How v1 error answers are signed (the spec shows a `sign` on them,
+    /// l.228, without saying what it covers).
+    pub v1_error_signature: V1ErrorSignature,
     /// Notifications.
     pub notifications: NotificationFaults,
+    /// Bank payouts: withdrawals, agent pay to bank accounts, batch items.
+    pub payouts: PayoutFaults,
 }
+
+/// The shape of v1 error answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum V1ErrorSignature {
+    /// No `signedValue`, no `sign` (as many of the provider's are).
+    #[default]
+    Unsigned,
+    /// `"signedValue": "error"` signed with the provider's key.
+    Signed,
+    /// `"signedValue": "error"` with a `sign` over something else, which
+    /// does not verify (what the real one covers is undocumented).
+    Unverifiable,
+}
+
+/// What the (simulated) bank does with payouts to bank accounts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct PayoutFaults {
+    /// Chance a payout is refused by the bank (nothing moves; notified).
+    pub fail_rate: f64,
+    /// Chance a payout is first reported `pending` (notified), then ends
+    /// after `pending_ms` in success or, with `fail_rate`, failure.
+    pub pending_rate: f64,
+    /// How long a pending payout waits, in sandbox milliseconds (scaled; default 2000).
+    pub pending_ms: Option<u64>,
+}
+
+/// What the bank does with one payout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayoutFate {
+    Paid,
+    Failed,
+    Pending { succeeds: bool },
+}
+
+impl PayoutFaults {
+    /// The wait of a pending payout.
+    pub fn pending_ms(&self) -> u64 {
+        self.pending_ms.unwrap_or(2_000)
+    }
+
+    /// Draws one payout's fate.
+    pub fn draw(&self, dice: &mut Dice) -> PayoutFate {
+        let pending = dice.chance(self.pending_rate);
+        let fails = dice.chance(self.fail_rate);
+        match (pending, fails) {
+            (true, fails) => PayoutFate::Pending { succeeds: !fails },
+            (false, true) => PayoutFate::Failed,
+            (false, false) => PayoutFate::Paid,
+        }
+    }
+}
+
+/// The longest latency, hang or delay a fault may ask for, in milliseconds:
+/// long enough for any timeout test, short enough that a typo cannot hang
+/// the sandbox forever.
+pub const MAX_FAULT_MS: u64 = 600_000;
+
+/// The most per-call entries a fault map may hold (there are 41 calls and `*`).
+const MAX_FAULT_KEYS: usize = 64;
 
 /// What happens to notifications.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -49,13 +115,36 @@ pub struct NotificationFaults {
 }
 
 impl Faults {
-    /// Checks the rates lie in [0, 1]; names the first that does not.
+    /// Checks the rates lie in [0, 1] and the durations within
+    /// [`MAX_FAULT_MS`]; names the first that does not.
     pub fn validate(&self) -> Result<(), String> {
+        let durations = [
+            ("latencyMs", Some(self.latency_ms)),
+            ("hangMs", self.hang_ms),
+            ("notifications.delayMs", Some(self.notifications.delay_ms)),
+            ("notifications.reorderWindowMs", self.notifications.reorder_window_ms),
+            ("payouts.pendingMs", self.payouts.pending_ms),
+        ];
+        for (name, ms) in durations {
+            if let Some(ms) = ms.filter(|ms| *ms > MAX_FAULT_MS) {
+                return Err(format!("{name} must be at most {MAX_FAULT_MS} ms, got {ms}"));
+            }
+        }
+        for (name, map) in [
+            ("errorRate", &self.error_rate),
+            ("timeoutAfterCommit", &self.timeout_after_commit),
+        ] {
+            if map.len() > MAX_FAULT_KEYS {
+                return Err(format!("{name} names more than {MAX_FAULT_KEYS} calls"));
+            }
+        }
         let mut rates: Vec<(String, f64)> = vec![
             ("unsignedRate".into(), self.unsigned_rate),
             ("badSignatureRate".into(), self.bad_signature_rate),
             ("notifications.dropRate".into(), self.notifications.drop_rate),
             ("notifications.duplicateRate".into(), self.notifications.duplicate_rate),
+            ("payouts.failRate".into(), self.payouts.fail_rate),
+            ("payouts.pendingRate".into(), self.payouts.pending_rate),
         ];
         rates.extend(self.error_rate.iter().map(|(k, v)| (format!("errorRate.{k}"), *v)));
         rates.extend(
@@ -127,6 +216,40 @@ mod tests {
             "unknown keys are refused"
         );
         assert_eq!(Faults::rate_for(&f.error_rate, "MemberService.createMember"), 0.5);
+        let hang: Faults = serde_json::from_str(r#"{"latencyMs":18446744073709551615}"#).unwrap();
+        assert_eq!(
+            hang.validate().unwrap_err(),
+            "latencyMs must be at most 600000 ms, got 18446744073709551615"
+        );
+        let nan = Faults {
+            unsigned_rate: f64::NAN,
+            ..Faults::default()
+        };
+        assert!(
+            nan.validate().unwrap_err().starts_with("unsignedRate"),
+            "NaN is no rate"
+        );
+    }
+
+    #[test]
+    fn payout_fates_follow_the_rates() {
+        let mut dice = Dice::new(3);
+        let never = PayoutFaults::default();
+        assert!((0..100).all(|_| never.draw(&mut dice) == PayoutFate::Paid));
+        let always_pending_then_fail = PayoutFaults {
+            fail_rate: 1.0,
+            pending_rate: 1.0,
+            pending_ms: None,
+        };
+        assert_eq!(
+            always_pending_then_fail.draw(&mut dice),
+            PayoutFate::Pending { succeeds: false }
+        );
+        let refused = PayoutFaults {
+            fail_rate: 1.0,
+            ..PayoutFaults::default()
+        };
+        assert_eq!(refused.draw(&mut dice), PayoutFate::Failed);
     }
 
     #[test]

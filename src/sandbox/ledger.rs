@@ -82,6 +82,9 @@ pub enum LedgerError {
     NotPositive(i64),
     #[error("cannot unfreeze {needed} fen: only {frozen} fen frozen")]
     NotFrozen { frozen: i64, needed: i64 },
+    /// A balance or total would leave the i64 range: refused, never wrapped.
+    #[error("amount out of range: a balance or total would overflow")]
+    Overflow,
 }
 
 /// What a movement is for: the order number and a remark for the journal.
@@ -106,9 +109,15 @@ impl Ledger {
         self.accounts.get(key).copied().unwrap_or_default()
     }
 
-    /// Total received from outside minus total paid out.
+    /// Total received from outside minus total paid out (never negative:
+    /// nothing leaves that did not come in).
     pub fn net_inflow(&self) -> i64 {
         self.received - self.paid_out
+    }
+
+    /// Total received from outside.
+    pub fn received(&self) -> i64 {
+        self.received
     }
 
     /// Total paid out to bank cards.
@@ -116,9 +125,9 @@ impl Ledger {
         self.paid_out
     }
 
-    /// Sum of all balances.
-    pub fn total(&self) -> i64 {
-        self.accounts.values().map(|b| b.balance).sum()
+    /// Sum of all balances (in i128: exact whatever the number of accounts).
+    pub fn total(&self) -> i128 {
+        self.accounts.values().map(|b| i128::from(b.balance)).sum()
     }
 
     /// Every account, for checks.
@@ -131,10 +140,11 @@ impl Ledger {
         self.journal.iter().filter(move |e| &e.account == key)
     }
 
+    /// Journals a change already checked to fit (see [`Ledger::fits`]).
     fn record(&mut self, key: &AccountKey, change: i64, memo: Memo<'_>) {
         let account = self.accounts.entry(key.clone()).or_default();
         let before = account.balance;
-        account.balance += change;
+        account.balance = before.saturating_add(change);
         let entry = Entry {
             serial: self.journal.len() as u64 + 1,
             account: key.clone(),
@@ -163,12 +173,22 @@ impl Ledger {
         Ok(())
     }
 
+    /// Whether `key` can take `amount` more without leaving the i64 range.
+    fn fits(&self, key: &AccountKey, amount: i64) -> Result<(), LedgerError> {
+        self.balance(key)
+            .balance
+            .checked_add(amount)
+            .map(|_| ())
+            .ok_or(LedgerError::Overflow)
+    }
+
     /// Money arriving from outside (a bank card, a wallet, a POS terminal).
     pub fn receive(&mut self, to: &AccountKey, amount: i64, memo: Memo<'_>) -> Result<(), LedgerError> {
         if amount <= 0 {
             return Err(LedgerError::NotPositive(amount));
         }
-        self.received += amount;
+        self.fits(to, amount)?;
+        self.received = self.received.checked_add(amount).ok_or(LedgerError::Overflow)?;
         self.record(to, amount, memo);
         Ok(())
     }
@@ -176,6 +196,7 @@ impl Ledger {
     /// Money leaving to a bank card.
     pub fn pay_out(&mut self, from: &AccountKey, amount: i64, memo: Memo<'_>) -> Result<(), LedgerError> {
         self.check(from, amount)?;
+        // paid_out <= received always, so it cannot overflow where received did not.
         self.paid_out += amount;
         self.record(from, -amount, memo);
         Ok(())
@@ -190,6 +211,9 @@ impl Ledger {
         memo: Memo<'_>,
     ) -> Result<(), LedgerError> {
         self.check(from, amount)?;
+        if from != to {
+            self.fits(to, amount)?;
+        }
         self.record(from, -amount, memo);
         self.record(to, amount, memo);
         Ok(())
@@ -197,6 +221,7 @@ impl Ledger {
 
     /// Freezes part of the available balance.
     pub fn freeze(&mut self, key: &AccountKey, amount: i64, memo: Memo<'_>) -> Result<(), LedgerError> {
+        // frozen + amount <= balance after the check, so the sum fits.
         self.check(key, amount)?;
         self.accounts.entry(key.clone()).or_default().frozen += amount;
         self.record(key, 0, memo);
@@ -234,7 +259,7 @@ mod tests {
         let b = AccountKey::member("b", "100000");
         l.receive(&a, 1000, MEMO).unwrap();
         l.transfer(&a, &b, 300, MEMO).unwrap();
-        assert_eq!(l.total(), l.net_inflow());
+        assert_eq!(l.total(), i128::from(l.net_inflow()));
         assert_eq!(
             l.transfer(&a, &b, 701, MEMO),
             Err(LedgerError::Insufficient {
@@ -247,7 +272,13 @@ mod tests {
         l.unfreeze(&a, 500, MEMO).unwrap();
         l.pay_out(&a, 700, MEMO).unwrap();
         assert_eq!(l.balance(&a).balance, 0);
-        assert_eq!(l.total(), l.net_inflow());
+        assert_eq!(l.total(), i128::from(l.net_inflow()));
         assert_eq!(l.transfer(&a, &b, 0, MEMO), Err(LedgerError::NotPositive(0)));
+        l.receive(&b, i64::MAX - 1000, MEMO).unwrap();
+        assert_eq!(
+            l.receive(&b, 1, MEMO),
+            Err(LedgerError::Overflow),
+            "received would overflow"
+        );
     }
 }

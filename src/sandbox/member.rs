@@ -7,6 +7,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::state::{CompanyRecord, Member, Notice, PendingCode, RealName, SandboxState};
 use super::{Params, Reject, SandboxConfig};
+use crate::provider::calls::COMPANY_BASIC_INFO_REQUIRED;
 use crate::provider::codes::{MemberType, Source, UserState, VerificationCodeType};
 use crate::provider::errors::code;
 use crate::provider::formats::{RESERVED_BIZ_USER_IDS, is_id_card, is_mobile};
@@ -105,12 +106,9 @@ pub fn send_verification_code(
     }
     let member = active_member(state, &biz_user_id)?;
     if code_type == VerificationCodeType::BindPhone.code() {
-        if member.member_type == MemberType::Company && member.company.as_ref().is_none_or(|c| c.status != 2) {
+        if member.member_type == MemberType::Company {
             // Companies bind a phone only after their information passed audit (4.1.3).
-            return Err(Reject::new(
-                "30030",
-                "company information must pass audit before binding a phone",
-            ));
+            super::orders::company_audited(member)?;
         }
         // A code for the bound number itself is pointless; one for another
         // number serves changeBindPhone.
@@ -307,16 +305,7 @@ pub fn set_company_info(state: &mut SandboxState, config: &SandboxConfig, p: &Pa
             .map_err(|_| Reject::new(code::PARAMETER_ERROR, "companyBasicInfo is not a JSON object"))?,
         _ => return Err(Reject::new(code::PARAMETER_EMPTY, "companyBasicInfo is required")),
     };
-    for field in [
-        "companyName",
-        "legalName",
-        "identityType",
-        "legalIds",
-        "legalPhone",
-        "accountNo",
-        "parentBankName",
-        "bankName",
-    ] {
+    for field in COMPANY_BASIC_INFO_REQUIRED {
         if info.get(field).is_none_or(|v| v.is_null() || v.as_str() == Some("")) {
             return Err(Reject::new(
                 code::PARAMETER_EMPTY,

@@ -16,6 +16,7 @@ use super::Reject;
 use super::ledger::{AccountKey, Ledger, LedgerError, Memo};
 use super::payment::{Confirmation, Direction, PayPart};
 use crate::provider::errors::code;
+use crate::provider::formats::{MAX_AMOUNT_FEN, MAX_LIST_ITEMS, MAX_SPLIT_DEPTH};
 use crate::provider::wire;
 
 /// The platform's standard account sets (6.21).
@@ -110,8 +111,13 @@ pub struct SplitRule {
 }
 
 impl SplitRule {
-    /// Parses a split-rule list (a JSON array, or a JSON string holding one).
+    /// Parses a split-rule list (a JSON array, or a JSON string holding one),
+    /// at most [`MAX_SPLIT_DEPTH`] levels of at most [`MAX_LIST_ITEMS`] rules.
     pub fn parse_list(value: Option<&Value>, field: &str) -> Result<Vec<SplitRule>, Reject> {
+        SplitRule::parse_level(value, field, 1)
+    }
+
+    fn parse_level(value: Option<&Value>, field: &str, depth: usize) -> Result<Vec<SplitRule>, Reject> {
         let parsed;
         let list = match value {
             None | Some(Value::Null) => return Ok(Vec::new()),
@@ -126,14 +132,34 @@ impl SplitRule {
         let items = list
             .as_array()
             .ok_or_else(|| Reject::new(code::PARAMETER_ERROR, format!("{field} is not a JSON array")))?;
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        if depth > MAX_SPLIT_DEPTH {
+            return Err(Reject::new(
+                code::PARAMETER_ERROR,
+                format!("{field}: split rules nest at most {MAX_SPLIT_DEPTH} levels"),
+            ));
+        }
+        if items.len() > MAX_LIST_ITEMS {
+            return Err(Reject::new(
+                code::PARAMETER_ERROR,
+                format!("{field}: at most {MAX_LIST_ITEMS} split rules per level"),
+            ));
+        }
         items
             .iter()
             .enumerate()
-            .map(|(i, item)| SplitRule::parse(item, &format!("{field}[{i}]")))
+            .map(|(i, item)| SplitRule::parse(item, &format!("{field}[{i}]"), depth))
             .collect()
     }
 
-    fn parse(item: &Value, at: &str) -> Result<SplitRule, Reject> {
+    /// Sum of the rules' amounts; `None` if it would overflow.
+    pub fn total(rules: &[SplitRule]) -> Option<i64> {
+        rules.iter().try_fold(0i64, |sum, r| sum.checked_add(r.amount))
+    }
+
+    fn parse(item: &Value, at: &str, depth: usize) -> Result<SplitRule, Reject> {
         let int = |name: &str, required: bool| -> Result<i64, Reject> {
             match item.get(name) {
                 Some(Value::Number(n)) => n.as_i64(),
@@ -144,11 +170,11 @@ impl SplitRule {
                 }
                 _ => None,
             }
-            .filter(|v| *v >= 0)
+            .filter(|v| (0..=MAX_AMOUNT_FEN).contains(v))
             .ok_or_else(|| {
                 Reject::new(
                     code::PARAMETER_ERROR,
-                    format!("{at}.{name} must be a non-negative integer"),
+                    format!("{at}.{name} must be an integer from 0 to {MAX_AMOUNT_FEN}"),
                 )
             })
         };
@@ -167,10 +193,12 @@ impl SplitRule {
             amount: int("amount", true)?,
             fee: int("fee", true)?,
             remark: item.get("remark").and_then(Value::as_str).map(str::to_owned),
-            children: SplitRule::parse_list(item.get("splitRuleList"), &format!("{at}.splitRuleList"))?,
+            children: SplitRule::parse_level(item.get("splitRuleList"), &format!("{at}.splitRuleList"), depth + 1)?,
         };
-        let carved = rule.fee + rule.children.iter().map(|c| c.amount).sum::<i64>();
-        if carved > rule.amount {
+        // Bounded amounts, at most MAX_LIST_ITEMS of them: the sum fits, checked anyway.
+        let carved = SplitRule::total(&rule.children).and_then(|t| t.checked_add(rule.fee));
+        if carved.is_none_or(|carved| carved > rule.amount) {
+            let carved = carved.map_or_else(|| "too many".to_owned(), |c| c.to_string());
             return Err(Reject::new(
                 code::PARAMETER_ERROR,
                 format!(
@@ -218,8 +246,8 @@ pub struct Order {
     pub extend_info: Option<String>,
     pub trade_code: Option<String>,
     pub goods: Option<(i64, String)>,
-    /// Card paid out to (withdrawal, agent pay to bank card).
-    pub payout_card: Option<String>,
+    /// The bank payout of a withdrawal or an agent pay to a bank account.
+    pub payout: Option<Payout>,
     /// Refunds: the refunded order, where the money went (1 balance, 2 card), and the coupon part.
     pub refund_of: Option<String>,
     pub refund_whereabouts: Option<i64>,
@@ -253,13 +281,24 @@ impl Order {
             extend_info: None,
             trade_code: None,
             goods: None,
-            payout_card: None,
+            payout: None,
             refund_of: None,
             refund_whereabouts: None,
             refunded: 0,
             fail_message: None,
         }
     }
+}
+
+/// Money paid out to a bank account (withdrawal, 5.12 payToBankCardInfo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payout {
+    /// The bound card, or the company's audited corporate account.
+    pub account: String,
+    /// What reaches the bank account, in fen.
+    pub amount: i64,
+    /// 5.12's own backUrl, which overrides the order's (l.2819).
+    pub back_url: Option<String>,
 }
 
 /// Where collected money waits for agent pay: the trade business (pair of
@@ -292,20 +331,29 @@ pub fn trade_business(trade_code: &str, collect: bool) -> Option<&'static str> {
         .map(|(_, _, b)| *b)
 }
 
-/// The money side of the sandbox: the ledger and the collected pools.
+/// The money side of the sandbox: the ledger, the collected pools, and the
+/// agent pays whose bank payout is still pending.
 #[derive(Debug, Clone, Default)]
 pub struct Books {
     pub ledger: Ledger,
     pub pools: BTreeMap<PoolKey, i64>,
+    /// Agent pays to a bank account reported pending, by bizOrderNo: their
+    /// money left its pool but stays in account A until the bank answers.
+    /// Account A holds exactly the pools plus these.
+    pub in_flight: BTreeMap<String, i64>,
 }
 
 fn ledger_reject(e: LedgerError) -> Reject {
     match e {
         LedgerError::Insufficient { .. } => Reject::new("40014", e.to_string()),
-        LedgerError::NotPositive(_) | LedgerError::NotFrozen { .. } => {
+        LedgerError::NotPositive(_) | LedgerError::NotFrozen { .. } | LedgerError::Overflow => {
             Reject::new(code::PARAMETER_ERROR, e.to_string())
         }
     }
+}
+
+fn overflow() -> Reject {
+    Reject::new(code::PARAMETER_ERROR, "amounts add up beyond the representable range")
 }
 
 /// The account a bizUserId names when it receives money: a member's custody
@@ -337,11 +385,18 @@ impl Books {
             .iter()
             .map(|(k, v)| json!({ "business": k.business, "goodsType": k.goods_type, "goodsNo": k.goods_no, "amount": v }))
             .collect();
+        let in_flight: Vec<Value> = self
+            .in_flight
+            .iter()
+            .map(|(no, amount)| json!({ "bizOrderNo": no, "amount": amount }))
+            .collect();
         json!({
             "accounts": accounts,
             "pools": pools,
-            "total": self.ledger.total(),
-            "received": self.ledger.net_inflow() + self.ledger.paid_out(),
+            "inFlight": in_flight,
+            // The sum of all balances equals received - paidOut, both i64.
+            "total": i64::try_from(self.ledger.total()).ok(),
+            "received": self.ledger.received(),
             "paidOut": self.ledger.paid_out(),
         })
     }
@@ -387,7 +442,9 @@ impl Books {
             biz_order_no: Some(biz_order_no),
             remark,
         };
-        let carved: i64 = fee + splits.iter().map(|s| s.amount).sum::<i64>();
+        let carved = SplitRule::total(splits)
+            .and_then(|t| t.checked_add(fee))
+            .ok_or_else(overflow)?;
         let net = amount - carved;
         if net < 0 {
             return Err(Reject::new(
@@ -419,6 +476,12 @@ impl Books {
             *self = backup;
         }
         result
+    }
+
+    fn add_to_pool(&mut self, key: PoolKey, amount: i64) -> Result<(), Reject> {
+        let pool = self.pools.entry(key).or_default();
+        *pool = pool.checked_add(amount).ok_or_else(overflow)?;
+        Ok(())
     }
 
     /// Settles a paid deposit, consume or agent-collect order, all or nothing.
@@ -461,8 +524,7 @@ impl Books {
                             )
                             .map_err(ledger_reject)?;
                     }
-                    *books.pools.entry(pool_key(order, true)?).or_default() += order.amount - order.fee;
-                    Ok(())
+                    books.add_to_pool(pool_key(order, true)?, order.amount - order.fee)
                 }
                 _ => Err(Reject::new(code::OTHER, "not an inbound order")),
             }
@@ -471,7 +533,7 @@ impl Books {
 }
 
 impl Books {
-    /// Pays out a confirmed withdrawal: the fee to the platform, the rest to the card.
+    /// Pays out a confirmed withdrawal: the fee to the platform, the rest to the bank account.
     pub fn settle_withdraw(&mut self, order: &Order, escrow: &str) -> Result<(), Reject> {
         self.all_or_nothing(|books| {
             let member = AccountKey::member(&order.payer, escrow);
@@ -485,42 +547,112 @@ impl Books {
                     .transfer(&member, &AccountKey::platform(sets::BALANCE), order.fee, memo("手续费"))
                     .map_err(ledger_reject)?;
             }
-            books
-                .ledger
-                .pay_out(&member, order.amount - order.fee, memo("提现"))
-                .map_err(ledger_reject)
+            let to_bank = order.amount - order.fee;
+            if to_bank > 0 {
+                books
+                    .ledger
+                    .pay_out(&member, to_bank, memo("提现"))
+                    .map_err(ledger_reject)?;
+            }
+            Ok(())
         })
     }
 
-    /// Pays collected money out of its pool to the receiver (and on to a card when asked).
-    pub fn settle_agent_pay(&mut self, order: &Order, escrow: &str) -> Result<(), Reject> {
+    /// A withdrawal the bank has not answered yet: its amount is frozen in the member's account.
+    pub fn hold_withdraw(&mut self, order: &Order, escrow: &str) -> Result<(), Reject> {
+        let memo = Memo {
+            biz_order_no: Some(&order.biz_order_no),
+            remark: "提现处理中",
+        };
+        self.ledger
+            .freeze(&AccountKey::member(&order.payer, escrow), order.amount, memo)
+            .map_err(ledger_reject)
+    }
+
+    /// The bank answered a held withdrawal: paid (`succeeded`) or returned.
+    pub fn finish_withdraw(&mut self, order: &Order, escrow: &str, succeeded: bool) -> Result<(), Reject> {
         self.all_or_nothing(|books| {
-            let key = pool_key(order, false)?;
-            let pooled = books.pools.get(&key).copied().unwrap_or(0);
-            if pooled < order.amount {
-                return Err(Reject::new(
-                    "40014",
-                    format!(
-                        "only {pooled} fen collected for {} goods {:?} (type {}), {} needed",
-                        key.business, key.goods_no, key.goods_type, order.amount
-                    ),
-                ));
-            }
-            books.pools.insert(key, pooled - order.amount);
-            let receiver = order.receiver.as_deref().unwrap_or_default();
-            let to = AccountKey::member(receiver, escrow);
-            books.distribute(&order.biz_order_no, &to, order.amount, order.fee, &order.splits, escrow)?;
-            if order.payout_card.is_some() {
-                let net = order.amount - order.fee - order.splits.iter().map(|s| s.amount).sum::<i64>();
-                if net > 0 {
-                    let memo = Memo {
-                        biz_order_no: Some(&order.biz_order_no),
-                        remark: "代付到银行卡",
-                    };
-                    books.ledger.pay_out(&to, net, memo).map_err(ledger_reject)?;
-                }
+            let memo = Memo {
+                biz_order_no: Some(&order.biz_order_no),
+                remark: "提现解冻",
+            };
+            books
+                .ledger
+                .unfreeze(&AccountKey::member(&order.payer, escrow), order.amount, memo)
+                .map_err(ledger_reject)?;
+            if succeeded {
+                books.settle_withdraw(order, escrow)?;
             }
             Ok(())
+        })
+    }
+
+    /// Takes an agent pay's amount out of its pool (it stays in account A).
+    fn take_from_pool(&mut self, order: &Order) -> Result<(), Reject> {
+        let key = pool_key(order, false)?;
+        let pooled = self.pools.get(&key).copied().unwrap_or(0);
+        if pooled < order.amount {
+            return Err(Reject::new(
+                "40014",
+                format!(
+                    "only {pooled} fen collected for {} goods {:?} (type {}), {} needed",
+                    key.business, key.goods_no, key.goods_type, order.amount
+                ),
+            ));
+        }
+        self.pools.insert(key, pooled - order.amount);
+        Ok(())
+    }
+
+    /// Pays an agent pay's amount from A: the receiver's net, the fee, the
+    /// splits, then the payout to the bank account when there is one.
+    fn pay_agent_pay(&mut self, order: &Order, escrow: &str) -> Result<(), Reject> {
+        let receiver = order.receiver.as_deref().unwrap_or_default();
+        let to = AccountKey::member(receiver, escrow);
+        self.distribute(&order.biz_order_no, &to, order.amount, order.fee, &order.splits, escrow)?;
+        if let Some(payout) = &order.payout {
+            let memo = Memo {
+                biz_order_no: Some(&order.biz_order_no),
+                remark: "代付到银行账户",
+            };
+            self.ledger.pay_out(&to, payout.amount, memo).map_err(ledger_reject)?;
+        }
+        Ok(())
+    }
+
+    /// Pays collected money out of its pool to the receiver, and on to its
+    /// bank account when asked (exactly `payout.amount`; the rest stays in
+    /// the receiver's balance).
+    pub fn settle_agent_pay(&mut self, order: &Order, escrow: &str) -> Result<(), Reject> {
+        self.all_or_nothing(|books| {
+            books.take_from_pool(order)?;
+            books.pay_agent_pay(order, escrow)
+        })
+    }
+
+    /// An agent pay to a bank account the bank has not answered yet: its
+    /// money leaves the pool and waits in A.
+    pub fn hold_agent_pay(&mut self, order: &Order) -> Result<(), Reject> {
+        self.all_or_nothing(|books| {
+            books.take_from_pool(order)?;
+            books.in_flight.insert(order.biz_order_no.clone(), order.amount);
+            Ok(())
+        })
+    }
+
+    /// The bank answered a held agent pay: on success it is paid as usual,
+    /// otherwise its money goes back to the pool (a failed order moves nothing).
+    pub fn finish_agent_pay(&mut self, order: &Order, escrow: &str, succeeded: bool) -> Result<(), Reject> {
+        self.all_or_nothing(|books| {
+            let amount = books
+                .in_flight
+                .remove(&order.biz_order_no)
+                .ok_or_else(|| Reject::new(code::OTHER, "no payout in flight for this order"))?;
+            if succeeded {
+                books.pay_agent_pay(order, escrow)
+            } else {
+                books.add_to_pool(pool_key(order, false)?, amount)
+            }
         })
     }
 

@@ -3,13 +3,17 @@
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
+use super::faults::{Faults, PayoutFate};
 use super::ledger::{AccountKey, Memo};
-use super::order::{OrderKind, OrderStatus, PLATFORM_AS_RECEIVER, SplitRule, result_notice, sets, trade_business};
+use super::order::{
+    OrderKind, OrderStatus, PLATFORM_AS_RECEIVER, Payout, SplitRule, result_notice, sets, trade_business,
+};
 use super::payment::{self, Confirmation, PayingOrder};
-use super::state::{Freeze, Goods, Member, Notice, SandboxState, Transfer};
+use super::state::{Freeze, Goods, Member, Notice, PendingPayout, SandboxState, Transfer};
 use super::{Params, Reject, SandboxConfig};
+use crate::provider::codes::MemberType;
 use crate::provider::errors::code;
-use crate::provider::formats;
+use crate::provider::formats::{self, MAX_AMOUNT_FEN, MAX_LIST_ITEMS};
 use crate::provider::wire;
 
 pub use super::order::Order;
@@ -89,11 +93,20 @@ fn url(p: &Params<'_>, name: &str, required: bool) -> Result<Option<String>, Rej
     }
 }
 
-fn amount_and_fee(p: &Params<'_>, fee_required: bool) -> Result<(i64, i64), Reject> {
-    let amount = p.int("amount")?;
-    if amount <= 0 {
-        return Err(Reject::new("40020", format!("amount must be positive, got {amount}")));
+/// A required amount: 1 to [`MAX_AMOUNT_FEN`] fen, else 40020 (订单金额错误).
+fn positive_amount(p: &Params<'_>, name: &str) -> Result<i64, Reject> {
+    let amount = p.int(name)?;
+    if !formats::is_positive_amount(amount) {
+        return Err(Reject::new(
+            "40020",
+            format!("{name} must be from 1 to {MAX_AMOUNT_FEN} fen, got {amount}"),
+        ));
     }
+    Ok(amount)
+}
+
+fn amount_and_fee(p: &Params<'_>, fee_required: bool) -> Result<(i64, i64), Reject> {
+    let amount = positive_amount(p, "amount")?;
     let fee = if fee_required {
         p.int("fee")?
     } else {
@@ -130,6 +143,12 @@ fn expiry(p: &Params<'_>) -> Result<OffsetDateTime, Reject> {
     }
 }
 
+/// Marks an order paid now (6.13: success).
+fn mark_paid(order: &mut Order) {
+    order.status = OrderStatus::Success;
+    order.paid_at = Some(now());
+}
+
 /// Closes an unpaid order whose expiry has passed (6.13: closed).
 fn expire(order: &mut Order) {
     if order.status == OrderStatus::Unpaid && now() > order.expires_at {
@@ -137,17 +156,22 @@ fn expire(order: &mut Order) {
     }
 }
 
-/// Queues the order result notification when 3.6 says this outcome is notified.
+/// Queues the order result notification when the spec says this outcome is
+/// notified: success always; failure and pending only for payouts to a bank
+/// account (withdrawals, agent pay to a bank account; 3.6, l.1704, 1723,
+/// 1901), to the payout's own backUrl when it has one (5.12 l.2819).
 fn notify_result(state: &mut SandboxState, order: &Order) {
-    let Some(url) = order.back_url.clone() else { return };
-    let to_card = order.payout_card.is_some();
+    let url = order
+        .payout
+        .as_ref()
+        .and_then(|p| p.back_url.clone())
+        .or_else(|| order.back_url.clone());
+    let Some(url) = url else { return };
+    let to_bank = order.payout.is_some();
     let (status, notify) = match order.status {
         OrderStatus::Success | OrderStatus::Refunded => ("OK", true),
-        OrderStatus::Failed => (
-            "error",
-            matches!(order.kind, OrderKind::Withdraw) || (to_card && order.kind != OrderKind::Refund),
-        ),
-        OrderStatus::Pending => ("pending", to_card),
+        OrderStatus::Failed => ("error", to_bank),
+        OrderStatus::Pending => ("pending", to_bank),
         OrderStatus::Unpaid | OrderStatus::Closed => ("", false),
     };
     if !notify {
@@ -177,7 +201,7 @@ fn remaining_investable(state: &SandboxState, goods_no: &str) -> i64 {
         .get(goods_no)
         .and_then(|g| g.record["goodsParams"]["amount"].as_i64())
         .unwrap_or(0);
-    let collected: i64 = state
+    let collected: i128 = state
         .orders
         .values()
         .filter(|o| {
@@ -185,15 +209,17 @@ fn remaining_investable(state: &SandboxState, goods_no: &str) -> i64 {
                 && matches!(o.status, OrderStatus::Success)
                 && o.goods.as_ref().is_some_and(|(t, n)| *t == 1 && n == goods_no)
         })
-        .map(|o| o.amount)
+        .map(|o| i128::from(o.amount))
         .sum();
-    target - collected
+    // Both sides are bounded amounts; the difference fits, clamped for safety.
+    i64::try_from(i128::from(target) - collected).unwrap_or(i64::MIN)
 }
 
 /// 4.2.2 to 4.2.5: the apply calls that take a payMethod.
 pub fn apply(
     state: &mut SandboxState,
     config: &SandboxConfig,
+    faults: &Faults,
     p: &Params<'_>,
     kind: OrderKind,
 ) -> Result<Value, Reject> {
@@ -229,10 +255,27 @@ pub fn apply(
     let confirmation = payment::check(paying, &parts, amount, validate_type)?;
     for part in &parts {
         if let Some(card) = &part.bank_card_no {
-            if member.bound_card(card).is_none() {
-                return Err(Reject::new(
+            let bound = member.bound_card(card).ok_or_else(|| {
+                Reject::new(
                     "30016",
                     format!("payMethod.{} card is not bound to the payer", part.method.key),
+                )
+            })?;
+            // Real-name pay takes four-element (2) and real-name-pay (3)
+            // cards, not three-element ones (5.2 l.2404, 2408); new mobile
+            // quick pay only cards signed for it, cardCheck 4 (l.2467).
+            let accepted: &[i64] = match part.method.key {
+                "REALNAMEPAY" | "REALNAMEPAY_BATCH" => &[2, 3],
+                "QUICKPAY_N" => &[4],
+                _ => &[1, 2, 3, 4],
+            };
+            if !accepted.contains(&bound.bind_method) {
+                return Err(Reject::new(
+                    "40015",
+                    format!(
+                        "payMethod.{} does not take a card bound with cardCheck {}",
+                        part.method.key, bound.bind_method
+                    ),
                 ));
             }
         }
@@ -244,29 +287,17 @@ pub fn apply(
             )?;
         }
     }
-    let mut payout_card = None;
-    if kind == OrderKind::Withdraw {
-        let card = p.str("bankCardNo")?;
-        if member.real_name.is_none() && member.member_type != crate::provider::codes::MemberType::Company {
-            return Err(Reject::new(
-                "30008",
-                "individuals must pass real-name verification before withdrawing",
-            ));
-        }
-        let bound = member
-            .bound_card(&card)
-            .ok_or_else(|| Reject::new("30016", "bankCardNo is not a card bound to this member"))?;
-        if member.cards.iter().any(|c| c.bound && c.safe) && !bound.safe {
-            return Err(Reject::new("30029", "this member has a safe card: withdraw to it"));
-        }
-        payout_card = Some(card);
-    }
+    let payout = if kind == OrderKind::Withdraw {
+        Some(withdraw_target(config, p, member, amount, fee)?)
+    } else {
+        None
+    };
     let splits = SplitRule::parse_list(p.get("splitRule").or_else(|| p.get("splitRuleList")), "splitRule")?;
-    let carved: i64 = fee + splits.iter().map(|s| s.amount).sum::<i64>();
-    if carved > amount {
+    let carved = SplitRule::total(&splits).and_then(|t| t.checked_add(fee));
+    if carved.is_none_or(|c| c > amount) {
         return Err(Reject::new(
             code::PARAMETER_ERROR,
-            format!("fee and splits ({carved} fen) exceed the amount ({amount})"),
+            format!("fee and splits exceed the amount ({amount})"),
         ));
     }
     for id in SplitRule::recipients(&splits) {
@@ -296,6 +327,7 @@ pub fn apply(
         }
     }
     // Balance parts must be covered now; they are taken at confirmation.
+    // (Each part is at most the order amount, checked by payment::check.)
     let from_balance: i64 = parts
         .iter()
         .filter(|p| p.method.key == "BALANCE")
@@ -326,7 +358,7 @@ pub fn apply(
         extend_info: p.opt_str("extendInfo"),
         trade_code,
         goods,
-        payout_card,
+        payout,
         ..Order::new(order_no, biz_order_no.clone(), kind, payer.clone(), amount, fee)
     };
     let mut answer = json!({ "orderNo": order.order_no, "bizOrderNo": biz_order_no });
@@ -368,9 +400,12 @@ pub fn apply(
     }
     if validate_type == 0 {
         answer["bizUserId"] = json!(payer);
+        // Only the barcode methods settle here and say how it went; scan, JS,
+        // APP and POS orders return their payment information and no
+        // payStatus (5.2 l.2449-2461).
         if order.confirmation == Confirmation::Immediate {
-            match settle(state, &mut order) {
-                Ok(()) => answer["payStatus"] = json!("success"),
+            match settle(state, config, faults, &mut order) {
+                Ok(status) => answer["payStatus"] = json!(status),
                 Err(reject) => {
                     order.status = OrderStatus::Failed;
                     order.fail_message = Some(reject.detail.clone());
@@ -378,8 +413,6 @@ pub fn apply(
                     answer["payFailMessage"] = json!(reject.detail);
                 }
             }
-        } else {
-            answer["payStatus"] = json!("pending");
         }
     }
     if order.status != OrderStatus::Unpaid {
@@ -433,16 +466,204 @@ fn check_investment(state: &SandboxState, goods_no: &str, amount: i64) -> Result
     Ok(())
 }
 
-/// Moves the money of a confirmed order and marks it paid.
-fn settle(state: &mut SandboxState, order: &mut Order) -> Result<(), Reject> {
-    let escrow = state.escrow.clone();
-    match order.kind {
-        OrderKind::Withdraw => state.books.settle_withdraw(order, &escrow)?,
-        _ => state.books.settle_inbound(order, &escrow)?,
+/// Where a withdrawal goes (4.2.3): a bound card (the safe card when there
+/// is one), or with `bankCardPro` 1 a company's audited corporate account.
+fn withdraw_target(
+    config: &SandboxConfig,
+    p: &Params<'_>,
+    member: &Member,
+    amount: i64,
+    fee: i64,
+) -> Result<Payout, Reject> {
+    let account = p.str("bankCardNo")?;
+    let corporate = match p.opt_int("bankCardPro")?.unwrap_or(0) {
+        0 => false,
+        1 => true,
+        n => {
+            return Err(Reject::new(
+                code::PARAMETER_ERROR,
+                format!("bankCardPro {n}: expected 0 (personal card) or 1 (corporate account)"),
+            ));
+        }
+    };
+    let company = member.member_type == MemberType::Company;
+    if company {
+        company_audited(member)?;
+    } else if member.real_name.is_none() {
+        return Err(Reject::new(
+            "30008",
+            "individuals must pass real-name verification before withdrawing",
+        ));
     }
-    order.status = OrderStatus::Success;
-    order.paid_at = Some(now());
-    Ok(())
+    if corporate {
+        if !company {
+            return Err(Reject::new(
+                "40015",
+                "bankCardPro 1 (corporate account) is for company members",
+            ));
+        }
+        if corporate_account(member) != Some(account.as_str()) {
+            return Err(Reject::new(
+                "30016",
+                "bankCardNo is not the company's audited corporate account (companyBasicInfo.accountNo)",
+            ));
+        }
+    } else {
+        member
+            .bound_card(&account)
+            .ok_or_else(|| Reject::new("30016", "bankCardNo is not a card bound to this member"))?;
+        match member.cards.iter().find(|c| c.bound && c.safe) {
+            // "设置了安全卡的, 只能提现到安全卡中" (4.2.3 note 2).
+            Some(safe) if safe.card_no != account => {
+                return Err(Reject::new(
+                    "40015",
+                    "this member has a safe card: withdrawals go to it",
+                ));
+            }
+            // "必须使用安全卡提现" (note 4); companies need none (4.1.15 l.884).
+            None if config.require_safe_card && !company => {
+                return Err(Reject::new(
+                    "30029",
+                    "this platform withdraws to safe cards only, and the member has set none",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(Payout {
+        account,
+        amount: amount - fee,
+        back_url: None,
+    })
+}
+
+/// A company whose information passed audit; 30030 when none was set.
+pub fn company_audited(member: &Member) -> Result<(), Reject> {
+    match &member.company {
+        None => Err(Reject::new(
+            "30030",
+            "the company information was not set (setCompanyInfo)",
+        )),
+        Some(c) if c.status != 2 => Err(Reject::new("30022", "the company information has not passed audit")),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The corporate account of a company whose information passed audit.
+pub fn corporate_account(member: &Member) -> Option<&str> {
+    member
+        .company
+        .as_ref()
+        .filter(|c| c.status == 2)
+        .and_then(|c| c.info.get("accountNo"))
+        .and_then(Value::as_str)
+}
+
+/// Moves the money of a confirmed order; returns its payStatus. A bank
+/// payout (withdrawal) may fail or stay pending, as the payout faults draw.
+fn settle(
+    state: &mut SandboxState,
+    config: &SandboxConfig,
+    faults: &Faults,
+    order: &mut Order,
+) -> Result<&'static str, Reject> {
+    let escrow = state.escrow.clone();
+    if order.kind != OrderKind::Withdraw {
+        state.books.settle_inbound(order, &escrow)?;
+        mark_paid(order);
+        return Ok("success");
+    }
+    // The money is held first (so a lack of it is a refusal, not a bank
+    // failure), then the bank answers now or later.
+    state.books.hold_withdraw(order, &escrow)?;
+    bank_answers(state, config, faults, order)
+}
+
+/// The (simulated) bank's answer to a held payout: paid, refused (the money
+/// is released), or pending until [`finish_due_payouts`].
+fn bank_answers(
+    state: &mut SandboxState,
+    config: &SandboxConfig,
+    faults: &Faults,
+    order: &mut Order,
+) -> Result<&'static str, Reject> {
+    let escrow = state.escrow.clone();
+    let finish = |books: &mut super::order::Books, order: &Order, ok: bool| finish_payout(books, order, &escrow, ok);
+    match state.payout_fate(&faults.payouts) {
+        PayoutFate::Paid => {
+            if let Err(reject) = finish(&mut state.books, order, true) {
+                finish(&mut state.books, order, false)?;
+                return Err(reject);
+            }
+            mark_paid(order);
+            Ok("success")
+        }
+        PayoutFate::Failed => {
+            finish(&mut state.books, order, false)?;
+            order.status = OrderStatus::Failed;
+            order.fail_message = Some(BANK_REFUSED.to_owned());
+            Ok("fail")
+        }
+        PayoutFate::Pending { succeeds } => {
+            order.status = OrderStatus::Pending;
+            schedule_payout(state, config, faults, order, succeeds);
+            Ok("pending")
+        }
+    }
+}
+
+/// Ends a held payout: paid (`ok`) or released.
+fn finish_payout(books: &mut super::order::Books, order: &Order, escrow: &str, ok: bool) -> Result<(), Reject> {
+    match order.kind {
+        OrderKind::Withdraw => books.finish_withdraw(order, escrow, ok),
+        _ => books.finish_agent_pay(order, escrow, ok),
+    }
+}
+
+/// The failure message of a payout the (simulated) bank refused.
+const BANK_REFUSED: &str = "银行处理失败 (sandbox payout fault)";
+
+fn schedule_payout(state: &mut SandboxState, config: &SandboxConfig, faults: &Faults, order: &Order, succeeds: bool) {
+    let wait = config.scaled(std::time::Duration::from_millis(faults.payouts.pending_ms()));
+    state.pending_payouts.push(PendingPayout {
+        biz_order_no: order.biz_order_no.clone(),
+        due: now() + Duration::try_from(wait).unwrap_or(Duration::ZERO),
+        succeeds,
+    });
+}
+
+/// The bank answers the payouts that were pending and are due: each ends
+/// in success or failure, and is notified.
+pub fn finish_due_payouts(state: &mut SandboxState, at: OffsetDateTime) {
+    let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.pending_payouts)
+        .into_iter()
+        .partition(|p| p.due <= at);
+    state.pending_payouts = waiting;
+    let escrow = state.escrow.clone();
+    for payout in due {
+        let Some(mut order) = state.orders.get(&payout.biz_order_no).cloned() else {
+            continue;
+        };
+        if order.status != OrderStatus::Pending {
+            continue;
+        }
+        let finish =
+            |books: &mut super::order::Books, order: &Order, ok: bool| finish_payout(books, order, &escrow, ok);
+        let paid = payout.succeeds && finish(&mut state.books, &order, true).is_ok();
+        if paid {
+            mark_paid(&mut order);
+        } else {
+            if payout.succeeds {
+                // The money could not be paid after all: release it as a failure.
+                tracing::warn!("sandbox: a pending payout could not complete; it fails");
+            }
+            let _ = finish(&mut state.books, &order, false);
+            order.status = OrderStatus::Failed;
+            order.fail_message = Some(BANK_REFUSED.to_owned());
+        }
+        notify_result(state, &order);
+        state.orders.insert(order.biz_order_no.clone(), order);
+    }
 }
 
 /// The stored order for a confirmation by `biz_user_id`, after expiry is applied.
@@ -467,7 +688,12 @@ fn order_for_payer<'a>(
 }
 
 /// 4.2.8 / 4.2.11 pay: backend confirmation with an SMS code, or with the quick-pay password.
-pub fn confirm(state: &mut SandboxState, config: &SandboxConfig, p: &Params<'_>) -> Result<Value, Reject> {
+pub fn confirm(
+    state: &mut SandboxState,
+    config: &SandboxConfig,
+    faults: &Faults,
+    p: &Params<'_>,
+) -> Result<Value, Reject> {
     let biz_user_id = p.str("bizUserId")?;
     let biz_order_no = p.str("bizOrderNo")?;
     p.str("consumerIp")?;
@@ -514,25 +740,35 @@ pub fn confirm(state: &mut SandboxState, config: &SandboxConfig, p: &Params<'_>)
             ));
         }
     }
-    settle(state, &mut order)?;
+    let pay_status = settle(state, config, faults, &mut order)?;
     notify_result(state, &order);
+    let mut answer = json!({ "payStatus": pay_status, "bizUserId": biz_user_id, "bizOrderNo": biz_order_no });
+    if let Some(m) = &order.fail_message {
+        answer["payFailMessage"] = json!(m);
+    }
     state.orders.insert(biz_order_no.clone(), order);
-    Ok(json!({ "payStatus": "success", "bizUserId": biz_user_id, "bizOrderNo": biz_order_no }))
+    Ok(answer)
 }
 
-/// Completes an order paid on the payer's side (scan, wallet, POS, bank page), as the channel would report it.
-pub fn complete_by_payer(state: &mut SandboxState, biz_order_no: &str) -> Result<Value, Reject> {
+/// Completes an order paid on the payer's side (scan, wallet, POS, bank
+/// page, password page), as the channel would report it; returns the order
+/// and its payStatus.
+pub fn complete_by_payer(
+    state: &mut SandboxState,
+    config: &SandboxConfig,
+    faults: &Faults,
+    biz_order_no: &str,
+) -> Result<(Order, &'static str), Reject> {
     let payer = state
         .orders
         .get(biz_order_no)
         .map(|o| o.payer.clone())
         .ok_or_else(|| Reject::new("40000", format!("bizOrderNo {biz_order_no:?}")))?;
     let mut order = order_for_payer(state, &payer, biz_order_no)?.clone();
-    settle(state, &mut order)?;
+    let pay_status = settle(state, config, faults, &mut order)?;
     notify_result(state, &order);
-    let answer = json!({ "bizOrderNo": biz_order_no, "orderStatus": order.status.code() });
-    state.orders.insert(biz_order_no.to_owned(), order);
-    Ok(answer)
+    state.orders.insert(biz_order_no.to_owned(), order.clone());
+    Ok((order, pay_status))
 }
 
 struct AgentPayItem {
@@ -542,51 +778,37 @@ struct AgentPayItem {
     fee: i64,
     splits: Vec<SplitRule>,
     back_url: Option<String>,
-    card: Option<String>,
+    payout: Option<Payout>,
     extend_info: Option<String>,
 }
 
-fn agent_pay_item(state: &SandboxState, p: &Params<'_>) -> Result<AgentPayItem, Reject> {
+/// Reads one agent pay (4.2.6, or an item of 5.11) and checks its form: a
+/// malformed one refuses the whole call, batch included.
+fn parse_agent_pay_item(state: &SandboxState, p: &Params<'_>) -> Result<AgentPayItem, Reject> {
     let biz_order_no = p.str("bizOrderNo")?;
     if state.orders.contains_key(&biz_order_no) {
         return Err(Reject::new(code::ORDER_EXISTS, format!("bizOrderNo {biz_order_no:?}")));
     }
     let receiver = p.str("bizUserId")?;
     check_escrow(state, &p.str("accountSetNo")?, "accountSetNo")?;
-    let member = existing_member(state, &receiver)?;
     let back_url = url(p, "backUrl", true)?;
     let (amount, fee) = amount_and_fee(p, true)?;
     summary_ok(p)?;
     let splits = SplitRule::parse_list(p.get("splitRuleList"), "splitRuleList")?;
-    for id in SplitRule::recipients(&splits) {
-        if id != super::order::PLATFORM_AS_SPLIT {
-            existing_member(state, id)?;
-        }
-    }
-    let card = match p.get("payToBankCardInfo") {
+    // What reaches the receiver: amount - fee - splits (each bounded, so no overflow).
+    let net = SplitRule::total(&splits)
+        .and_then(|t| t.checked_add(fee))
+        .map(|carved| amount - carved)
+        .filter(|net| *net >= 0)
+        .ok_or_else(|| {
+            Reject::new(
+                code::PARAMETER_ERROR,
+                format!("fee and splits exceed the amount ({amount})"),
+            )
+        })?;
+    let payout = match p.get("payToBankCardInfo") {
         None | Some(Value::Null) => None,
-        Some(info) => {
-            let card = info
-                .get("bankCardNo")
-                .and_then(Value::as_str)
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| Reject::new(code::PARAMETER_EMPTY, "payToBankCardInfo.bankCardNo is required"))?;
-            if member.bound_card(card).is_none() {
-                return Err(Reject::new(
-                    "30016",
-                    "payToBankCardInfo.bankCardNo is not bound to the receiver",
-                ));
-            }
-            if let Some(t) = info.get("withdrawType").and_then(Value::as_str) {
-                if t != "T0" && t != "T1" {
-                    return Err(Reject::new(
-                        code::PARAMETER_ERROR,
-                        "payToBankCardInfo.withdrawType must be T0 or T1",
-                    ));
-                }
-            }
-            Some(card.to_owned())
-        }
+        Some(info) => Some(payout_info(info, net)?),
     };
     Ok(AgentPayItem {
         biz_order_no,
@@ -595,9 +817,64 @@ fn agent_pay_item(state: &SandboxState, p: &Params<'_>) -> Result<AgentPayItem, 
         fee,
         splits,
         back_url,
-        card,
+        payout,
         extend_info: p.opt_str("extendInfo"),
     })
+}
+
+/// 5.12 payToBankCardInfo: the account, the amount paid to it (required, at
+/// most `net`, l.2818), the payout's own backUrl (l.2819), T0/T1.
+fn payout_info(info: &Value, net: i64) -> Result<Payout, Reject> {
+    let info = Params(info);
+    let at = |r: Reject| Reject::new(r.code, format!("payToBankCardInfo.{}", r.detail));
+    let account = info.str("bankCardNo").map_err(at)?;
+    let amount = info.int("amount").map_err(at)?;
+    if !formats::is_positive_amount(amount) || amount > net {
+        return Err(Reject::new(
+            "40020",
+            format!(
+                "payToBankCardInfo.amount {amount}: must be positive and at most amount - fee - splits ({net} fen)"
+            ),
+        ));
+    }
+    let back_url = url(&info, "backUrl", true).map_err(at)?;
+    if let Some(t) = info.opt_str("withdrawType") {
+        if t != "T0" && t != "T1" {
+            return Err(Reject::new(
+                code::PARAMETER_ERROR,
+                "payToBankCardInfo.withdrawType must be T0 or T1",
+            ));
+        }
+    }
+    Ok(Payout {
+        account,
+        amount,
+        back_url,
+    })
+}
+
+/// The conditions of the moment: the receiver and the split recipients
+/// exist and are not locked, the payout goes to the receiver's own account.
+/// In a batch a failure here fails that item only.
+fn check_agent_pay_item(state: &SandboxState, item: &AgentPayItem) -> Result<(), Reject> {
+    let member = existing_member(state, &item.receiver)?;
+    for id in SplitRule::recipients(&item.splits) {
+        if id != super::order::PLATFORM_AS_SPLIT {
+            existing_member(state, id)?;
+        }
+    }
+    if let Some(payout) = &item.payout {
+        // "只支持用户已绑定的银行账户（银行卡或银行对公账户）" (5.12 l.2817).
+        let bound = member.bound_card(&payout.account).is_some();
+        let corporate = corporate_account(member) == Some(payout.account.as_str());
+        if !bound && !corporate {
+            return Err(Reject::new(
+                "30016",
+                "payToBankCardInfo.bankCardNo is neither a card bound to the receiver nor its audited corporate account",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn agent_pay_order(
@@ -614,7 +891,7 @@ fn agent_pay_order(
         extend_info: item.extend_info,
         trade_code: Some(trade_code.to_owned()),
         goods,
-        payout_card: item.card,
+        payout: item.payout,
         ..Order::new(
             state.new_id("O"),
             item.biz_order_no,
@@ -634,18 +911,43 @@ fn pay_trade_code(p: &Params<'_>) -> Result<String, Reject> {
     Ok(tc)
 }
 
-/// 4.2.6 signalAgentPaySimplify: pays collected money to one receiver, at once.
-pub fn agent_pay(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
-    let item = agent_pay_item(state, p)?;
+/// Pays one agent-pay order: to a balance at once (or refused), to a bank
+/// account as the payout faults draw (paid, refused by the bank, or
+/// pending). Returns its payStatus; the order ends Success, Failed or Pending.
+fn run_agent_pay(
+    state: &mut SandboxState,
+    config: &SandboxConfig,
+    faults: &Faults,
+    order: &mut Order,
+) -> Result<&'static str, Reject> {
+    let escrow = state.escrow.clone();
+    if order.payout.is_none() {
+        state.books.settle_agent_pay(order, &escrow)?;
+        mark_paid(order);
+        return Ok("success");
+    }
+    state.books.hold_agent_pay(order)?;
+    bank_answers(state, config, faults, order)
+}
+
+/// 4.2.6 signalAgentPaySimplify: pays collected money to one receiver.
+pub fn agent_pay(
+    state: &mut SandboxState,
+    config: &SandboxConfig,
+    faults: &Faults,
+    p: &Params<'_>,
+) -> Result<Value, Reject> {
+    let item = parse_agent_pay_item(state, p)?;
+    check_agent_pay_item(state, &item)?;
     let trade_code = pay_trade_code(p)?;
     let goods = goods_ref(state, p)?;
     let mut order = agent_pay_order(state, item, OrderKind::AgentPay, &trade_code, goods);
-    let escrow = state.escrow.clone();
-    state.books.settle_agent_pay(&order, &escrow)?;
-    order.status = OrderStatus::Success;
-    order.paid_at = Some(now());
+    let pay_status = run_agent_pay(state, config, faults, &mut order)?;
     notify_result(state, &order);
-    let mut answer = json!({ "payStatus": "success", "orderNo": order.order_no, "bizOrderNo": order.biz_order_no });
+    let mut answer = json!({ "payStatus": pay_status, "orderNo": order.order_no, "bizOrderNo": order.biz_order_no });
+    if let Some(m) = &order.fail_message {
+        answer["payFailMessage"] = json!(m);
+    }
     if let Some(e) = &order.extend_info {
         answer["extendInfo"] = json!(e);
     }
@@ -653,8 +955,15 @@ pub fn agent_pay(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reje
     Ok(answer)
 }
 
-/// 4.2.7 batchAgentPaySimplify: several agent pays of one business and goods, all or nothing.
-pub fn batch_agent_pay(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+/// 4.2.7 batchAgentPaySimplify: accepted as a whole when every item is well
+/// formed; then each item succeeds or fails on its own (l.1719-1723), and
+/// the answer says only that the batch was accepted.
+pub fn batch_agent_pay(
+    state: &mut SandboxState,
+    config: &SandboxConfig,
+    faults: &Faults,
+    p: &Params<'_>,
+) -> Result<Value, Reject> {
     let biz_batch_no = p.str("bizBatchNo")?;
     if state.batches.contains_key(&biz_batch_no) {
         return Err(Reject::new(code::ORDER_EXISTS, format!("bizBatchNo {biz_batch_no:?}")));
@@ -680,10 +989,16 @@ pub fn batch_agent_pay(state: &mut SandboxState, p: &Params<'_>) -> Result<Value
             ));
         }
     };
-    let mut orders = Vec::new();
+    if list.len() > MAX_LIST_ITEMS {
+        return Err(Reject::new(
+            code::PARAMETER_ERROR,
+            format!("batchPayList holds {} items, at most {MAX_LIST_ITEMS}", list.len()),
+        ));
+    }
+    let mut items = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, raw) in list.iter().enumerate() {
-        let item = agent_pay_item(state, &Params(raw))
+        let item = parse_agent_pay_item(state, &Params(raw))
             .map_err(|r| Reject::new(r.code, format!("batchPayList[{i}]: {}", r.detail)))?;
         if !seen.insert(item.biz_order_no.clone()) {
             return Err(Reject::new(
@@ -691,33 +1006,25 @@ pub fn batch_agent_pay(state: &mut SandboxState, p: &Params<'_>) -> Result<Value
                 format!("batchPayList[{i}]: bizOrderNo repeated in the batch"),
             ));
         }
-        orders.push(agent_pay_order(
-            state,
-            item,
-            OrderKind::BatchAgentPay,
-            &trade_code,
-            goods.clone(),
-        ));
+        items.push(item);
     }
-    if orders.iter().any(|o| o.payout_card.is_some()) && orders.iter().any(|o| o.payout_card.is_none()) {
+    // "不支持既有代付到余额又有代付到银行账户" (l.1720).
+    if items.iter().any(|o| o.payout.is_some()) && items.iter().any(|o| o.payout.is_none()) {
         return Err(Reject::new(
             "40015",
-            "a batch pays either all to balances or all to bank cards",
+            "a batch pays either all to balances or all to bank accounts",
         ));
     }
-    let escrow = state.escrow.clone();
-    state.books.all_or_nothing(|books| {
-        for (i, o) in orders.iter().enumerate() {
-            books
-                .settle_agent_pay(o, &escrow)
-                .map_err(|r| Reject::new(r.code, format!("batchPayList[{i}]: {}", r.detail)))?;
-        }
-        Ok(())
-    })?;
     let mut numbers = Vec::new();
-    for mut order in orders {
-        order.status = OrderStatus::Success;
-        order.paid_at = Some(now());
+    for item in items {
+        let checked = check_agent_pay_item(state, &item);
+        let mut order = agent_pay_order(state, item, OrderKind::BatchAgentPay, &trade_code, goods.clone());
+        let outcome = checked.and_then(|()| run_agent_pay(state, config, faults, &mut order));
+        if let Err(reject) = outcome {
+            order.status = OrderStatus::Failed;
+            order.fail_message = Some(reject.message());
+        }
+        // Balance items notify success only; bank items every outcome (l.1722-1723).
         notify_result(state, &order);
         numbers.push(order.biz_order_no.clone());
         state.orders.insert(order.biz_order_no.clone(), order);
@@ -731,7 +1038,7 @@ pub fn refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject>
     let biz_order_no = p.str("bizOrderNo")?;
     let ori_no = p.str("oriBizOrderNo")?;
     let biz_user_id = p.str("bizUserId")?;
-    let amount = p.int("amount")?;
+    let amount = positive_amount(p, "amount")?;
     let coupon_amount = p.opt_int("couponAmount")?.unwrap_or(0);
     let fee_amount = p.opt_int("feeAmount")?.unwrap_or(0);
     let back_url = url(p, "backUrl", false)?;
@@ -762,7 +1069,10 @@ pub fn refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject>
             format!("refund amount {amount}: {refundable} fen refundable"),
         ));
     }
-    if coupon_amount < 0 || fee_amount < 0 || coupon_amount + fee_amount > amount {
+    if !(0..=amount).contains(&coupon_amount)
+        || !(0..=amount).contains(&fee_amount)
+        || coupon_amount + fee_amount > amount
+    {
         return Err(Reject::new(
             code::PARAMETER_ERROR,
             "couponAmount and feeAmount must fit in amount",
@@ -787,15 +1097,24 @@ pub fn refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject>
         ));
     }
     if let Some(list) = p.get("refundList").and_then(Value::as_array) {
-        let listed: i64 = list
+        if list.len() > MAX_LIST_ITEMS {
+            return Err(Reject::new(
+                code::PARAMETER_ERROR,
+                format!("refundList: at most {MAX_LIST_ITEMS} entries"),
+            ));
+        }
+        let listed: i128 = list
             .iter()
             .filter_map(|i| i.get("amount"))
             .filter_map(Value::as_i64)
+            .map(i128::from)
             .sum();
-        if listed != amount {
+        // "此字段总金额=amount-feeAmount" (4.2.17 l.2091).
+        let expected = amount - fee_amount;
+        if listed != i128::from(expected) {
             return Err(Reject::new(
                 "40020",
-                format!("refundList adds up to {listed}, amount is {amount}"),
+                format!("refundList adds up to {listed}, amount - feeAmount is {expected}"),
             ));
         }
     }
@@ -816,8 +1135,7 @@ pub fn refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject>
         .books
         .settle_refund(&original, &order, fee_amount, coupon_amount, &escrow, false)?;
     order.refund_whereabouts = Some(whereabouts);
-    order.status = OrderStatus::Success;
-    order.paid_at = Some(now());
+    mark_paid(&mut order);
     if let Some(ori) = state.orders.get_mut(&ori_no) {
         ori.refunded += amount;
         ori.status = OrderStatus::Refunded;
@@ -931,7 +1249,7 @@ pub fn application_transfer(state: &mut SandboxState, p: &Params<'_>) -> Result<
     let source = p.str("sourceAccountSetNo")?;
     let target = p.str("targetBizUserId")?;
     let target_set = p.str("targetAccountSetNo")?;
-    let amount = p.int("amount")?;
+    let amount = positive_amount(p, "amount")?;
     if state.transfers.contains_key(&biz_transfer_no) {
         return Err(Reject::new(
             code::ORDER_EXISTS,
@@ -946,9 +1264,6 @@ pub fn application_transfer(state: &mut SandboxState, p: &Params<'_>) -> Result<
     }
     check_escrow(state, &target_set, "targetAccountSetNo")?;
     existing_member(state, &target)?;
-    if amount <= 0 {
-        return Err(Reject::new("40020", "amount must be positive"));
-    }
     let memo = Memo {
         biz_order_no: Some(&biz_transfer_no),
         remark: "平台转账",
@@ -980,7 +1295,7 @@ pub fn freeze(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject>
     let biz_user_id = p.str("bizUserId")?;
     let no = p.str("bizFreezenNo")?;
     let set = p.opt_str("accountSetNo").unwrap_or_else(|| state.escrow.clone());
-    let amount = p.int("amount")?;
+    let amount = positive_amount(p, "amount")?;
     existing_member(state, &biz_user_id)?;
     check_escrow(state, &set, "accountSetNo")?;
     if state.freezes.contains_key(&no) {
@@ -1014,7 +1329,7 @@ pub fn unfreeze(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Rejec
     let biz_user_id = p.str("bizUserId")?;
     let no = p.str("bizFreezenNo")?;
     let set = p.str("accountSetNo")?;
-    let amount = p.int("amount")?;
+    let amount = positive_amount(p, "amount")?;
     let freeze = state
         .freezes
         .get(&no)
@@ -1026,7 +1341,7 @@ pub fn unfreeze(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Rejec
             "this freeze belongs to another member or account set",
         ));
     }
-    if amount <= 0 || amount > freeze.frozen {
+    if amount > freeze.frozen {
         return Err(Reject::new(
             "40020",
             format!("{} fen still frozen under this number", freeze.frozen),
@@ -1074,8 +1389,10 @@ pub fn order_detail(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, R
     Ok(json!({ "orderStatus": order.status.code() }))
 }
 
+/// A `yyyy-MM-dd` date, the format of every date field but 4.3.2's.
 fn parse_date(text: &str, field: &str) -> Result<time::Date, Reject> {
-    formats::parse_date(text).ok_or_else(|| Reject::new(code::PARAMETER_ERROR, format!("{field} must be yyyy-MM-dd")))
+    formats::parse_dashed_date(text)
+        .ok_or_else(|| Reject::new(code::PARAMETER_ERROR, format!("{field} must be yyyy-MM-dd")))
 }
 
 /// 4.2.22 queryInExpDetail: the journal of a member's account, newest first, paged.
@@ -1096,8 +1413,8 @@ pub fn in_exp_detail(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, 
             return Err(Reject::new("50003", "dateStart is after dateEnd"));
         }
     }
-    let position = p.opt_int("startPosition")?.unwrap_or(1).max(1) as usize;
-    let count = p.opt_int("queryNum")?.unwrap_or(10).clamp(1, 100) as usize;
+    let position = usize::try_from(p.opt_int("startPosition")?.unwrap_or(1).max(1)).unwrap_or(usize::MAX);
+    let count = usize::try_from(p.opt_int("queryNum")?.unwrap_or(10).clamp(1, 100)).unwrap_or(100);
     let key = AccountKey::member(&biz_user_id, &set);
     let entries: Vec<_> = state
         .books
@@ -1111,7 +1428,7 @@ pub fn in_exp_detail(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, 
         .collect();
     let page: Vec<Value> = entries
         .iter()
-        .skip(position - 1)
+        .skip(position.saturating_sub(1))
         .take(count)
         .map(|e| {
             let mut v = json!({
@@ -1244,19 +1561,22 @@ pub fn reserve_fund(state: &mut SandboxState, config: &SandboxConfig, p: &Params
     if sysid != config.sysid {
         return Err(Reject::new(code::PARAMETER_ERROR, "sysid must be this application's"));
     }
-    let balance = state.reserve_fund_initial - state.books.ledger.paid_out();
+    let balance = state.reserve_fund_initial.saturating_sub(state.books.ledger.paid_out());
     Ok(json!({
         "account_no": format!("{}0001", config.sysid),
         "account_name": "通联通备付金账户",
         "balance": balance,
         "usable_bal": balance,
-        "def_clr": "1",
+        // "def_clr 是否默认结算户 Long" (4.3.1 l.2319).
+        "def_clr": 1,
     }))
 }
 
 /// 4.3.2 getCheckAccountFile: the URL of the day's reconciliation file, served by the sandbox.
 pub fn check_account_file(_state: &mut SandboxState, config: &SandboxConfig, p: &Params<'_>) -> Result<Value, Reject> {
-    let date = parse_date(&p.str("date")?, "date")?;
+    // "yyyyMMdd" (4.3.2 l.2360), unlike every other date field.
+    let date = formats::parse_compact_date(&p.str("date")?)
+        .ok_or_else(|| Reject::new(code::PARAMETER_ERROR, "date must be yyyyMMdd"))?;
     let name = format!(
         "{}_{}{:02}{:02}_allinpay.txt",
         config.sysid,
@@ -1267,12 +1587,18 @@ pub fn check_account_file(_state: &mut SandboxState, config: &SandboxConfig, p: 
     Ok(json!({ "url": format!("{}/yungateway/checkfile/{name}", config.public_base_url()) }))
 }
 
-/// The reconciliation file for one day (China time): every order of that
-/// day and the platform transfers, `orderNo|orderType|amount|fee|time|bizOrderNo`.
-pub fn reconciliation_file(state: &SandboxState, date: time::Date) -> String {
+/// The reconciliation file for one day (China time): the successful
+/// transactions only (orders that succeeded, later refunded or not, and the
+/// platform transfers: "含所有订单及平台转账成功的交易", 4.3.2 l.2333), as
+/// `orderNo|orderType|amount|channelFee|time|bizOrderNo` (l.2335). The fee
+/// column is the channel's fee ("渠道手续费"), not the platform's `fee`.
+pub fn reconciliation_file(state: &SandboxState, config: &SandboxConfig, date: time::Date) -> String {
     let mut lines: Vec<(OffsetDateTime, String)> = Vec::new();
     for order in state.orders.values() {
-        let at = order.paid_at.unwrap_or(order.created_at);
+        let Some(at) = order.paid_at else { continue };
+        if !matches!(order.status, OrderStatus::Success | OrderStatus::Refunded) {
+            continue;
+        }
         if at.to_offset(wire::CHINA).date() == date {
             lines.push((
                 at,
@@ -1281,7 +1607,7 @@ pub fn reconciliation_file(state: &SandboxState, date: time::Date) -> String {
                     order.order_no,
                     order.kind.file_name(),
                     order.amount,
-                    order.fee,
+                    config.channel_fee(order),
                     wire::format_timestamp(at),
                     order.biz_order_no
                 ),

@@ -5,9 +5,13 @@
 //! page checks them like the SOA gate, then shows a minimal HTML form. For
 //! automation the form's fields may be given in the link itself
 //! (`password`, `oldPassword`, `newPhone`, `smsCode`, `confirm=1`): the page
-//! then acts at once. On success it sends the backend notification and
-//! redirects to `jumpUrl` (or the order's `frontUrl`) with a signed result
-//! `sysid, sign, timestamp, v, rps`, like a notification.
+//! then acts at once. The password pages and the password pay page (4.2.10)
+//! then redirect to `jumpUrl` with the page's answer in the response shape
+//! (`status`, `signedValue`, `sign`, or `status=error`, `errorCode`,
+//! `message`: l.1063, 1122, 1165, 1207, 1842), failures included; the
+//! gateway page (4.2.9) reports to `frontUrl` with the 4.2.12 notification
+//! (l.1899). The password pages also notify `backUrl` on success with
+//! `returnValue` holding `bizUserId` (and `newPhone` for 4.1.23, l.1084-1096).
 
 use std::collections::HashMap;
 
@@ -22,10 +26,10 @@ use super::order::OrderStatus;
 use super::payment::Confirmation;
 use super::state::{Notice, SandboxState};
 use super::{Params, Reject, SandboxConfig, Shared, admit, decrypt_params, orders};
-use crate::provider::calls::Call;
+use crate::provider::calls::{Call, Environment};
 use crate::provider::codes::MemberType;
 use crate::provider::errors::code;
-use crate::provider::wire::{self, Form, NotificationEnvelope, SignedRequest};
+use crate::provider::wire::{self, Form, SignedRequest};
 
 /// How long a page stays usable after it was opened (change log v1.27: 15 minutes).
 const PAGE_LIFETIME: time::Duration = time::Duration::minutes(15);
@@ -38,11 +42,9 @@ pub struct OpenPage {
     pub opened_at: OffsetDateTime,
 }
 
-/// Which page a path serves, in the production and the test layout.
-pub fn page_for_path(path: &str) -> Option<Call> {
-    Call::ALL
-        .into_iter()
-        .find(|c| c.page_path() == Some(path) || c.page_test_path() == Some(path))
+/// Which page a path serves in `environment`'s layout.
+pub fn page_for_path(path: &str, environment: Environment) -> Option<Call> {
+    Call::ALL.into_iter().find(|c| c.page_path(environment) == Some(path))
 }
 
 /// The form fields a user types on the page, from the link or the form post.
@@ -83,7 +85,7 @@ pub async fn open(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let Some(call) = page_for_path(uri.path()) else {
+    let Some(call) = page_for_path(uri.path(), shared.config.environment) else {
         return (StatusCode::NOT_FOUND, "no such page").into_response();
     };
     let raw = if body.iter().any(|b| !b.is_ascii_whitespace()) {
@@ -94,9 +96,10 @@ pub async fn open(
     let result = tokio::task::spawn_blocking(move || {
         let opened = open_page(&shared, call, &raw);
         let response = match opened {
-            Err(reject) => Err(reject),
+            Err(Refusal::Link(reject)) => Err(reject),
+            Err(Refusal::Page(page, reject)) => Ok(refused(&shared, &page, &reject)),
             Ok((token, input)) if input.is_empty() => Ok(PageOutcome::Form(token, call)),
-            Ok((token, input)) => submit_page(&shared, &token, &input).map(PageOutcome::Done),
+            Ok((token, input)) => submit_page(&shared, &token, &input),
         };
         shared.notifier.wake.notify_one();
         response
@@ -109,7 +112,7 @@ pub async fn open(
 pub async fn submit(State(shared): State<std::sync::Arc<Shared>>, Path(token): Path<String>, body: Bytes) -> Response {
     let result = tokio::task::spawn_blocking(move || {
         let form = Form::parse(&body);
-        let response = submit_page(&shared, &token, &user_input(&form)).map(PageOutcome::Done);
+        let response = submit_page(&shared, &token, &user_input(&form));
         shared.notifier.wake.notify_one();
         response
     })
@@ -122,6 +125,16 @@ enum PageOutcome {
     Form(String, Call),
     /// Done: redirect to this URL, or show the result when there is none.
     Done((Option<String>, Value)),
+}
+
+/// Why a page could not be used.
+enum Refusal {
+    /// The link itself is bad (unsigned, stale, for another page): nothing
+    /// in it can be trusted, not even where to redirect. An error page.
+    Link(Reject),
+    /// The link checked out, the request did not: the answer goes to the
+    /// page's redirect like any other.
+    Page(OpenPage, Reject),
 }
 
 fn render(result: Result<Result<PageOutcome, Reject>, tokio::task::JoinError>) -> Response {
@@ -175,31 +188,31 @@ fn form_html(token: &str, call: Call) -> String {
 }
 
 /// Checks the link and remembers the open page; returns its token and any input given in the link.
-fn open_page(shared: &Shared, call: Call, raw: &[u8]) -> Result<(String, HashMap<&'static str, String>), Reject> {
-    let request = signed_request(raw)?;
-    let body = admit(&shared.config, &request)?;
+fn open_page(shared: &Shared, call: Call, raw: &[u8]) -> Result<(String, HashMap<&'static str, String>), Refusal> {
+    let request = signed_request(raw).map_err(Refusal::Link)?;
+    let body = admit(&shared.config, &request).map_err(Refusal::Link)?;
     let spec = call.spec();
     if body.service != spec.service || body.method != spec.method {
-        return Err(Reject::new(
+        return Err(Refusal::Link(Reject::new(
             code::PARAMETER_ERROR,
             format!(
                 "this page is {}.{}, the link is for {}.{}",
                 spec.service, spec.method, body.service, body.method
             ),
-        ));
+        )));
     }
-    let param = decrypt_params(&shared.config, call, body.param)?;
+    let param = decrypt_params(&shared.config, call, body.param).map_err(Refusal::Link)?;
+    let page = OpenPage {
+        call,
+        param,
+        opened_at: OffsetDateTime::now_utc(),
+    };
     let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-    check_page(&state, call, &Params(&param))?;
+    if let Err(reject) = check_page(&state, call, &Params(&page.param)) {
+        return Err(Refusal::Page(page, reject));
+    }
     let token = state.new_id("P");
-    state.pages.insert(
-        token.clone(),
-        OpenPage {
-            call,
-            param,
-            opened_at: OffsetDateTime::now_utc(),
-        },
-    );
+    state.pages.insert(token.clone(), page);
     Ok((token, user_input(&Form::parse(raw))))
 }
 
@@ -254,13 +267,11 @@ fn input<'a>(input: &'a HashMap<&'static str, String>, name: &str) -> Result<&'a
         .ok_or_else(|| Reject::new(code::PARAMETER_EMPTY, format!("{name} is required on this page")))
 }
 
-/// Applies a submitted page; returns where to redirect and the result.
-fn submit_page(
-    shared: &Shared,
-    token: &str,
-    given: &HashMap<&'static str, String>,
-) -> Result<(Option<String>, Value), Reject> {
+/// Applies a submitted page; returns where to redirect and the answer.
+/// A refusal after the page opened goes to the redirect too (`status=error`).
+fn submit_page(shared: &Shared, token: &str, given: &HashMap<&'static str, String>) -> Result<PageOutcome, Reject> {
     let config = &shared.config;
+    let faults = shared.faults();
     let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
     let page = state
         .pages
@@ -273,13 +284,25 @@ fn submit_page(
     }
     let p = Params(&page.param);
     let spec = page.call.spec();
-    let (return_value, redirect) = match page.call {
-        Call::PayPageSms | Call::PayPagePassword => pay_page(&mut state, config, page.call, &p, given)?,
-        call => password_page(&mut state, config, call, &p, given)?,
+    let done = match page.call {
+        Call::PayPageSms | Call::PayPagePassword => pay_page(&mut state, config, &faults, page.call, &p, given),
+        call => password_page(&mut state, config, call, &p, given),
+    };
+    let (return_value, redirect) = match done {
+        Ok(done) => done,
+        Err(reject) => {
+            drop(state);
+            return Ok(refused(shared, &page, &reject));
+        }
     };
     state.pages.remove(token);
     let back_url = p.opt_str("backUrl");
     if let Some(url) = back_url.filter(|_| spec.service == "MemberPwdService") {
+        // The notification carries bizUserId (and newPhone for 4.1.23) only (l.1084-1096).
+        let mut notified = json!({ "bizUserId": return_value["bizUserId"] });
+        if let Some(phone) = return_value.get("newPhone") {
+            notified["newPhone"] = phone.clone();
+        }
         state.outbox.push(Notice {
             url,
             service: spec.service,
@@ -287,29 +310,86 @@ fn submit_page(
             status: Some("OK"),
             error_code: None,
             message: None,
-            return_value: return_value.clone(),
+            return_value: notified,
         });
     }
     drop(state);
-    let rps = json!({ "service": spec.service, "method": spec.method, "status": "OK", "returnValue": return_value });
     let Some(url) = redirect else {
-        return Ok((None, rps));
+        let answer = json!({ "status": "OK", "signedValue": return_value.to_string() });
+        return Ok(PageOutcome::Done((None, answer)));
     };
-    let rps_text = rps.to_string();
+    let fields = if page.call == Call::PayPageSms {
+        gateway_page_notice(config, &return_value)?
+    } else {
+        let signed_value = return_value.to_string();
+        let sign = config
+            .keys
+            .sign(&signed_value)
+            .map_err(|e| Reject::new("51002", e.to_string()))?;
+        vec![
+            ("status".to_owned(), "OK".to_owned()),
+            ("signedValue".to_owned(), signed_value),
+            ("sign".to_owned(), sign),
+        ]
+    };
+    Ok(PageOutcome::Done((Some(with_query(&url, &fields)), return_value)))
+}
+
+/// 4.2.9's result at frontUrl: the order result notification's form (4.2.12, l.1899).
+fn gateway_page_notice(config: &SandboxConfig, return_value: &Value) -> Result<Vec<(String, String)>, Reject> {
+    let rps =
+        json!({ "service": "OrderService", "method": "pay", "status": "OK", "returnValue": return_value }).to_string();
     let timestamp = wire::format_timestamp(OffsetDateTime::now_utc());
     let sign = config
         .keys
-        .sign(&wire::notification_signing_string(&config.sysid, &rps_text, &timestamp))
+        .sign(&wire::notification_signing_string(&config.sysid, &rps, &timestamp))
         .map_err(|e| Reject::new("51002", e.to_string()))?;
-    let envelope = NotificationEnvelope {
-        sysid: config.sysid.clone(),
-        sign,
-        timestamp,
-        v: config.keys.protocol.version().to_owned(),
-        rps: rps_text,
-    };
+    Ok(vec![
+        ("sysid".to_owned(), config.sysid.clone()),
+        ("sign".to_owned(), sign),
+        ("timestamp".to_owned(), timestamp),
+        ("v".to_owned(), config.keys.protocol.version().to_owned()),
+        ("rps".to_owned(), rps),
+    ])
+}
+
+/// `url` with `fields` appended to its query string.
+fn with_query(url: &str, fields: &[(String, String)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        query.append_pair(k, v);
+    }
     let separator = if url.contains('?') { '&' } else { '?' };
-    Ok((Some(format!("{url}{separator}{}", envelope.to_form())), rps))
+    format!("{url}{separator}{}", query.finish())
+}
+
+/// A page's refusal: to its redirect as `status=error`, `errorCode`,
+/// `message` (signed in v2 over `errorCode=..&message=..`, as backend
+/// errors are), or shown as JSON when it has no redirect.
+fn refused(shared: &Shared, page: &OpenPage, reject: &Reject) -> PageOutcome {
+    tracing::info!(code = reject.code, detail = %reject.detail, "sandbox page refused");
+    let p = Params(&page.param);
+    let redirect = p.opt_str("jumpUrl").or_else(|| {
+        let order = p.opt_str("bizOrderNo")?;
+        let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.orders.get(&order).and_then(|o| o.front_url.clone())
+    });
+    let message = reject.message();
+    let mut fields = vec![
+        ("status".to_owned(), "error".to_owned()),
+        ("errorCode".to_owned(), reject.code.to_owned()),
+        ("message".to_owned(), message.clone()),
+    ];
+    let keys = &shared.config.keys;
+    if keys.protocol == crate::provider::crypto::Protocol::V2 {
+        let value = wire::error_signed_value(reject.code, &message);
+        if let Ok(sign) = keys.sign(&value) {
+            fields.push(("signedValue".to_owned(), value));
+            fields.push(("sign".to_owned(), sign));
+        }
+    }
+    let answer = json!({ "status": "error", "errorCode": reject.code, "message": message });
+    PageOutcome::Done((redirect.map(|url| with_query(&url, &fields)), answer))
 }
 
 fn password_page(
@@ -403,6 +483,7 @@ fn password_page(
 fn pay_page(
     state: &mut SandboxState,
     config: &SandboxConfig,
+    faults: &super::Faults,
     call: Call,
     p: &Params<'_>,
     given: &HashMap<&'static str, String>,
@@ -448,17 +529,15 @@ fn pay_page(
     if order.payer != biz_user_id {
         return Err(Reject::new("40022", "bizUserId is not the payer of this order"));
     }
-    orders::complete_by_payer(state, &biz_order_no)?;
-    let paid = state
-        .orders
-        .get(&biz_order_no)
-        .map(|o| o.status == OrderStatus::Success)
-        .unwrap_or(false);
-    let value = json!({
-        "payStatus": if paid { "success" } else { "fail" },
+    let (paid, pay_status) = orders::complete_by_payer(state, config, faults, &biz_order_no)?;
+    let mut value = json!({
+        "payStatus": pay_status,
         "bizUserId": biz_user_id,
         "bizOrderNo": biz_order_no,
     });
+    if let Some(m) = paid.fail_message.filter(|_| paid.status == OrderStatus::Failed) {
+        value["payFailMessage"] = json!(m);
+    }
     let redirect = p.opt_str("jumpUrl").or_else(|| order.front_url.clone());
     Ok((value, redirect))
 }

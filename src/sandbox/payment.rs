@@ -3,7 +3,9 @@
 use serde_json::Value;
 
 use super::Reject;
+use super::order::sets;
 use crate::provider::errors::code;
+use crate::provider::formats::{self, MAX_LIST_ITEMS};
 
 /// What kind of money a method moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,14 +191,23 @@ pub fn parse(pay_method: Option<&Value>, order_amount: i64) -> Result<Vec<PayPar
         if entries.is_empty() {
             return Err(Reject::new(code::PARAMETER_ERROR, format!("payMethod.{key} is empty")));
         }
+        if entries.len() > MAX_LIST_ITEMS {
+            return Err(Reject::new(
+                code::PARAMETER_ERROR,
+                format!("payMethod.{key}: at most {MAX_LIST_ITEMS} entries"),
+            ));
+        }
         for entry in entries {
             let amount = match (method.key, int_field(entry, key, "amount")?) {
                 ("WITHDRAW_TLT", None) => order_amount,
-                (_, Some(a)) if a > 0 => a,
+                (_, Some(a)) if formats::is_positive_amount(a) => a,
                 (_, Some(a)) => {
                     return Err(Reject::new(
                         code::PARAMETER_ERROR,
-                        format!("payMethod.{key}.amount must be positive, got {a}"),
+                        format!(
+                            "payMethod.{key}.amount must be from 1 to {} fen, got {a}",
+                            formats::MAX_AMOUNT_FEN
+                        ),
                     ));
                 }
                 (_, None) => {
@@ -206,11 +217,28 @@ pub fn parse(pay_method: Option<&Value>, order_amount: i64) -> Result<Vec<PayPar
                     ));
                 }
             };
-            let account_set = str_field(entry, "accountSetNo");
-            if method.direction == Direction::Internal && account_set.is_none() {
+            let account_set = match (method.key, str_field(entry, "accountSetNo")) {
+                ("BALANCE", None) => {
+                    return Err(Reject::new(
+                        code::PARAMETER_EMPTY,
+                        "payMethod.BALANCE.accountSetNo is required",
+                    ));
+                }
+                // "如果不传此字段, 则默认为营销专用账户" (5.2 l.2437, 2439).
+                ("COUPON" | "COUPONLIST", None) => Some(sets::MARKETING.to_owned()),
+                ("COUPON" | "COUPONLIST", Some(set)) if set != sets::MARKETING && set != sets::MARGIN => {
+                    return Err(Reject::new(
+                        "30018",
+                        format!("payMethod.{key}.accountSetNo: coupons come from the marketing or margin account set"),
+                    ));
+                }
+                (_, set) => set,
+            };
+            if method.key == "WITHDRAW_TLT" && str_field(entry, "payTypeName").as_deref() != Some("withdraw_tlt") {
+                // "必须传 withdraw_tlt" (5.2 l.2440).
                 return Err(Reject::new(
-                    code::PARAMETER_EMPTY,
-                    format!("payMethod.{key}.accountSetNo is required"),
+                    code::PARAMETER_ERROR,
+                    "payMethod.WITHDRAW_TLT.payTypeName must be withdraw_tlt",
                 ));
             }
             let bank_card_no = str_field(entry, "bankCardNo");
@@ -251,12 +279,13 @@ pub fn check(order: PayingOrder, parts: &[PayPart], amount: i64, validate_type: 
     } else if parts.is_empty() {
         return Err(Reject::new(code::PARAMETER_EMPTY, "payMethod is required"));
     }
-    let total: i64 = if order == PayingOrder::Withdraw {
-        amount
+    let total = if order == PayingOrder::Withdraw {
+        Some(amount)
     } else {
-        parts.iter().map(|p| p.amount).sum()
+        parts.iter().try_fold(0i64, |sum, p| sum.checked_add(p.amount))
     };
-    if total != amount {
+    if total != Some(amount) {
+        let total = total.map_or_else(|| "more than can be represented".to_owned(), |t| t.to_string());
         return Err(Reject::new(
             "40005",
             format!("payMethod amounts add up to {total} fen, the order amount is {amount}"),
@@ -341,7 +370,7 @@ mod tests {
         let p =
             parts(json!({"BALANCE":[{"accountSetNo":"100000","amount":"300"},{"accountSetNo":"100000","amount":200}]}));
         assert_eq!(p.iter().map(|p| p.amount).sum::<i64>(), 500);
-        let w = parse(Some(&json!({"WITHDRAW_TLT":{"payTypeName":"x"}})), 700).unwrap();
+        let w = parse(Some(&json!({"WITHDRAW_TLT":{"payTypeName":"withdraw_tlt"}})), 700).unwrap();
         assert_eq!(w[0].amount, 700);
         assert_eq!(
             parse(Some(&json!({"NOPE":{}})), 1).unwrap_err().detail,

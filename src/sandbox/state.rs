@@ -35,6 +35,8 @@ pub struct SandboxState {
     pub pages: HashMap<String, super::pages::OpenPage>,
     /// Company audits still running: bizUserId and when they finish.
     pub audits: Vec<(String, OffsetDateTime)>,
+    /// Bank payouts reported pending, waiting for the bank's answer.
+    pub pending_payouts: Vec<PendingPayout>,
     /// Notifications produced by calls, for the notifier to send.
     pub outbox: Vec<Notice>,
     /// Per spec section: calls that succeeded and calls that were refused.
@@ -45,6 +47,16 @@ pub struct SandboxState {
     pub reserve_fund_initial: i64,
     next_id: u64,
     ids: super::faults::Dice,
+    /// Draws the fate of bank payouts (seeded, apart from the ids).
+    payouts: super::faults::Dice,
+}
+
+/// A payout the bank has not answered yet, and what it will answer.
+#[derive(Debug, Clone)]
+pub struct PendingPayout {
+    pub biz_order_no: String,
+    pub due: OffsetDateTime,
+    pub succeeds: bool,
 }
 
 impl SandboxState {
@@ -76,13 +88,20 @@ impl SandboxState {
             pending_resets: HashMap::new(),
             pages: HashMap::new(),
             audits: Vec::new(),
+            pending_payouts: Vec::new(),
             outbox: Vec::new(),
             call_counts: BTreeMap::new(),
             escrow: escrow.to_owned(),
             reserve_fund_initial: reserve_fund,
             next_id: 0,
             ids: super::faults::Dice::new(seed),
+            payouts: super::faults::Dice::new(seed ^ 0xba_4c0u64),
         }
+    }
+
+    /// What the bank will do with the next payout, as the faults ask.
+    pub fn payout_fate(&mut self, faults: &super::faults::PayoutFaults) -> super::faults::PayoutFate {
+        faults.draw(&mut self.payouts)
     }
 
     /// A fresh provider-side id with a prefix (user, order, goods...).

@@ -156,12 +156,30 @@ mod conservation {
             amount: i64,
             fee: i64,
         },
+        BatchPay {
+            to: [usize; 2],
+            amount: i64,
+            to_card: bool,
+        },
+        /// The bank answers every pending payout.
+        BankAnswers,
+    }
+
+    /// Mostly amounts that find the money, sometimes any i64 at all, or
+    /// amounts at the bound (which must neither panic nor wrap).
+    fn money(small: std::ops::Range<i64>) -> impl Strategy<Value = i64> + Clone {
+        use crate::provider::formats::MAX_AMOUNT_FEN;
+        prop_oneof![
+            8 => small,
+            1 => proptest::prelude::any::<i64>(),
+            1 => (MAX_AMOUNT_FEN - 2)..=(MAX_AMOUNT_FEN + 2),
+        ]
     }
 
     fn op() -> impl Strategy<Value = Op> {
         let who = 0..MEMBERS.len();
-        let amount = 1i64..5_000;
-        let fee = 0i64..200;
+        let amount = money(1i64..5_000);
+        let fee = money(0i64..200);
         prop_oneof![
             (who.clone(), amount.clone(), fee.clone()).prop_map(|(who, amount, fee)| Op::Deposit { who, amount, fee }),
             (
@@ -186,15 +204,23 @@ mod conservation {
                 fee
             }),
             // Smaller amounts out of pools and refunds, so that more of them find the money.
-            (who.clone(), 1i64..1_500, fee.clone(), proptest::bool::ANY).prop_map(|(to, amount, fee, to_card)| {
-                Op::AgentPay {
+            (who.clone(), money(1i64..1_500), fee.clone(), proptest::bool::ANY).prop_map(
+                |(to, amount, fee, to_card)| Op::AgentPay {
                     to,
                     amount,
                     fee,
                     to_card,
                 }
+            ),
+            (0usize..40, money(1i64..1_500), fee.clone()).prop_map(|(of, amount, fee)| Op::Refund { of, amount, fee }),
+            (who.clone(), who.clone(), money(1i64..800), proptest::bool::ANY).prop_map(|(a, b, amount, to_card)| {
+                Op::BatchPay {
+                    to: [a, b],
+                    amount,
+                    to_card,
+                }
             }),
-            (0usize..40, 1i64..1_500, fee.clone()).prop_map(|(of, amount, fee)| Op::Refund { of, amount, fee }),
+            Just(Op::BankAnswers),
             (who.clone(), amount.clone()).prop_map(|(to, amount)| Op::Transfer { to, amount }),
             (who.clone(), amount.clone()).prop_map(|(who, amount)| Op::Freeze { who, amount }),
             (0usize..40, amount.clone()).prop_map(|(of, amount)| Op::Unfreeze { of, amount }),
@@ -202,8 +228,20 @@ mod conservation {
         ]
     }
 
+    /// Bank payouts fail or stay pending now and then, so that every path of the books is walked.
+    fn payout_faults() -> Faults {
+        Faults {
+            payouts: super::super::faults::PayoutFaults {
+                fail_rate: 0.2,
+                pending_rate: 0.3,
+                pending_ms: Some(0),
+            },
+            ..Faults::default()
+        }
+    }
+
     fn call(state: &mut SandboxState, config: &SandboxConfig, c: Call, v: Value) -> Result<Value, Reject> {
-        dispatch(state, config, c, &v)
+        refuse_locked(state, c, &v).and_then(|()| dispatch(state, config, &payout_faults(), c, &v))
     }
 
     /// Members with phones, real names and a real-name-pay card.
@@ -328,9 +366,35 @@ mod conservation {
                     json!({"bizUserId": MEMBERS[to], "tradeCode": "4001"}),
                 );
                 if to_card {
-                    p["payToBankCardInfo"] = json!({"bankCardNo": CARD, "amount": amount - fee, "withdrawType": "T0"});
+                    p["payToBankCardInfo"] = json!({"bankCardNo": CARD, "amount": amount.saturating_sub(fee),
+                                                    "withdrawType": "T0", "backUrl": "http://127.0.0.1:9/n"});
                 }
                 let _ = call(state, config, Call::SignalAgentPaySimplify, p);
+            }
+            Op::BatchPay { to, amount, to_card } => {
+                let items: Vec<Value> = to
+                    .iter()
+                    .enumerate()
+                    .map(|(i, who)| {
+                        let mut item = json!({"bizOrderNo": format!("{no}-{i}"), "bizUserId": MEMBERS[*who],
+                                              "accountSetNo": "100000", "amount": amount, "fee": 0,
+                                              "backUrl": "http://127.0.0.1:9/n"});
+                        if to_card {
+                            item["payToBankCardInfo"] = json!({"bankCardNo": CARD, "amount": amount,
+                                                               "backUrl": "http://127.0.0.1:9/n"});
+                        }
+                        item
+                    })
+                    .collect();
+                let _ = call(
+                    state,
+                    config,
+                    Call::BatchAgentPaySimplify,
+                    json!({"bizBatchNo": no, "tradeCode": "4001", "batchPayList": items}),
+                );
+            }
+            Op::BankAnswers => {
+                super::super::orders::finish_due_payouts(state, OffsetDateTime::now_utc() + time::Duration::days(1));
             }
             Op::Refund { of, amount, fee } => {
                 if let Some((ori, payer)) = orders.get(of % orders.len().max(1)).cloned() {
@@ -390,7 +454,7 @@ mod conservation {
         let ledger = &state.books.ledger;
         prop_assert_eq!(
             ledger.total(),
-            ledger.net_inflow(),
+            i128::from(ledger.net_inflow()),
             "balances must equal money in minus money out"
         );
         for (key, b) in ledger.accounts() {
@@ -406,12 +470,21 @@ mod conservation {
         let a = ledger.balance(&super::super::ledger::AccountKey::platform(
             super::super::order::sets::INTERMEDIATE_A,
         ));
-        let pooled: i64 = state.books.pools.values().sum();
+        let pooled: i128 = state.books.pools.values().map(|v| i128::from(*v)).sum();
+        let in_flight: i128 = state.books.in_flight.values().map(|v| i128::from(*v)).sum();
         prop_assert_eq!(
-            a.balance,
-            pooled,
-            "intermediate account A holds exactly the collected pools"
+            i128::from(a.balance),
+            pooled + in_flight,
+            "intermediate account A holds exactly the collected pools and the agent pays in flight"
         );
+        for (no, amount) in &state.books.in_flight {
+            let order = state.orders.get(no);
+            prop_assert!(
+                order.is_some_and(|o| o.status == super::super::order::OrderStatus::Pending && o.amount == *amount),
+                "money in flight for {} belongs to a pending order",
+                no
+            );
+        }
         Ok(())
     }
 
@@ -497,7 +570,7 @@ mod malformed {
                     Value::Object(_) => param,
                     other => json!({ "bizUserId": "x", "payMethod": other }),
                 };
-                if let Err(reject) = dispatch(&mut state, &s.config, call, &param) {
+                if let Err(reject) = dispatch(&mut state, &s.config, &Faults::default(), call, &param) {
                     prop_assert!(errors::lookup(reject.code).is_some(), "{:?} gave unknown code {}", call, reject.code);
                 }
             }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use yungate::provider::calls::Call;
+use yungate::provider::calls::{Call, Environment};
 use yungate::provider::client::{CallError, SoaClient, SoaConfig};
 use yungate::provider::crypto::{PartyKeys, PrivateKey, Protocol};
 use yungate::provider::wire::{NotificationBody, NotificationEnvelope};
@@ -149,16 +149,12 @@ impl Harness {
         config.time_scale = 0.001;
         adjust(&mut config);
         let sandbox = sandbox::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let client = SoaClient::new(
-            SoaConfig {
-                url: sandbox.soa_url(),
-                sysid: SYSID.into(),
-                connect_timeout: Duration::from_secs(2),
-                request_timeout: Duration::from_secs(10),
-            },
+        let client = soa_client(
+            sandbox.soa_url(),
             keys.clone(),
-        )
-        .unwrap();
+            Duration::from_secs(10),
+            Environment::Test,
+        );
         let receiver = Receiver::start(keys.clone(), 0).await;
         Harness {
             sandbox,
@@ -195,6 +191,11 @@ impl Harness {
             json!({"bizUserId": id, "name": NAME, "identityType": 1, "identityNo": ID_NO}),
         )
         .await;
+        self.bind_phone(id).await;
+    }
+
+    /// Sends the bind-phone code to `phone_of(id)` and binds it.
+    pub async fn bind_phone(&self, id: &str) {
         let phone = phone_of(id);
         self.call(
             Call::SendVerificationCode,
@@ -263,12 +264,7 @@ impl Harness {
 
     /// The balance of a platform account set, from the sandbox's books.
     pub async fn platform(&self, account_set: &str) -> i64 {
-        let books: Value = reqwest::get(format!("http://{}/sandbox/accounts", self.sandbox.addr()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let books = self.books().await;
         books["accounts"]
             .as_array()
             .unwrap()
@@ -279,39 +275,105 @@ impl Harness {
 
     /// Replaces the sandbox's faults; returns the HTTP status.
     pub async fn set_faults(&self, faults: Value) -> u16 {
-        reqwest::Client::new()
-            .put(format!("http://{}/sandbox/faults", self.sandbox.addr()))
-            .body(faults.to_string())
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        put_faults(self.sandbox.addr(), &faults).await
     }
 
     /// A client of this sandbox with a short request timeout.
     pub fn impatient_client(&self, timeout: Duration) -> SoaClient {
-        SoaClient::new(
-            SoaConfig {
-                url: self.sandbox.soa_url(),
-                sysid: SYSID.into(),
-                connect_timeout: Duration::from_secs(2),
-                request_timeout: timeout,
-            },
-            self.keys.clone(),
-        )
-        .unwrap()
+        soa_client(self.sandbox.soa_url(), self.keys.clone(), timeout, Environment::Test)
     }
 
-    /// The sandbox's own record of notification attempts.
-    pub async fn attempt_log(&self) -> Value {
-        reqwest::get(format!("http://{}/sandbox/notifications", self.sandbox.addr()))
+    /// A client of this sandbox whose page links use `environment`'s layout.
+    pub fn client_in(&self, environment: Environment) -> SoaClient {
+        soa_client(
+            self.sandbox.soa_url(),
+            self.keys.clone(),
+            Duration::from_secs(10),
+            environment,
+        )
+    }
+
+    /// Sends `param` exactly as given (no field encryption), signed, and
+    /// returns the answer's JSON: what a client that forgot to encrypt sends.
+    pub async fn raw(&self, service: &str, method: &str, param: Value) -> Value {
+        let req = yungate::provider::wire::request_json(service, method, &param);
+        let timestamp = yungate::provider::wire::format_timestamp(time::OffsetDateTime::now_utc());
+        let form = yungate::provider::client::sign_request(&self.keys, SYSID.into(), req, timestamp)
+            .unwrap()
+            .to_form();
+        reqwest::Client::new()
+            .post(self.sandbox.soa_url())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
     }
+
+    /// The sandbox's books (`GET /sandbox/accounts`).
+    pub async fn books(&self) -> Value {
+        sandbox_get(self.sandbox.addr(), "/sandbox/accounts").await
+    }
+
+    /// The sandbox's own record of notification attempts.
+    pub async fn attempt_log(&self) -> Value {
+        sandbox_get(self.sandbox.addr(), "/sandbox/notifications").await
+    }
+}
+
+/// A client of the SOA endpoint `url`.
+pub fn soa_client(url: String, keys: PartyKeys, timeout: Duration, environment: Environment) -> SoaClient {
+    SoaClient::new(
+        SoaConfig {
+            url,
+            sysid: SYSID.into(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: timeout,
+            environment,
+        },
+        keys,
+    )
+    .unwrap()
+}
+
+/// `GET` of a sandbox admin endpoint at `addr`, as JSON.
+pub async fn sandbox_get(addr: std::net::SocketAddr, path: &str) -> Value {
+    reqwest::get(format!("http://{addr}{path}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `PUT /sandbox/faults` of the sandbox at `addr`; returns the HTTP status.
+pub async fn put_faults(addr: std::net::SocketAddr, faults: &Value) -> u16 {
+    reqwest::Client::new()
+        .put(format!("http://{addr}/sandbox/faults"))
+        .body(faults.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Today in China time as `yyyyMMdd` (reconciliation files are per China day).
+pub fn china_today() -> String {
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+8))
+        .date();
+    format!("{}{:02}{:02}", today.year(), u8::from(today.month()), today.day())
+}
+
+/// A company's 5.5 information, every required field set, with `account` as its corporate account.
+pub fn company_info(name: &str, account: &str) -> Value {
+    json!({"companyName": name, "companyAddress": "杭州", "businessLicense": "91330000000000000X", "legalName": "张三",
+           "identityType": 1, "legalIds": ID_NO, "legalPhone": "13800000000", "accountNo": account,
+           "parentBankName": "中国农业银行", "bankName": "中国农业银行杭州分行"})
 }
 
 /// A distinct valid phone per member id.

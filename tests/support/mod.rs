@@ -123,3 +123,4 @@ pub fn write(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
 
 pub mod dynamic_grpc;
 pub mod harness;
+pub mod rig;

@@ -2,13 +2,17 @@
 //!
 //! Some certificates the provider issued carry characters a `PrintableString`
 //! may not hold, and strict parsers reject the whole certificate. This reader
-//! walks the DER tags of `tbsCertificate` without validating string types, so
-//! it finds the `SubjectPublicKeyInfo` whatever the names contain. The
-//! certificate's own signature and chain are not checked: the key's trust
-//! comes from configuration, as with the provider's own SDKs.
+//! walks the TLVs of `tbsCertificate` with the `der` crate's reader (`AnyRef`:
+//! tag and content, no check of what a string holds), so it finds the
+//! `SubjectPublicKeyInfo` whatever the names contain. Names and times are
+//! decoded from bytes, never by slicing text. The certificate's own
+//! signature and chain are not checked: the key's trust comes from
+//! configuration, as with the provider's own SDKs.
 
 use std::fmt;
 
+use der::asn1::AnyRef;
+use der::{Reader as _, SliceReader, Tag, Tagged as _};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 
@@ -64,32 +68,32 @@ impl Certificate {
         }
     }
 
-    /// Reads a DER certificate.
+    /// Reads a DER certificate (bytes after its end are ignored).
     pub fn from_der(der: &[u8]) -> Result<Self, CertError> {
-        let (cert, _) = read_tlv(der, SEQUENCE)?;
-        let (tbs, _) = read_tlv(cert, SEQUENCE)?;
-        let mut rest = tbs;
+        let (cert, whole, _) = split(der, Tag::Sequence)?;
+        let (tbs, _, _) = split(cert.value(), Tag::Sequence)?;
+        let mut rest = tbs.value();
         // version [0] EXPLICIT is optional (absent for v1 certificates).
         if rest.first() == Some(&0xa0) {
-            rest = skip_tlv(rest)?;
+            rest = tlv(rest)?.2;
         }
-        let (serial, r) = read_tlv(rest, INTEGER)?;
-        let r = skip_tlv(r)?; // signature AlgorithmIdentifier
-        let (issuer, r) = read_tlv(r, SEQUENCE)?;
-        let (validity, r) = read_tlv(r, SEQUENCE)?;
-        let (subject, r) = read_tlv(r, SEQUENCE)?;
-        let spki_len = tlv_len(r)?;
-        let public_key = PublicKey::from_spki_der(&r[..spki_len]).map_err(|e| CertError::PublicKey(e.to_string()))?;
-        let (not_before, vr) = read_time(validity)?;
+        let (serial, _, r) = split(rest, Tag::Integer)?;
+        let (_, _, r) = tlv(r)?; // signature AlgorithmIdentifier
+        let (issuer, _, r) = split(r, Tag::Sequence)?;
+        let (validity, _, r) = split(r, Tag::Sequence)?;
+        let (subject, _, r) = split(r, Tag::Sequence)?;
+        let (_, spki, _) = split(r, Tag::Sequence)?;
+        let public_key = PublicKey::from_spki_der(spki).map_err(|e| CertError::PublicKey(e.to_string()))?;
+        let (not_before, vr) = read_time(validity.value())?;
         let (not_after, _) = read_time(vr)?;
         Ok(Certificate {
-            der: der[..tlv_len(der)?].to_vec(),
+            der: whole.to_vec(),
             public_key,
-            subject: describe_name(subject),
-            issuer: describe_name(issuer),
+            subject: describe_name(subject.value()),
+            issuer: describe_name(issuer.value()),
             not_before,
             not_after,
-            serial_hex: hex::encode(serial),
+            serial_hex: hex::encode(serial.value()),
         })
     }
 
@@ -118,76 +122,48 @@ fn colon_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
-const SEQUENCE: u8 = 0x30;
-const SET: u8 = 0x31;
-const INTEGER: u8 = 0x02;
-const OID: u8 = 0x06;
-const UTC_TIME: u8 = 0x17;
-const GENERALIZED_TIME: u8 = 0x18;
-
-/// Splits one TLV off `input`: (tag, header length, content length).
-fn header(input: &[u8]) -> Result<(u8, usize, usize), CertError> {
-    let tag = *input.first().ok_or(CertError::Der("truncated tag"))?;
-    if tag & 0x1f == 0x1f {
-        return Err(CertError::Der("multi-byte tags are not used in certificates"));
-    }
-    let first = *input.get(1).ok_or(CertError::Der("truncated length"))?;
-    if first < 0x80 {
-        return Ok((tag, 2, first as usize));
-    }
-    let n = (first & 0x7f) as usize;
-    if n == 0 || n > 4 {
-        return Err(CertError::Der("unsupported length encoding"));
-    }
-    let bytes = input.get(2..2 + n).ok_or(CertError::Der("truncated length"))?;
-    let len = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
-    Ok((tag, 2 + n, len))
+/// Splits the first TLV off `input`: (the TLV, its whole encoding, the rest).
+fn tlv(input: &[u8]) -> Result<(AnyRef<'_>, &[u8], &[u8]), CertError> {
+    let mut reader = SliceReader::new(input).map_err(|_| CertError::Der("input too long"))?;
+    let tlv: AnyRef<'_> = reader.decode().map_err(|e| CertError::Der(der_reason(&e)))?;
+    let used = usize::try_from(reader.position()).map_err(|_| CertError::Der("length overflow"))?;
+    let (whole, rest) = input.split_at_checked(used).ok_or(CertError::Der("length overflow"))?;
+    Ok((tlv, whole, rest))
 }
 
-/// Total length (header + content) of the TLV at the start of `input`.
-fn tlv_len(input: &[u8]) -> Result<usize, CertError> {
-    let (_, h, len) = header(input)?;
-    let total = h.checked_add(len).ok_or(CertError::Der("length overflow"))?;
-    if total > input.len() {
-        return Err(CertError::Der("content runs past the end"));
-    }
-    Ok(total)
-}
-
-/// Reads a TLV with the expected tag: (content, rest).
-fn read_tlv(input: &[u8], expected: u8) -> Result<(&[u8], &[u8]), CertError> {
-    let (tag, h, _) = header(input)?;
-    if tag != expected {
+/// Like [`tlv`], insisting on the tag.
+fn split(input: &[u8], expected: Tag) -> Result<(AnyRef<'_>, &[u8], &[u8]), CertError> {
+    let parts = tlv(input)?;
+    if parts.0.tag() != expected {
         return Err(CertError::Der("unexpected tag"));
     }
-    let total = tlv_len(input)?;
-    Ok((&input[h..total], &input[total..]))
+    Ok(parts)
 }
 
-fn skip_tlv(input: &[u8]) -> Result<&[u8], CertError> {
-    Ok(&input[tlv_len(input)?..])
+fn der_reason(e: &der::Error) -> &'static str {
+    match e.kind() {
+        der::ErrorKind::Incomplete { .. } => "content runs past the end",
+        der::ErrorKind::Length { .. } | der::ErrorKind::Overlength | der::ErrorKind::Overflow => "bad length",
+        der::ErrorKind::TagNumberInvalid | der::ErrorKind::TagUnknown { .. } => "unsupported tag",
+        _ => "malformed TLV",
+    }
 }
 
-/// Reads a UTCTime or GeneralizedTime as `YYYY-MM-DD HH:MM:SS UTC`.
+/// Reads a UTCTime or GeneralizedTime as `YYYY-MM-DD HH:MM:SS UTC`, from its
+/// bytes (any byte that is not an ASCII digit where one belongs refuses it).
 fn read_time(input: &[u8]) -> Result<(String, &[u8]), CertError> {
-    let (tag, h, _) = header(input)?;
-    let total = tlv_len(input)?;
-    let text = String::from_utf8_lossy(&input[h..total]);
-    let digits = text.trim_end_matches('Z');
-    let full = match tag {
-        UTC_TIME if digits.len() >= 12 => {
-            let yy: u32 = digits[..2].parse().map_err(|_| CertError::Der("bad UTCTime"))?;
-            let century = if yy >= 50 { "19" } else { "20" };
-            format!("{century}{digits}")
+    let (time, _, rest) = tlv(input)?;
+    let bytes = time.value();
+    let digits = |b: &[u8]| b.iter().all(u8::is_ascii_digit);
+    let full: Vec<u8> = match time.tag() {
+        Tag::UtcTime if bytes.len() >= 12 && digits(&bytes[..12]) => {
+            let century: &[u8] = if bytes[0] >= b'5' { b"19" } else { b"20" };
+            [century, &bytes[..12]].concat()
         }
-        GENERALIZED_TIME if digits.len() >= 14 => digits.to_owned(),
+        Tag::GeneralizedTime if bytes.len() >= 14 && digits(&bytes[..14]) => bytes[..14].to_vec(),
         _ => return Err(CertError::Der("bad validity time")),
     };
-    let d = full.as_bytes();
-    if !d[..14].iter().all(u8::is_ascii_digit) {
-        return Err(CertError::Der("bad validity time"));
-    }
-    let s = |a: usize, b: usize| &full[a..b];
+    let s = |a: usize, b: usize| String::from_utf8_lossy(&full[a..b]).into_owned();
     let formatted = format!(
         "{}-{}-{} {}:{}:{} UTC",
         s(0, 4),
@@ -197,7 +173,7 @@ fn read_time(input: &[u8]) -> Result<(String, &[u8]), CertError> {
         s(10, 12),
         s(12, 14)
     );
-    Ok((formatted, &input[total..]))
+    Ok((formatted, rest))
 }
 
 /// `CN=..., O=...` from a Name, reading every string type as (lossy) UTF-8
@@ -206,19 +182,24 @@ fn describe_name(name: &[u8]) -> String {
     let mut parts = Vec::new();
     let mut rdns = name;
     while !rdns.is_empty() {
-        let Ok((set, rest)) = read_tlv(rdns, SET) else { break };
+        let Ok((set, _, rest)) = split(rdns, Tag::Set) else {
+            break;
+        };
         rdns = rest;
-        let mut atvs = set;
+        let mut atvs = set.value();
         while !atvs.is_empty() {
-            let Ok((atv, rest)) = read_tlv(atvs, SEQUENCE) else {
+            let Ok((atv, _, rest)) = split(atvs, Tag::Sequence) else {
                 break;
             };
             atvs = rest;
-            let Ok((oid, value)) = read_tlv(atv, OID) else { continue };
-            let Ok((tag, h, _)) = header(value) else { continue };
-            let Ok(total) = tlv_len(value) else { continue };
-            let raw = &value[h..total];
-            let text = if tag == 0x1e {
+            let Ok((oid, _, value)) = split(atv.value(), Tag::ObjectIdentifier) else {
+                continue;
+            };
+            let oid = oid.value();
+            // Any tag at all: a PrintableString holding what it may not is still read.
+            let Ok((string, _, _)) = tlv(value) else { continue };
+            let raw = string.value();
+            let text = if string.tag() == Tag::BmpString {
                 let units: Vec<u16> = raw
                     .chunks(2)
                     .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
@@ -259,5 +240,34 @@ mod tests {
         }
         let _ = Certificate::from_der(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]);
         let _ = Certificate::from_der(&[0x30, 0x03, 0x30, 0x01]);
+    }
+
+    #[test]
+    fn a_time_with_non_ascii_bytes_is_an_error_not_a_panic() {
+        // UTCTime whose content has a multi-byte UTF-8 character where digits belong:
+        // slicing it as text at byte 2 would split the character.
+        let mut t = vec![0x17, 13];
+        t.extend_from_slice("2中60101000000Z".as_bytes().get(..13).unwrap());
+        assert_eq!(read_time(&t), Err(CertError::Der("bad validity time")));
+        let good = [&[0x17u8, 13][..], b"260101083000Z"].concat();
+        assert_eq!(read_time(&good).unwrap().0, "2026-01-01 08:30:00 UTC");
+        let old = [&[0x17u8, 13][..], b"991231235959Z"].concat();
+        assert_eq!(read_time(&old).unwrap().0, "1999-12-31 23:59:59 UTC");
+    }
+
+    mod arbitrary {
+        //! Arbitrary bytes never panic the reader (mutated real certificates: tests/crypto_openssl.rs).
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+                let _ = Certificate::from_der(&bytes);
+                let _ = Certificate::from_pem_or_der(&bytes);
+            }
+        }
     }
 }

@@ -1,0 +1,182 @@
+//! The gateway in front of a sandbox we start ourselves, with a proxy between them that records every request the gateway sends.
+//!
+//! Lets a test see the provider's side of a call: the exact `req` JSON the
+//! gateway signed and sent (to check encryption and formats against the
+//! spec), while the gateway and the sandbox still talk over real sockets.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::Value;
+use tonic::transport::Channel;
+use yungate::config::{Config, GatewayConfig, ProviderConfig};
+use yungate::provider::calls::Environment;
+use yungate::provider::crypto::{PartyKeys, PrivateKey, Protocol};
+use yungate::provider::wire::{RequestBody, SignedRequest};
+use yungate::sandbox::{self, RunningSandbox, SandboxConfig};
+use yungate::serve::{self, RunningGateway};
+
+use super::harness::{Receiver, SYSID};
+
+/// One request the gateway sent to the provider.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub method: String,
+    pub param: Value,
+}
+
+#[derive(Clone)]
+struct Upstream {
+    url: String,
+    http: reqwest::Client,
+    sent: Arc<Mutex<Vec<Sent>>>,
+}
+
+/// Forwards `/service/soa` to the sandbox, recording the decoded `req`.
+async fn forward(State(up): State<Upstream>, RawQuery(query): RawQuery, body: Bytes) -> impl IntoResponse {
+    if let Ok(request) = SignedRequest::from_form(&body) {
+        if let Ok(req) = RequestBody::parse(&request.req) {
+            up.sent.lock().unwrap().push(Sent {
+                method: req.method,
+                param: Value::Object(req.param),
+            });
+        }
+    }
+    let url = match query {
+        Some(q) => format!("{}?{q}", up.url),
+        None => up.url.clone(),
+    };
+    let answer = up
+        .http
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded; charset=UTF-8")
+        .body(body)
+        .send()
+        .await;
+    match answer {
+        Ok(r) => {
+            let status = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            (status, r.bytes().await.unwrap_or_default()).into_response()
+        }
+        Err(_) => (StatusCode::BAD_GATEWAY, Bytes::new()).into_response(),
+    }
+}
+
+/// A sandbox, the recording proxy, and `yungate serve` pointed at the proxy.
+pub struct Rig {
+    pub sandbox: RunningSandbox,
+    pub gateway: RunningGateway,
+    pub channel: Channel,
+    pub keys: PartyKeys,
+    /// Receives the notifications the provider sends to the gateway's `backUrl`.
+    pub receiver: Receiver,
+    sent: Arc<Mutex<Vec<Sent>>>,
+    _key_dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// `sandbox` adjusts the sandbox's configuration, `gateway` the gateway's.
+    pub async fn start(sandbox: impl FnOnce(&mut SandboxConfig), gateway: impl FnOnce(&mut Config)) -> Rig {
+        yungate::provider::client::install_tls_provider();
+        let key = rig_key();
+        let keys = PartyKeys {
+            protocol: Protocol::V1,
+            peer: key.public_key(),
+            own: key.clone(),
+        };
+        let mut sandbox_config = SandboxConfig::new(SYSID, keys.clone());
+        sandbox_config.time_scale = 0.001;
+        sandbox(&mut sandbox_config);
+        let running = sandbox::start(sandbox_config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let upstream = Upstream {
+            url: running.soa_url(),
+            http: reqwest::Client::new(),
+            sent: Arc::clone(&sent),
+        };
+        let app = axum::Router::new()
+            .route("/service/soa", axum::routing::any(forward))
+            .with_state(upstream);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy: SocketAddr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("merchant-key.pem");
+        std::fs::write(&key_file, key.to_pkcs8_pem().unwrap()).unwrap();
+        let receiver = Receiver::start(keys.clone(), 0).await;
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            provider: ProviderConfig {
+                url: Some(format!("http://{proxy}/service/soa")),
+                // Pages are not proxied: links go to the sandbox itself.
+                page_base_url: Some(format!("http://{}", running.addr())),
+                environment: Some(Environment::Test),
+                key: Some(key_file),
+                ..ProviderConfig::default()
+            },
+            gateway: GatewayConfig {
+                notify_url: receiver.url.clone(),
+                ..GatewayConfig::default()
+            },
+        };
+        gateway(&mut config);
+        let gateway = serve::start(config).await.unwrap();
+        let channel = Channel::from_shared(format!("http://{}", gateway.addr()))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap();
+        Rig {
+            sandbox: running,
+            gateway,
+            channel,
+            keys,
+            receiver,
+            sent,
+            _key_dir: dir,
+        }
+    }
+
+    /// The last request the gateway sent for the provider method `method`.
+    pub fn last_sent(&self, method: &str) -> Value {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|s| s.method == method)
+            .map(|s| s.param.clone())
+            .unwrap_or_else(|| panic!("the gateway sent no {method}"))
+    }
+
+    /// How many requests the gateway has sent.
+    pub fn sent_count(&self) -> usize {
+        self.sent.lock().unwrap().len()
+    }
+
+    /// The sandbox's books (`GET /sandbox/accounts`).
+    pub async fn books(&self) -> Value {
+        super::harness::sandbox_get(self.sandbox.addr(), "/sandbox/accounts").await
+    }
+
+    /// Replaces the sandbox's faults; panics unless accepted.
+    pub async fn set_faults(&self, faults: Value) {
+        let status = super::harness::put_faults(self.sandbox.addr(), &faults).await;
+        assert_eq!(status, 200, "faults {faults} refused");
+    }
+}
+
+/// One RSA-1024 key for every rig of a test binary.
+fn rig_key() -> PrivateKey {
+    static KEY: std::sync::OnceLock<PrivateKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| PrivateKey::generate(1024).unwrap()).clone()
+}

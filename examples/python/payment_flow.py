@@ -5,7 +5,7 @@ Usage: python3 payment_flow.py [--target HOST:PORT] [--start PATH_TO_YUNGATE]
 With --start it runs `yungate serve` itself on a free port (embedded defaults: the
 sandbox, where every SMS code is 9999) and stops it afterwards. The stubs are
 generated from ../../proto into a temporary folder with grpcio-tools, so they
-always match the proto files of this checkout.
+always match the proto files of this checkout; the folder is removed at the end.
 """
 
 import argparse
@@ -28,9 +28,8 @@ ID_NO = "610422198600000000"
 PHONE = "13800138000"
 
 
-def generate_stubs():
-    """Compiles proto/yungate/v1/*.proto to Python modules and returns the folder."""
-    out = tempfile.mkdtemp(prefix="yungate-py-")
+def generate_stubs(out):
+    """Compiles proto/yungate/v1/*.proto to Python modules in the folder `out`."""
     include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
     files = sorted(
         os.path.join("yungate", "v1", name)
@@ -41,7 +40,6 @@ def generate_stubs():
     if protoc.main(args) != 0:
         sys.exit("protoc failed")
     sys.path.insert(0, out)
-    return out
 
 
 def free_port():
@@ -144,17 +142,19 @@ def main():
     parser.add_argument("--target", default="127.0.0.1:50051")
     parser.add_argument("--start", metavar="YUNGATE", help="start this yungate binary on a free port first")
     args = parser.parse_args()
-    generate_stubs()
-    proc = None
-    target = args.target
-    if args.start:
-        proc, target = start_gateway(args.start)
-    try:
-        payment_flow(target)
-    finally:
-        if proc:
-            proc.terminate()
-            proc.wait(timeout=30)
+    # The generated stubs live only as long as the run: the folder goes with it.
+    with tempfile.TemporaryDirectory(prefix="yungate-py-") as stubs:
+        generate_stubs(stubs)
+        proc = None
+        target = args.target
+        if args.start:
+            proc, target = start_gateway(args.start)
+        try:
+            payment_flow(target)
+        finally:
+            if proc:
+                proc.terminate()
+                proc.wait(timeout=30)
     print("python example: payment flow completed")
 
 

@@ -39,8 +39,9 @@ pub struct ProviderConfig {
     /// (default: the scheme and host of `url`).
     pub page_base_url: Option<String>,
     /// `production` or `test`: which page layout the provider serves (the
-    /// paths differ, spec 3.7). Default: production when `url`'s host is
-    /// yun.allinpay.com, test otherwise (and for the embedded sandbox).
+    /// paths differ, spec 3.7). Default: production when the host of
+    /// `page_base_url` (else of `url`) is yun.allinpay.com, test otherwise
+    /// and for the embedded sandbox, which then plays this environment.
     pub environment: Option<Environment>,
     /// The merchant's system number.
     pub sysid: String,
@@ -211,7 +212,8 @@ impl Config {
 
     /// The environment whose page layout links use (see `provider.environment`).
     pub fn environment(&self) -> Environment {
-        match (self.provider.environment, &self.provider.url) {
+        let p = &self.provider;
+        match (p.environment, p.page_base_url.as_ref().or(p.url.as_ref())) {
             (Some(e), _) => e,
             (None, Some(url)) => Environment::of_url(url),
             (None, None) => Environment::Test,

@@ -447,18 +447,20 @@ fn handle(shared: &Shared, form: &[u8]) -> (String, bool) {
 }
 
 /// v1 error answers go unsigned by default, as the provider's often do, or
-/// carry the spec example's `"signedValue": "error"` with a signature
-/// (verifiable or not, as the fault asks); v2 signs `errorCode=...&message=...`.
+/// signed in one of the shapes the fault asks for; v2 signs
+/// `errorCode=...&message=...`.
 fn error_answer(keys: &PartyKeys, v1_signature: faults::V1ErrorSignature, reject: &Reject) -> String {
     let message = reject.message();
     match keys.protocol {
         Protocol::V1 => {
-            let sign = match v1_signature {
+            let bound = wire::error_signed_value(reject.code, &message);
+            let signed = match v1_signature {
                 faults::V1ErrorSignature::Unsigned => None,
-                faults::V1ErrorSignature::Signed => keys.sign("error").ok(),
-                faults::V1ErrorSignature::Unverifiable => keys.sign(&format!("{}{message}", reject.code)).ok(),
+                faults::V1ErrorSignature::SpecExample => keys.sign("error").ok().map(|s| ("error".to_owned(), s)),
+                faults::V1ErrorSignature::CodeAndMessage => keys.sign(&bound).ok().map(|s| (bound, s)),
+                faults::V1ErrorSignature::BadSignature => keys.sign("error").ok().map(|s| (bound, s)),
             };
-            let signed = sign.as_deref().map(|s| ("error", s));
+            let signed = signed.as_ref().map(|(value, sign)| (value.as_str(), sign.as_str()));
             ResponseEnvelope::error_body(reject.code, &message, signed)
         }
         Protocol::V2 => {

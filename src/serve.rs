@@ -129,7 +129,11 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
                 peer: key.public_key(),
                 own: key,
             };
-            let sandbox_config = SandboxConfig::new(config.provider.sysid.clone(), keys.clone());
+            let sandbox_config = SandboxConfig {
+                // The embedded sandbox plays the environment the gateway's page links are built for.
+                environment: config.environment(),
+                ..SandboxConfig::new(config.provider.sysid.clone(), keys.clone())
+            };
             let running = sandbox::start(sandbox_config, SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
                 .map_err(ServeError::Sandbox)?;

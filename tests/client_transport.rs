@@ -165,11 +165,12 @@ async fn a_v1_error_whose_signature_does_not_verify_is_still_the_refusal_unverif
 }
 
 #[tokio::test]
-async fn a_v1_error_signed_over_its_signed_value_is_verified() {
+async fn a_v1_error_signed_over_its_code_and_message_is_verified() {
     let keys = keys(Protocol::V1);
-    let sign = keys.sign("error").unwrap();
+    let signed_value = "errorCode=40014&message=账户余额不足";
+    let sign = keys.sign(signed_value).unwrap();
     let body = format!(
-        r#"{{"status":"error","errorCode":"40014","message":"账户余额不足","signedValue":"error","sign":"{sign}"}}"#
+        r#"{{"status":"error","errorCode":"40014","message":"账户余额不足","signedValue":"{signed_value}","sign":"{sign}"}}"#
     );
     let url = serve(Router::new().route("/service/soa", post(move || async move { body }))).await;
     let client = client_with(url, keys);
@@ -179,6 +180,36 @@ async fn a_v1_error_signed_over_its_signed_value_is_verified() {
         "{err:?}"
     );
     assert_eq!(err.outcome(), Outcome::Definite);
+}
+
+#[tokio::test]
+async fn a_signature_proves_only_the_code_it_covers() {
+    // A genuine signature over "error" (the spec example, l.228), or over another code, proves nothing about this one.
+    let v1 = keys(Protocol::V1);
+    let over_error = v1.sign("error").unwrap();
+    let other = "errorCode=30001&message=x";
+    let over_other = v1.sign(other).unwrap();
+    for (value, sign) in [("error", over_error), (other, over_other)] {
+        let body = format!(
+            r#"{{"status":"error","errorCode":"40014","message":"x","signedValue":"{value}","sign":"{sign}"}}"#
+        );
+        let url = serve(Router::new().route("/service/soa", post(move || async move { body }))).await;
+        let err = call(&client_with(url, v1.clone())).await;
+        assert!(
+            matches!(&err, CallError::Business { verified: false, .. }),
+            "{value}: {err:?}"
+        );
+        assert_eq!(err.outcome(), Outcome::Unknown);
+    }
+    // v2: a valid signature over errorCode=..&message=.. with another errorCode beside it is an altered answer.
+    let v2 = keys(Protocol::V2);
+    let sign = v2.sign(other).unwrap();
+    let body =
+        format!(r#"{{"status":"error","errorCode":"40014","message":"x","signedValue":"{other}","sign":"{sign}"}}"#);
+    let url = serve(Router::new().route("/service/soa", post(move || async move { body }))).await;
+    let err = call(&client_with(url, v2)).await;
+    assert!(matches!(err, CallError::Malformed(_)), "{err:?}");
+    assert_eq!(err.outcome(), Outcome::Unknown);
 }
 
 #[tokio::test]

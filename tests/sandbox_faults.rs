@@ -47,6 +47,13 @@ async fn injected_errors_hit_only_the_named_call() {
     assert_eq!(h.set_faults(json!({"unsignedRate": 1.5})).await, 400);
     assert_eq!(h.set_faults(json!({"noSuchKnob": 1})).await, 400);
     assert_eq!(h.set_faults(json!({"errorCode": "12345"})).await, 400);
+    // Absurd durations would hang the sandbox: refused, and the sandbox still answers at once.
+    assert_eq!(h.set_faults(json!({"latencyMs": u64::MAX})).await, 400);
+    assert_eq!(h.set_faults(json!({"hangMs": 600_001})).await, 400);
+    assert_eq!(h.set_faults(json!({"payouts": {"pendingMs": u64::MAX}})).await, 400);
+    let started = std::time::Instant::now();
+    h.call(Call::GetMemberInfo, json!({"bizUserId": "a"})).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
 #[tokio::test]

@@ -317,15 +317,29 @@ async fn provider_failures_map_to_statuses_that_say_what_to_do() {
         started.elapsed() < Duration::from_millis(2500),
         "the deadline was not applied"
     );
-    // An injected provider error keeps its code.
+    // An injected provider refusal keeps its code...
+    set_faults(
+        &running,
+        serde_json::json!({"errorRate": {"*": 1.0}, "errorCode": "40014"}),
+    )
+    .await;
+    let err = members.create_member(create("f-3")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let info = err.get_details_error_info().unwrap();
+    assert_eq!((info.domain.as_str(), info.reason.as_str()), ("allinpay", "40014"));
+    // ...but 9000 其他错误 says nothing of what happened: outcome unknown.
     set_faults(
         &running,
         serde_json::json!({"errorRate": {"*": 1.0}, "errorCode": "9000"}),
     )
     .await;
-    let err = members.create_member(create("f-3")).await.unwrap_err();
+    let err = members.create_member(create("f-4")).await.unwrap_err();
     assert_eq!(err.code(), Code::Unknown);
-    assert_eq!(err.get_details_error_info().unwrap().reason, "9000");
+    let info = err.get_details_error_info().unwrap();
+    assert_eq!(
+        (info.reason.as_str(), info.metadata["providerCode"].as_str()),
+        ("OUTCOME_UNKNOWN", "9000")
+    );
     set_faults(&running, serde_json::json!({})).await;
     running.stop().await.unwrap();
 }

@@ -132,6 +132,33 @@ async fn invalid_utf8_and_runaway_nesting_are_invalid_argument() {
 }
 
 #[tokio::test]
+async fn a_field_that_travels_encrypted_is_bounded_before_any_rsa_work() {
+    let rig = Rig::start(|_| {}, |_| {}).await;
+    // A passport number (identityType 2: no ID-card format to check) of 100 000 bytes
+    // would cost some 900 private-key operations to encrypt.
+    let mut members = proto::member_service_client::MemberServiceClient::new(rig.channel.clone());
+    let status = members
+        .set_real_name(proto::SetRealNameRequest {
+            biz_user_id: "u".into(),
+            name: "王小二".into(),
+            identity_type: proto::IdentityType::Passport as i32,
+            identity_no: "E".repeat(100_000),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let v = bad_request(&status);
+    assert_eq!(
+        v,
+        [(
+            "identity_no".to_owned(),
+            "must be at most 64 bytes (it travels RSA-encrypted)".to_owned()
+        )]
+    );
+    assert_eq!(rig.sent_count(), 0);
+}
+
+#[tokio::test]
 async fn ten_thousand_batch_items_are_refused_before_any_rsa_work() {
     let rig = Rig::start(|_| {}, |_| {}).await;
     let item = |i: usize| proto::BatchPayItem {

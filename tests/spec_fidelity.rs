@@ -250,6 +250,9 @@ async fn point_02_page_links_follow_the_environment_and_the_sandbox_serves_only_
     );
     config.provider.url = Some("https://yun.allinpay.com/service/soa".into());
     assert_eq!(config.environment(), Environment::Production);
+    config.provider.url = Some("http://egress-proxy.internal/service/soa".into());
+    config.provider.page_base_url = Some("https://yun.allinpay.com".into());
+    assert_eq!(config.environment(), Environment::Production, "the page host decides");
     config.provider.environment = Some(Environment::Test);
     assert_eq!(config.environment(), Environment::Test, "the setting wins");
 
@@ -292,7 +295,14 @@ async fn point_03_a_v1_error_answer_reaches_the_caller_as_the_refusal_even_unver
     // l.228-229: { "status" : "error", "signedValue" : "error", "sign" : "joqib...", "errorCode" : ..., "message" : ... }
     let rig = Rig::start(|_| {}, |_| {}).await;
     let c = &rig.channel;
-    for (shape, verified) in [("signed", "true"), ("unverifiable", "false"), ("unsigned", "false")] {
+    // Verified means a valid signature covers this code and message; the spec example's
+    // signature over the constant "error" would prove any code, so it proves none.
+    for (shape, verified) in [
+        ("codeAndMessage", "true"),
+        ("specExample", "false"),
+        ("badSignature", "false"),
+        ("unsigned", "false"),
+    ] {
         rig.set_faults(json!({"v1ErrorSignature": shape})).await;
         let status = refused(c, Call::GetMemberInfo, json!({"bizUserId": "nobody"})).await;
         // 30001 "用户不存在" (l.3241): NOT_FOUND, not INTERNAL / BAD_PROVIDER_SIGNATURE.
@@ -433,6 +443,12 @@ async fn point_05_a_company_withdraws_to_its_corporate_account() {
         "{:?}",
         violations(&bad)
     );
+    // WITHHOLD_TLT "支持对私和对公" (5.2 l.2410): a corporate account passes the gateway too.
+    let withhold = json!({"bizOrderNo": "g-wh", "bizUserId": "acme", "accountSetNo": ESCROW, "amount": 100, "fee": 0,
+                          "industryCode": "1010", "industryName": "x", "source": 2,
+                          "payMethod": {"WITHHOLD_TLT": {"bankCardNo": ACCOUNT, "amount": 100}}});
+    let status = refused(&rig.channel, Call::DepositApply, withhold).await;
+    assert_eq!(status.code(), Code::NotFound, "reached the provider: {status:?}");
 }
 
 #[tokio::test]
@@ -878,7 +894,7 @@ async fn point_19_bank_payouts_can_be_pending_then_fail_or_succeed_each_notified
         )
     };
     assert_eq!(
-        h.set_faults(json!({"payouts": {"pendingRate": 1.0, "failRate": 1.0, "pendingMs": 100000}}))
+        h.set_faults(json!({"payouts": {"pendingRate": 1.0, "failRate": 1.0, "pendingMs": 3000000}}))
             .await,
         200
     );
@@ -893,7 +909,7 @@ async fn point_19_bank_payouts_can_be_pending_then_fail_or_succeed_each_notified
             .map(|n| n.body.status.clone().unwrap_or_default())
             .collect()
     };
-    // Deposit OK, then the pending withdrawal, then (100 s x 0.001) its failure.
+    // Deposit OK, then the pending withdrawal, then (3000 s x 0.001 = 3 s) its failure.
     let notes = h.receiver.wait_for(3).await;
     assert_eq!(statuses(&notes, "w19-fail"), ["pending", "error"]);
     assert_eq!(h.status("p19", "w19-fail").await, 3);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::provider::client::CallError;
+use crate::provider::client::{CallError, UNKNOWN_OUTCOME_CODES};
 
 /// Section 7 code -> gRPC code. Refusals about the request's content are
 /// INVALID_ARGUMENT; about state (locked, not verified, no balance) are
@@ -101,6 +101,7 @@ pub const PROVIDER_CODES: &[(&str, Code)] = &[
     ("51001", Code::Internal),
     ("51002", Code::Internal),
     ("51003", Code::Internal),
+    // 9000 and 9100 (and 40007) are OUTCOME_UNKNOWN, whatever this table says (from_call_error).
     ("9000", Code::Unknown),
     ("9100", Code::Unknown),
 ];
@@ -154,13 +155,19 @@ pub fn from_call_error(error: &CallError) -> Status {
                 ("message".to_owned(), message.clone()),
                 ("verified".to_owned(), verified.to_string()),
             ]);
-            if code == crate::provider::client::PAYMENT_TIMEOUT {
+            // The same codes make CallError::outcome() Unknown: one list, no drift.
+            if UNKNOWN_OUTCOME_CODES.contains(&code.as_str()) {
                 let mut metadata = metadata;
                 metadata.insert("providerCode".to_owned(), code.clone());
+                let (grpc_code, cause) = if code == "40007" {
+                    (Code::DeadlineExceeded, "PROVIDER_PAYMENT_TIMEOUT")
+                } else {
+                    (Code::Unknown, "PROVIDER_UNKNOWN_ERROR")
+                };
                 return outcome_unknown(
-                    Code::DeadlineExceeded,
-                    format!("{text}; the payment may still go through, check before retrying"),
-                    "PROVIDER_PAYMENT_TIMEOUT",
+                    grpc_code,
+                    format!("{text}; the call may still have been processed, check before retrying"),
+                    cause,
                     metadata,
                 );
             }
@@ -175,6 +182,16 @@ pub fn from_call_error(error: &CallError) -> Status {
                 details,
             )
         }
+        CallError::RefusedUnread { status } => with_info(
+            Code::InvalidArgument,
+            format!(
+                "the provider refused the request unread (HTTP {status}): nothing was processed, \
+                 and the same request cannot pass"
+            ),
+            "PROVIDER_REFUSED_UNREAD",
+            DOMAIN,
+            HashMap::from([("httpStatus".to_owned(), status.to_string())]),
+        ),
         CallError::OutcomeUnknown(detail) => outcome_unknown(
             Code::DeadlineExceeded,
             format!("no answer from the provider; the call may have been processed, check before retrying: {detail}"),
@@ -332,6 +349,28 @@ mod tests {
         let unknown = from_call_error(&CallError::OutcomeUnknown("timeout".into()));
         assert_eq!(unknown.code(), Code::DeadlineExceeded);
         assert_eq!(unknown.get_details_error_info().unwrap().reason, "OUTCOME_UNKNOWN");
+        // Refused unread: nothing happened, but retrying the same bytes cannot help.
+        let unread = from_call_error(&CallError::RefusedUnread { status: 413 });
+        assert_eq!(unread.code(), Code::InvalidArgument);
+        assert!(unread.get_details_retry_info().is_none());
+        // 40007 支付超时, 9000 其他错误, 9100 未知错误: the call may have gone through.
+        for (code, grpc) in [
+            ("40007", Code::DeadlineExceeded),
+            ("9000", Code::Unknown),
+            ("9100", Code::Unknown),
+        ] {
+            let status = from_call_error(&CallError::Business {
+                code: code.into(),
+                message: "x".into(),
+                verified: true,
+            });
+            assert_eq!(status.code(), grpc, "{code}");
+            let info = status.get_details_error_info().unwrap();
+            assert_eq!(
+                (info.reason.as_str(), info.metadata["providerCode"].as_str()),
+                ("OUTCOME_UNKNOWN", code)
+            );
+        }
     }
 
     #[test]

@@ -14,10 +14,11 @@ use time::OffsetDateTime;
 
 use super::convert::wire_name;
 use super::status::Violation;
-use crate::provider::calls::{COMPANY_BASIC_INFO_REQUIRED, Call};
+use crate::provider::calls::{COMPANY_BASIC_INFO_REQUIRED, Call, is_pay_method_card};
+use crate::provider::client::MAX_ENCRYPTED_FIELD_BYTES;
 use crate::provider::formats::{
-    MAX_AMOUNT_FEN, MAX_LIST_ITEMS, MAX_SPLIT_DEPTH, RESERVED_BIZ_USER_IDS, is_account_number, is_card_number,
-    is_id_card, is_mobile, parse_compact_date, parse_dashed_date, parse_date,
+    COUPON_ACCOUNT_SETS, MAX_AMOUNT_FEN, MAX_LIST_ITEMS, MAX_SPLIT_DEPTH, RESERVED_BIZ_USER_IDS, is_account_number,
+    is_card_number, is_id_card, is_mobile, parse_compact_date, parse_dashed_date, parse_date,
 };
 use crate::provider::wire;
 
@@ -39,15 +40,6 @@ const NOT_COMBINABLE: [&str; 11] = [
     "WITHDRAW_TLT",
 ];
 
-/// payMethod keys whose `bankCardNo` is a bank card (5.2 l.2404-2442).
-const CARD_METHODS: [&str; 5] = [
-    "REALNAMEPAY",
-    "REALNAMEPAY_BATCH",
-    "WITHHOLD_TLT",
-    "QUICKPAY_N",
-    "QUICKPAY",
-];
-
 /// Wire keys that hold money, wherever they appear.
 const MONEY_KEYS: [&str; 7] = [
     "amount",
@@ -58,9 +50,6 @@ const MONEY_KEYS: [&str; 7] = [
     "highestAmount",
     "minimumAmountInvestment",
 ];
-
-/// The account sets coupons may come from (5.2 l.2437, 2439): marketing, margin.
-const COUPON_ACCOUNT_SETS: [&str; 2] = ["2000000", "100002"];
 
 /// Structures with required fields of their own: (wire field, its required wire fields, spec section).
 const REQUIRED_INSIDE: [(&str, &[&str], &str); 1] = [("companyBasicInfo", &COMPANY_BASIC_INFO_REQUIRED, "5.5")];
@@ -148,6 +137,7 @@ fn money(v: Option<&Json>) -> Option<i64> {
 pub fn violations(call: Call, desc: &MessageDescriptor, wire: &Map<String, Json>) -> Vec<Violation> {
     let mut c = Checker { desc, out: Vec::new() };
     bounds(&mut c, desc, wire, "");
+    encrypted_lengths(&mut c, call, desc, wire);
     let spec = call.spec();
     for name in spec.required_request {
         if GATEWAY_FILLED.contains(name) || (call == Call::QueryReserveFundBalance && *name == "sysid") {
@@ -256,6 +246,17 @@ pub fn violations(call: Call, desc: &MessageDescriptor, wire: &Map<String, Json>
     if wire.get("isAuth") == Some(&Json::Bool(false)) {
         c.fail("isAuth", "must be true: the provider performs the verification");
     }
+    if let Some(Json::Object(goods)) = wire.get("goodsParams") {
+        let base = c.name("goodsParams");
+        for name in ["beginDate", "endDate"] {
+            if let Some(d) = goods.get(name).and_then(Json::as_str) {
+                if parse_date(d).is_none() {
+                    let field = child(desc, "goodsParams").map_or_else(|| name.to_owned(), |g| proto_name(&g, name));
+                    c.fail_at(format!("{base}.{field}"), "must be a date, yyyy-MM-dd (spec 5.4)");
+                }
+            }
+        }
+    }
     let mut days = Vec::new();
     for (name, format) in DATE_FIELDS {
         if let Some(d) = text(name) {
@@ -300,6 +301,42 @@ pub fn violations(call: Call, desc: &MessageDescriptor, wire: &Map<String, Json>
         refund_list(&mut c, wire, amount);
     }
     c.out
+}
+
+/// Every field the call encrypts holds at most [`MAX_ENCRYPTED_FIELD_BYTES`]:
+/// a longer value would buy one RSA operation per 117 bytes (v1, RSA-1024).
+fn encrypted_lengths(c: &mut Checker<'_>, call: Call, desc: &MessageDescriptor, wire: &Map<String, Json>) {
+    fn walk(c: &mut Checker<'_>, desc: &MessageDescriptor, value: &Json, steps: &[&str], at: &str) {
+        match value {
+            Json::Array(items) => {
+                for (i, item) in items.iter().take(MAX_LIST_ITEMS).enumerate() {
+                    walk(c, desc, item, steps, &format!("{at}[{i}]"));
+                }
+            }
+            Json::Object(map) => {
+                let Some((first, rest)) = steps.split_first() else {
+                    return;
+                };
+                let Some(child_value) = map.get(*first) else { return };
+                let name = proto_name(desc, first);
+                let path = if at.is_empty() { name } else { format!("{at}.{name}") };
+                match (rest.is_empty(), child_value, child(desc, first)) {
+                    (true, Json::String(text), _) if text.len() > MAX_ENCRYPTED_FIELD_BYTES => c.fail_at(
+                        path,
+                        format!("must be at most {MAX_ENCRYPTED_FIELD_BYTES} bytes (it travels RSA-encrypted)"),
+                    ),
+                    (false, next, Some(inner)) => walk(c, &inner, next, rest, &path),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    let root = Json::Object(wire.clone());
+    for path in call.spec().encrypted_request {
+        let steps: Vec<&str> = path.split('.').collect();
+        walk(c, desc, &root, &steps, "");
+    }
 }
 
 /// The bounds every request obeys before anything else is looked at: money
@@ -497,10 +534,16 @@ fn pay_method(c: &mut Checker<'_>, call: Call, methods: &Map<String, Json>, amou
                 (None, _) if key == "WITHDRAW_TLT" => total += i128::from(amount.unwrap_or(0)),
                 (None, _) => c.fail_at(format!("{path}.amount"), "is required"),
             }
-            if CARD_METHODS.contains(&key.as_str()) {
+            if is_pay_method_card(key) {
+                // WITHHOLD_TLT "支持对私和对公" (l.2410): a corporate account too.
+                let corporate = key == "WITHHOLD_TLT";
                 match entry.get("bankCardNo").and_then(Json::as_str) {
                     None | Some("") => c.fail_at(format!("{path}.bank_card_no"), "is required (spec 5.2)"),
-                    Some(card) if !is_card_number(card) => {
+                    Some(no) if corporate && !is_account_number(no) => c.fail_at(
+                        format!("{path}.bank_card_no"),
+                        "must be a card or corporate account number: 6 to 32 digits",
+                    ),
+                    Some(card) if !corporate && !is_card_number(card) => {
                         c.fail_at(format!("{path}.bank_card_no"), "must be 12 to 19 digits")
                     }
                     Some(_) => {}
@@ -593,9 +636,13 @@ fn split_rules(c: &mut Checker<'_>, path: &str, rules: &[Json], depth: usize) ->
 }
 
 /// Rewrites the date fields the caller gave in either form into the spec's
-/// format for each (`date` yyyyMMdd, the others yyyy-MM-dd); values that
-/// are not dates are left for [`violations`] to report.
+/// format for each (`date` yyyyMMdd, the others yyyy-MM-dd, goodsParams'
+/// too: 5.4 l.2628-2629); values that are not dates are left for
+/// [`violations`] to report.
 pub fn normalise_dates(wire: &mut Map<String, Json>) {
+    if let Some(Json::Object(goods)) = wire.get_mut("goodsParams") {
+        normalise_dates(goods);
+    }
     use crate::provider::formats::{format_compact_date, format_dashed_date};
     for (name, format) in DATE_FIELDS {
         let Some(Json::String(text)) = wire.get_mut(name) else {
@@ -734,6 +781,21 @@ mod tests {
         assert_eq!(map["dateStart"], "2026-11-01");
         assert_eq!(map["dateEnd"], "2026-11-30");
         assert_eq!(map["beginDate"], "x");
+        // 5.4 l.2628: goodsParams.beginDate is yyyy-MM-dd too.
+        let mut goods = json!({"goodsParams": {"beginDate": "20261201", "endDate": "2026-12-31"}});
+        normalise_dates(goods.as_object_mut().unwrap());
+        assert_eq!(goods["goodsParams"]["beginDate"], "2026-12-01");
+        let v = check(
+            Call::EntryGoods,
+            "yungate.v1.EntryGoodsRequest",
+            json!({"bizUserId": "u", "goodsType": 1, "bizGoodsNo": "g", "goodsName": "n",
+                   "goodsParams": {"beginDate": "soon"}}),
+        );
+        assert!(
+            v.iter()
+                .any(|(f, d)| f == "goods_params.begin_date" && d.contains("yyyy-MM-dd")),
+            "{v:?}"
+        );
     }
 
     mod arbitrary {

@@ -43,6 +43,11 @@ const PAY_METHOD_CARDS: &[&str] = &[
     "payMethod.QUICKPAY.bankCardNo",
 ];
 
+/// Whether `key` is a payMethod key whose `bankCardNo` is encrypted (see `PAY_METHOD_CARDS`).
+pub fn is_pay_method_card(key: &str) -> bool {
+    PAY_METHOD_CARDS.iter().any(|path| path.split('.').nth(1) == Some(key))
+}
+
 /// The fields of `companyBasicInfo` (5.5) marked 是 (l.2638-2648); bankName,
 /// the branch, is optional (l.2650).
 pub const COMPANY_BASIC_INFO_REQUIRED: [&str; 8] = [

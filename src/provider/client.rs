@@ -65,6 +65,11 @@ pub enum CallError {
     /// The request never left: safe to retry as is.
     #[error("request not sent: {0}")]
     NotSent(String),
+    /// The provider's HTTP front refused the request before reading it
+    /// (413 content too large, 414 URI too long, 431 headers too large):
+    /// nothing was processed, and sending the same request again cannot help.
+    #[error("provider refused the request unread (HTTP {status})")]
+    RefusedUnread { status: u16 },
     /// The request may have reached the provider, but no answer came back:
     /// the outcome is unknown and must be resolved before retrying a money-moving call.
     #[error("outcome unknown, the request may have been processed: {0}")]
@@ -88,10 +93,12 @@ pub enum CallError {
         source: CryptoError,
     },
     /// The provider refused the call with a section 7 error code.
-    /// `verified` is false for a v1 refusal that came unsigned or whose
-    /// signature does not verify (what such a `sign` covers is undocumented,
-    /// spec 3.3 l.228): it is passed on, but nobody can prove it came from
-    /// the provider.
+    /// `verified` is true only when a valid signature covers this very code
+    /// and message (`errorCode=..&message=..`, as v2 signs them). A v1
+    /// refusal that came unsigned, signed over the spec example's constant
+    /// `"error"` (3.3 l.228, which one captured signature would prove for any
+    /// code), or with a signature that does not verify is passed on as the
+    /// refusal, but nobody can prove its code came from the provider.
     #[error("provider error {code}: {message}{}", if *verified { "" } else { " (signature not verified)" })]
     Business {
         code: String,
@@ -100,21 +107,35 @@ pub enum CallError {
     },
 }
 
-/// 40007 支付超时: the provider's channel timed out, the payment may still go through.
-pub const PAYMENT_TIMEOUT: &str = "40007";
+/// Provider codes that say nothing about whether the call was processed:
+/// 40007 支付超时 (the channel timed out, the payment may still go through),
+/// 9000 其他错误 and 9100 未知错误 (also what an error without a code reads as).
+pub const UNKNOWN_OUTCOME_CODES: [&str; 3] = ["40007", "9000", "9100"];
+
+/// The code an error answer without `errorCode` is read as.
+const NO_CODE: &str = "9100";
+
+/// The longest clear text encrypted for one field, in bytes. The longest
+/// sensitive value the spec carries (a corporate account number) has 32
+/// digits; a bound keeps one field from buying hundreds of RSA blocks.
+pub const MAX_ENCRYPTED_FIELD_BYTES: usize = 64;
 
 impl CallError {
-    /// Whether the request certainly did not reach the provider.
+    /// Whether the request certainly did not reach the provider (or was refused unread).
     pub fn is_not_sent(&self) -> bool {
-        matches!(self, CallError::NotSent(_))
+        self.outcome() == Outcome::NotSent
     }
 
-    /// What the failure means for money the call may have moved. An
-    /// unverified refusal and 40007 (payment timeout) are never definite.
+    /// What the failure means for money the call may have moved. Only a
+    /// verified refusal with a code that means "refused" is definite.
     pub fn outcome(&self) -> Outcome {
         match self {
-            CallError::NotSent(_) => Outcome::NotSent,
-            CallError::Business { code, verified, .. } if *verified && code != PAYMENT_TIMEOUT => Outcome::Definite,
+            CallError::NotSent(_) | CallError::RefusedUnread { .. } => Outcome::NotSent,
+            CallError::Business { code, verified, .. }
+                if *verified && !UNKNOWN_OUTCOME_CODES.contains(&code.as_str()) =>
+            {
+                Outcome::Definite
+            }
             _ => Outcome::Unknown,
         }
     }
@@ -237,6 +258,11 @@ impl SoaClient {
         let sysid = self.config.sysid.clone();
         tokio::task::spawn_blocking(move || -> Result<SignedRequest, CallError> {
             transform_fields(&mut param, spec.encrypted_request, |field, clear| {
+                if clear.len() > MAX_ENCRYPTED_FIELD_BYTES {
+                    return Err(CallError::NotSent(format!(
+                        "{field} is longer than {MAX_ENCRYPTED_FIELD_BYTES} bytes; not encrypted"
+                    )));
+                }
                 keys.encrypt_field(clear)
                     .map_err(|e| CallError::NotSent(format!("cannot encrypt {field}: {e}")))
             })?;
@@ -281,9 +307,7 @@ impl SoaClient {
         let status = response.status().as_u16();
         if matches!(status, 413 | 414 | 431) {
             // Content too large, URI too long, headers too large: refused before being read.
-            return Err(CallError::NotSent(format!(
-                "provider refused the request unread (HTTP {status})"
-            )));
+            return Err(CallError::RefusedUnread { status });
         }
         let body = read_body(response).await?;
         if !(200..300).contains(&status) {
@@ -333,21 +357,30 @@ pub fn verify_envelope(keys: &PartyKeys, envelope: ResponseEnvelope) -> Result<(
             Ok((value, signed_value))
         }
         ResponseStatus::Error => {
-            let code = envelope.error_code.unwrap_or_else(|| "9100".to_owned());
+            let code = envelope.error_code.unwrap_or_else(|| NO_CODE.to_owned());
             let message = envelope.message.unwrap_or_default();
             let signed = envelope.signed_value.as_deref().zip(envelope.sign.as_deref());
+            // A signature proves the refusal only if what it covers is this code and message.
+            let binds = |value: &str| value == wire::error_signed_value(&code, &message);
             let verified = match (keys.protocol, signed) {
-                // v2 always signs `errorCode=..&message=..`: it must verify.
+                // v2 always signs `errorCode=..&message=..`: it must verify and match.
                 (Protocol::V2, None) => return Err(WireError::Missing("sign").into()),
                 (Protocol::V2, Some((value, sign))) => {
                     keys.verify(value, sign).map_err(CallError::BadSignature)?;
+                    if !binds(value) {
+                        return Err(CallError::Malformed(WireError::Malformed {
+                            field: "errorCode",
+                            reason: "errorCode and message differ from the signed errorCode=..&message=..".into(),
+                        }));
+                    }
                     true
                 }
                 // v1 errors come unsigned, or signed over something the spec
                 // does not document (l.228 shows `"signedValue": "error"`):
-                // a refusal either way, marked as unverified unless it checks out.
+                // a refusal either way, unverified unless the signature
+                // verifies over this very code and message.
                 (Protocol::V1, None) => false,
-                (Protocol::V1, Some((value, sign))) => keys.verify(value, sign).is_ok(),
+                (Protocol::V1, Some((value, sign))) => binds(value) && keys.verify(value, sign).is_ok(),
             };
             if !verified {
                 tracing::warn!(
@@ -420,6 +453,7 @@ fn snippet(body: &[u8]) -> String {
 fn error_kind(e: &CallError) -> &'static str {
     match e {
         CallError::NotSent(_) => "not_sent",
+        CallError::RefusedUnread { .. } => "refused_unread",
         CallError::OutcomeUnknown(_) => "outcome_unknown",
         CallError::Http { .. } => "http",
         CallError::BadSignature(_) => "bad_signature",
@@ -492,6 +526,33 @@ fn transform_at<E>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn an_oversized_field_is_not_encrypted_and_nothing_is_sent() {
+        let key = crate::provider::crypto::PrivateKey::generate(1024).unwrap();
+        let client = SoaClient::new(
+            SoaConfig {
+                // Nothing listens here; the field is refused before any connection.
+                url: "http://127.0.0.1:9/service/soa".into(),
+                sysid: "1".into(),
+                connect_timeout: Duration::from_millis(200),
+                request_timeout: Duration::from_millis(200),
+                environment: Environment::Test,
+            },
+            PartyKeys {
+                protocol: Protocol::V1,
+                peer: key.public_key(),
+                own: key,
+            },
+        )
+        .unwrap();
+        let param = json!({"bizUserId": "u", "name": "n", "identityType": 2, "identityNo": "E".repeat(65)});
+        let err = client.call_value(Call::SetRealName, param).await.unwrap_err();
+        assert!(
+            matches!(&err, CallError::NotSent(m) if m.contains("identityNo is longer than 64 bytes")),
+            "{err:?}"
+        );
+    }
 
     #[test]
     fn transform_fields_follows_paths_through_arrays_and_skips_absent() {

@@ -52,6 +52,10 @@ pub fn format_compact_date(date: time::Date) -> String {
     date.format(COMPACT_DATE).unwrap_or_default()
 }
 
+/// The account sets coupons may come from ("目前只支持营销专用账户和保证金账户",
+/// 5.2 l.2437, 2439): marketing (2000000, the default) and margin (100002).
+pub const COUPON_ACCOUNT_SETS: [&str; 2] = ["2000000", "100002"];
+
 /// The largest amount, in fen, any single money field may carry. The spec
 /// types amounts as Long (2.4) and states no maximum; this bound (10^15 fen,
 /// ten trillion yuan) keeps every sum of a request's amounts, over at most

@@ -44,11 +44,13 @@ pub enum V1ErrorSignature {
     /// No `signedValue`, no `sign` (as many of the provider's are).
     #[default]
     Unsigned,
-    /// `"signedValue": "error"` signed with the provider's key.
-    Signed,
-    /// `"signedValue": "error"` with a `sign` over something else, which
-    /// does not verify (what the real one covers is undocumented).
-    Unverifiable,
+    /// The spec's example (l.228): `"signedValue": "error"`, signed with the
+    /// provider's key; authentic, but it proves no code.
+    SpecExample,
+    /// `signedValue` = `errorCode=..&message=..` signed, as v2 does: proves the code.
+    CodeAndMessage,
+    /// `errorCode=..&message=..` with a `sign` that does not verify.
+    BadSignature,
 }
 
 /// What the (simulated) bank does with payouts to bank accounts.
@@ -95,6 +97,10 @@ impl PayoutFaults {
 /// the sandbox forever.
 pub const MAX_FAULT_MS: u64 = 600_000;
 
+/// The longest wait in sandbox time (scaled by the time scale), in
+/// milliseconds: a day, like the provider's own retry schedule.
+pub const MAX_SANDBOX_WAIT_MS: u64 = 86_400_000;
+
 /// The most per-call entries a fault map may hold (there are 41 calls and `*`).
 const MAX_FAULT_KEYS: usize = 64;
 
@@ -123,12 +129,16 @@ impl Faults {
             ("hangMs", self.hang_ms),
             ("notifications.delayMs", Some(self.notifications.delay_ms)),
             ("notifications.reorderWindowMs", self.notifications.reorder_window_ms),
-            ("payouts.pendingMs", self.payouts.pending_ms),
         ];
         for (name, ms) in durations {
             if let Some(ms) = ms.filter(|ms| *ms > MAX_FAULT_MS) {
                 return Err(format!("{name} must be at most {MAX_FAULT_MS} ms, got {ms}"));
             }
+        }
+        if let Some(ms) = self.payouts.pending_ms.filter(|ms| *ms > MAX_SANDBOX_WAIT_MS) {
+            return Err(format!(
+                "payouts.pendingMs must be at most {MAX_SANDBOX_WAIT_MS} ms (a day of sandbox time), got {ms}"
+            ));
         }
         for (name, map) in [
             ("errorRate", &self.error_rate),

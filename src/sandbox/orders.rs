@@ -255,6 +255,10 @@ pub fn apply(
     let confirmation = payment::check(paying, &parts, amount, validate_type)?;
     for part in &parts {
         if let Some(card) = &part.bank_card_no {
+            // WITHHOLD_TLT "支持对私和对公" (5.2 l.2410): a company's own corporate account too.
+            if part.method.key == "WITHHOLD_TLT" && corporate_account(member) == Some(card.as_str()) {
+                continue;
+            }
             let bound = member.bound_card(card).ok_or_else(|| {
                 Reject::new(
                     "30016",
@@ -588,18 +592,17 @@ fn bank_answers(
     order: &mut Order,
 ) -> Result<&'static str, Reject> {
     let escrow = state.escrow.clone();
-    let finish = |books: &mut super::order::Books, order: &Order, ok: bool| finish_payout(books, order, &escrow, ok);
     match state.payout_fate(&faults.payouts) {
         PayoutFate::Paid => {
-            if let Err(reject) = finish(&mut state.books, order, true) {
-                finish(&mut state.books, order, false)?;
+            if let Err(reject) = finish_payout(&mut state.books, order, &escrow, true) {
+                finish_payout(&mut state.books, order, &escrow, false)?;
                 return Err(reject);
             }
             mark_paid(order);
             Ok("success")
         }
         PayoutFate::Failed => {
-            finish(&mut state.books, order, false)?;
+            finish_payout(&mut state.books, order, &escrow, false)?;
             order.status = OrderStatus::Failed;
             order.fail_message = Some(BANK_REFUSED.to_owned());
             Ok("fail")
@@ -647,9 +650,7 @@ pub fn finish_due_payouts(state: &mut SandboxState, at: OffsetDateTime) {
         if order.status != OrderStatus::Pending {
             continue;
         }
-        let finish =
-            |books: &mut super::order::Books, order: &Order, ok: bool| finish_payout(books, order, &escrow, ok);
-        let paid = payout.succeeds && finish(&mut state.books, &order, true).is_ok();
+        let paid = payout.succeeds && finish_payout(&mut state.books, &order, &escrow, true).is_ok();
         if paid {
             mark_paid(&mut order);
         } else {
@@ -657,7 +658,7 @@ pub fn finish_due_payouts(state: &mut SandboxState, at: OffsetDateTime) {
                 // The money could not be paid after all: release it as a failure.
                 tracing::warn!("sandbox: a pending payout could not complete; it fails");
             }
-            let _ = finish(&mut state.books, &order, false);
+            let _ = finish_payout(&mut state.books, &order, &escrow, false);
             order.status = OrderStatus::Failed;
             order.fail_message = Some(BANK_REFUSED.to_owned());
         }
@@ -1103,12 +1104,18 @@ pub fn refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject>
                 format!("refundList: at most {MAX_LIST_ITEMS} entries"),
             ));
         }
-        let listed: i128 = list
-            .iter()
-            .filter_map(|i| i.get("amount"))
-            .filter_map(Value::as_i64)
-            .map(i128::from)
-            .sum();
+        let mut listed: i128 = 0;
+        for (i, item) in list.iter().enumerate() {
+            let at = |r: Reject| Reject::new(r.code, format!("refundList[{i}].{}", r.detail));
+            let entry = Params(item).int("amount").map_err(at)?;
+            if !(0..=MAX_AMOUNT_FEN).contains(&entry) {
+                return Err(Reject::new(
+                    code::PARAMETER_ERROR,
+                    format!("refundList[{i}].amount must be from 0 to {MAX_AMOUNT_FEN} fen"),
+                ));
+            }
+            listed += i128::from(entry);
+        }
         // "此字段总金额=amount-feeAmount" (4.2.17 l.2091).
         let expected = amount - fee_amount;
         if listed != i128::from(expected) {
@@ -1486,11 +1493,20 @@ pub fn entry_goods(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Re
                 ));
             }
         }
-        if params["amount"].as_i64().is_none_or(|a| a <= 0) {
+        if params["amount"]
+            .as_i64()
+            .is_none_or(|a| !formats::is_positive_amount(a))
+        {
             return Err(Reject::new(
                 code::PARAMETER_ERROR,
-                "goodsParams.amount must be a positive integer",
+                format!("goodsParams.amount must be from 1 to {MAX_AMOUNT_FEN} fen"),
             ));
+        }
+    }
+    // 5.4 l.2628-2629: beginDate / endDate are yyyy-MM-dd.
+    for field in ["beginDate", "endDate"] {
+        if let Some(d) = params.get(field).and_then(Value::as_str).filter(|d| !d.is_empty()) {
+            parse_date(d, &format!("goodsParams.{field}"))?;
         }
     }
     if state.goods.contains_key(&biz_goods_no) {

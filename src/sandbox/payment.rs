@@ -226,7 +226,7 @@ pub fn parse(pay_method: Option<&Value>, order_amount: i64) -> Result<Vec<PayPar
                 }
                 // "如果不传此字段, 则默认为营销专用账户" (5.2 l.2437, 2439).
                 ("COUPON" | "COUPONLIST", None) => Some(sets::MARKETING.to_owned()),
-                ("COUPON" | "COUPONLIST", Some(set)) if set != sets::MARKETING && set != sets::MARGIN => {
+                ("COUPON" | "COUPONLIST", Some(set)) if !formats::COUPON_ACCOUNT_SETS.contains(&set.as_str()) => {
                     return Err(Reject::new(
                         "30018",
                         format!("payMethod.{key}.accountSetNo: coupons come from the marketing or margin account set"),

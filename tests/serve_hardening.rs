@@ -17,6 +17,17 @@ const CARD: &str = "6228480402637874214";
 
 use support::dynamic_grpc::violations as bad_request;
 
+/// A split rule with `below` levels of split rules under it.
+fn nested_split_rule(below: usize) -> proto::SplitRule {
+    let rule = |children: Vec<proto::SplitRule>| proto::SplitRule {
+        biz_user_id: "s".into(),
+        amount: 1,
+        split_rule_list: children,
+        ..Default::default()
+    };
+    (0..below).fold(rule(Vec::new()), |inner, _| rule(vec![inner]))
+}
+
 #[tokio::test]
 async fn int64_max_amounts_are_invalid_argument_not_a_panic() {
     let rig = Rig::start(|_| {}, |_| {}).await;
@@ -66,22 +77,9 @@ async fn invalid_utf8_and_runaway_nesting_are_invalid_argument() {
         status.message()
     );
     // Split rules nested 200 deep: past prost's recursion limit.
-    let mut rule = proto::SplitRule {
-        biz_user_id: "s".into(),
-        amount: 1,
-        ..Default::default()
-    };
-    for _ in 0..200 {
-        rule = proto::SplitRule {
-            biz_user_id: "s".into(),
-            amount: 1,
-            split_rule_list: vec![rule],
-            ..Default::default()
-        };
-    }
     let request = proto::ConsumeApplyRequest {
         payer_id: "p".into(),
-        split_rule: vec![rule],
+        split_rule: vec![nested_split_rule(200)],
         ..Default::default()
     };
     let status = dynamic_grpc::raw(
@@ -95,19 +93,7 @@ async fn invalid_utf8_and_runaway_nesting_are_invalid_argument() {
     let v = bad_request(&status);
     assert!(v[0].1.contains("cannot be decoded"), "{v:?}");
     // Six levels decode, but split rules nest at most five deep.
-    let mut rule = proto::SplitRule {
-        biz_user_id: "s".into(),
-        amount: 1,
-        ..Default::default()
-    };
-    for _ in 0..5 {
-        rule = proto::SplitRule {
-            biz_user_id: "s".into(),
-            amount: 1,
-            split_rule_list: vec![rule],
-            ..Default::default()
-        };
-    }
+    let rule = nested_split_rule(5);
     let mut orders = proto::order_service_client::OrderServiceClient::new(rig.channel.clone());
     let status = orders
         .consume_apply(proto::ConsumeApplyRequest {

@@ -86,20 +86,9 @@ async fn bind(h: &Harness, id: &str, card: &str, card_check: i64) {
             json!({"bizUserId": id, "name": NAME, "identityType": 1, "identityNo": ID_NO, "cardNo": card}),
         )
         .await;
-        return;
+    } else {
+        h.bind_card_checked(id, card, card_check).await;
     }
-    let applied = h
-        .call(
-            Call::ApplyBindBankCard,
-            json!({"bizUserId": id, "cardNo": card, "phone": phone_of(id), "name": NAME, "cardCheck": card_check,
-                   "identityType": 1, "identityNo": ID_NO}),
-        )
-        .await;
-    h.call(
-        Call::BindBankCard,
-        json!({"bizUserId": id, "tranceNum": applied["tranceNum"], "phone": phone_of(id), "verificationCode": "9999"}),
-    )
-    .await;
 }
 
 fn order(no: &str, amount: i64, fee: i64, back_url: &str) -> Value {
@@ -114,12 +103,7 @@ fn with(mut a: Value, b: Value) -> Value {
 
 /// Collects `amount` into the e-commerce pool (3001) from `payer`'s balance, topped up by a platform transfer.
 async fn collect(h: &Harness, payer: &str, no: &str, amount: i64) {
-    h.call(
-        Call::ApplicationTransfer,
-        json!({"bizTransferNo": format!("t-{no}"), "sourceAccountSetNo": "2000000", "targetBizUserId": payer,
-               "targetAccountSetNo": ESCROW, "amount": amount}),
-    )
-    .await;
+    h.transfer_to(payer, &format!("t-{no}"), "2000000", amount).await;
     h.call(
         Call::AgentCollectApplySimplify,
         with(
@@ -375,12 +359,7 @@ async fn company(h: &Harness, id: &str, account: &str, funds: i64) {
     .await;
     h.bind_phone(id).await;
     if funds > 0 {
-        h.call(
-            Call::ApplicationTransfer,
-            json!({"bizTransferNo": format!("fund-{id}"), "sourceAccountSetNo": "2000000", "targetBizUserId": id,
-                   "targetAccountSetNo": ESCROW, "amount": funds}),
-        )
-        .await;
+        h.transfer_to(id, &format!("fund-{id}"), "2000000", funds).await;
     }
 }
 
@@ -661,12 +640,7 @@ async fn point_10_refund_list_adds_up_to_amount_less_fee_amount() {
     let h = Harness::start().await;
     h.individual("p10").await;
     h.individual("s10").await;
-    h.call(
-        Call::ApplicationTransfer,
-        json!({"bizTransferNo": "t10", "sourceAccountSetNo": "2000000", "targetBizUserId": "p10",
-               "targetAccountSetNo": ESCROW, "amount": 1_000}),
-    )
-    .await;
+    h.transfer_to("p10", "t10", "2000000", 1_000).await;
     h.call(
         Call::ConsumeApply,
         with(
@@ -694,12 +668,7 @@ async fn point_11_coupons_default_to_the_marketing_account_set() {
     // 如果不传此字段, 则默认为营销专用账户。" BALANCE (l.2434) has no default.
     let h = Harness::start().await;
     h.individual("p11").await;
-    h.call(
-        Call::ApplicationTransfer,
-        json!({"bizTransferNo": "t11", "sourceAccountSetNo": "100002", "targetBizUserId": "p11",
-               "targetAccountSetNo": ESCROW, "amount": 100}),
-    )
-    .await;
+    h.transfer_to("p11", "t11", "100002", 100).await;
     let marketing = h.platform("2000000").await;
     let collect_with = |no: &str, method: Value| {
         with(
@@ -939,12 +908,7 @@ async fn point_20_a_locked_member_is_refused_in_every_role() {
     let h = Harness::start().await;
     h.individual("p20").await;
     h.individual("s20").await;
-    h.call(
-        Call::ApplicationTransfer,
-        json!({"bizTransferNo": "t20", "sourceAccountSetNo": "2000000", "targetBizUserId": "p20",
-               "targetAccountSetNo": ESCROW, "amount": 1_000}),
-    )
-    .await;
+    h.transfer_to("p20", "t20", "2000000", 1_000).await;
     h.call(Call::LockMember, json!({"bizUserId": "s20"})).await;
     let consume = with(
         order("c20", 100, 0, &h.receiver.url),

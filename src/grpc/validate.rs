@@ -291,7 +291,7 @@ pub fn violations(call: Call, desc: &MessageDescriptor, wire: &Map<String, Json>
         });
     let (carved, splits_field) = match splits {
         Some((base, rules)) => (split_rules(&mut c, &base, rules, 1), base),
-        None => (0, String::new()),
+        None => (0, c.name("splitRule")),
     };
     payout_and_total(&mut c, wire, "", amount, fee, carved, &splits_field);
     if let Some(Json::Array(items)) = wire.get("batchPayList") {
@@ -313,29 +313,29 @@ fn encrypted_lengths(c: &mut Checker<'_>, call: Call, desc: &MessageDescriptor, 
                     walk(c, desc, item, steps, &format!("{at}[{i}]"));
                 }
             }
-            Json::Object(map) => {
-                let Some((first, rest)) = steps.split_first() else {
-                    return;
-                };
-                let Some(child_value) = map.get(*first) else { return };
-                let name = proto_name(desc, first);
-                let path = if at.is_empty() { name } else { format!("{at}.{name}") };
-                match (rest.is_empty(), child_value, child(desc, first)) {
-                    (true, Json::String(text), _) if text.len() > MAX_ENCRYPTED_FIELD_BYTES => c.fail_at(
-                        path,
-                        format!("must be at most {MAX_ENCRYPTED_FIELD_BYTES} bytes (it travels RSA-encrypted)"),
-                    ),
-                    (false, next, Some(inner)) => walk(c, &inner, next, rest, &path),
-                    _ => {}
-                }
-            }
+            Json::Object(map) => walk_object(c, desc, map, steps, at),
             _ => {}
         }
     }
-    let root = Json::Object(wire.clone());
+    fn walk_object(c: &mut Checker<'_>, desc: &MessageDescriptor, map: &Map<String, Json>, steps: &[&str], at: &str) {
+        let Some((first, rest)) = steps.split_first() else {
+            return;
+        };
+        let Some(child_value) = map.get(*first) else { return };
+        let name = proto_name(desc, first);
+        let path = if at.is_empty() { name } else { format!("{at}.{name}") };
+        match (rest.is_empty(), child_value, child(desc, first)) {
+            (true, Json::String(text), _) if text.len() > MAX_ENCRYPTED_FIELD_BYTES => c.fail_at(
+                path,
+                format!("must be at most {MAX_ENCRYPTED_FIELD_BYTES} bytes (it travels RSA-encrypted)"),
+            ),
+            (false, next, Some(inner)) => walk(c, &inner, next, rest, &path),
+            _ => {}
+        }
+    }
     for path in call.spec().encrypted_request {
         let steps: Vec<&str> = path.split('.').collect();
-        walk(c, desc, &root, &steps, "");
+        walk_object(c, desc, wire, &steps, "");
     }
 }
 
@@ -399,7 +399,8 @@ fn payout_and_total(
     let fee = fee.unwrap_or(0);
     let net = amount.map(|a| i128::from(a) - i128::from(fee) - carved);
     if let (Some(n), Some(a)) = (net, amount) {
-        if n < 0 && !splits_field.is_empty() {
+        // Without splits, a fee beyond the amount is reported as such already.
+        if n < 0 && carved > 0 {
             c.fail_at(
                 splits_field.to_owned(),
                 format!("splits ({carved} fen) and fee ({fee}) exceed amount ({a})"),
@@ -478,12 +479,7 @@ fn batch_items(c: &mut Checker<'_>, desc: &MessageDescriptor, items: &[Json]) {
             Some(Json::Array(rules)) => split_rules(c, &format!("{path}.split_rule_list"), rules, 1),
             _ => 0,
         };
-        let splits_field = if carved > 0 {
-            format!("{path}.split_rule_list")
-        } else {
-            String::new()
-        };
-        payout_and_total(c, item, &path, amount, fee, carved, &splits_field);
+        payout_and_total(c, item, &path, amount, fee, carved, &format!("{path}.split_rule_list"));
     }
 }
 

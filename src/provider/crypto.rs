@@ -88,9 +88,17 @@ pub enum CryptoError {
     CiphertextRange,
     #[error("decrypted field is not UTF-8 (wrong key?)")]
     PlaintextNotUtf8,
+    #[error("ciphertext of {len} characters is longer than any field's ({MAX_CIPHERTEXT_CHARS})")]
+    CiphertextTooLong { len: usize },
     #[error("RSA operation failed: {0}")]
     Rsa(String),
 }
+
+/// The longest encrypted field read, in characters: a few blocks of the
+/// largest keys in use (an RSA-4096 block is 684 Base64 or 1024 hex
+/// characters), far more than any sensitive value of the spec needs, so
+/// that one field cannot buy thousands of RSA operations.
+pub const MAX_CIPHERTEXT_CHARS: usize = 4096;
 
 fn rsa_error(e: rsa::Error) -> CryptoError {
     CryptoError::Rsa(e.to_string())
@@ -389,8 +397,12 @@ impl PartyKeys {
         }
     }
 
-    /// Decrypts a sensitive field the other party sent.
+    /// Decrypts a sensitive field the other party sent; one longer than
+    /// [`MAX_CIPHERTEXT_CHARS`] is refused before any RSA work.
     pub fn decrypt_field(&self, ciphertext: &str) -> Result<String, CryptoError> {
+        if ciphertext.len() > MAX_CIPHERTEXT_CHARS {
+            return Err(CryptoError::CiphertextTooLong { len: ciphertext.len() });
+        }
         match self.protocol {
             Protocol::V1 => decrypt_v1(&self.peer, ciphertext),
             Protocol::V2 => decrypt_v2(&self.own, ciphertext),

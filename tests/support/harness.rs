@@ -211,16 +211,33 @@ impl Harness {
 
     /// Binds `card` by real-name pay (cardCheck 3), usable for REALNAMEPAY and withdrawals.
     pub async fn bind_card(&self, id: &str, card: &str) {
+        self.bind_card_checked(id, card, 3).await;
+    }
+
+    /// Binds `card` by applyBindBankCard + bindBankCard with `card_check`
+    /// (6.23: 2 four elements + SMS, 3 real-name pay, 4 new mobile).
+    pub async fn bind_card_checked(&self, id: &str, card: &str, card_check: i64) {
         let applied = self
             .call(
                 Call::ApplyBindBankCard,
-                json!({"bizUserId": id, "cardNo": card, "phone": phone_of(id), "name": NAME, "cardCheck": 3,
+                json!({"bizUserId": id, "cardNo": card, "phone": phone_of(id), "name": NAME, "cardCheck": card_check,
                        "identityType": 1, "identityNo": ID_NO}),
             )
             .await;
         self.call(
             Call::BindBankCard,
             json!({"bizUserId": id, "tranceNum": applied["tranceNum"], "phone": phone_of(id), "verificationCode": "9999"}),
+        )
+        .await;
+    }
+
+    /// Moves `amount` from the platform's account set `source` (margin
+    /// 100002, marketing 2000000...) to `id`'s custody balance (4.2.19).
+    pub async fn transfer_to(&self, id: &str, no: &str, source: &str, amount: i64) {
+        self.call(
+            Call::ApplicationTransfer,
+            json!({"bizTransferNo": no, "sourceAccountSetNo": source, "targetBizUserId": id,
+                   "targetAccountSetNo": ESCROW, "amount": amount}),
         )
         .await;
     }

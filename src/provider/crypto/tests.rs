@@ -84,6 +84,13 @@ fn wrong_key_and_garbage_are_errors_not_panics() {
         Err(CryptoError::CiphertextLength { .. })
     ));
     assert_eq!(decrypt_v2(&other, "XYZ"), Err(CryptoError::CiphertextEncoding("hex")));
+    // A ciphertext of 2 MB would be some 12 000 RSA operations: refused before the first.
+    let (merchant, _) = party(Protocol::V2);
+    let huge = "A".repeat(MAX_CIPHERTEXT_CHARS + 1);
+    assert_eq!(
+        merchant.decrypt_field(&huge),
+        Err(CryptoError::CiphertextTooLong { len: huge.len() })
+    );
     assert_eq!(
         verify(Protocol::V1, &other.public_key(), "x", "%%%"),
         Err(CryptoError::SignatureEncoding)

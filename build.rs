@@ -59,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Proto field names that hold personal data or secrets (invariant 5).
+/// Proto field names that hold personal data or secrets (invariant 6).
 const SENSITIVE_FIELDS: &[&str] = &[
     "name",
     "identity_no",

@@ -5,6 +5,7 @@
 //! `provider.url` the gateway runs on its embedded defaults: it starts the
 //! sandbox on a local port with a throw-away key pair and points itself at it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -12,9 +13,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::provider::calls::Environment;
+use crate::provider::calls::{Environment, RateClass};
 use crate::provider::crypto::Protocol;
 use crate::provider::sensitive::Sensitive;
+use crate::store::Limit;
 
 /// Everything `yungate serve` needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,6 +28,57 @@ pub struct Config {
     pub provider: ProviderConfig,
     /// What the gateway fills in for callers.
     pub gateway: GatewayConfig,
+    /// Where idempotency records and rate-limit buckets live.
+    pub store: StoreConfig,
+    /// How retries are made safe.
+    pub idempotency: IdempotencyConfig,
+    /// The provider quota and the per-caller limits.
+    pub rate_limit: RateLimitConfig,
+}
+
+/// The shared store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `redis://host:port/db`, `rediss://...` or `redis+unix:///path`
+    /// (env `YUNGATE__STORE__REDIS_URL`; it may hold a password). Unset:
+    /// in memory, for one replica only.
+    pub redis_url: Option<Sensitive<String>>,
+    /// The longest wait for one store command, in milliseconds: a dead
+    /// store costs a call at most this long before money calls fail closed.
+    pub timeout_ms: u64,
+}
+
+/// Idempotency records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdempotencyConfig {
+    /// How long a finished call's outcome is kept for replay, in seconds.
+    pub retention_secs: u64,
+    /// How long a request waits for another one with the same key still in
+    /// flight (never past its deadline), in milliseconds.
+    pub in_flight_wait_ms: u64,
+    /// How long a claim lives unrenewed (renewed every third of it), in milliseconds.
+    pub lease_ms: u64,
+    /// The HMAC key of request fingerprints (at least 32 characters), the
+    /// same on every replica. Default: derived from the merchant's private key.
+    pub fingerprint_key: Option<Sensitive<String>>,
+    /// A file holding `fingerprint_key`.
+    pub fingerprint_key_file: Option<PathBuf>,
+}
+
+/// Rate limits: `per_second` on average, `burst` at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Evaluate and log the limits without refusing anything.
+    pub shadow: bool,
+    /// The provider quota per class (`query`, `member`, `order`), shared by all replicas.
+    pub provider: BTreeMap<String, Limit>,
+    /// Per caller (`x-yungate-caller`) and class (`query`, `member`,
+    /// `order`, `page`); the caller `*` is the default for the others.
+    /// Empty: no per-caller limit.
+    pub callers: BTreeMap<String, BTreeMap<String, Limit>>,
 }
 
 /// Where the provider is and who we are to it.
@@ -65,6 +118,8 @@ pub struct ProviderConfig {
     pub connect_timeout_ms: u64,
     /// Time for a whole call, in milliseconds.
     pub request_timeout_ms: u64,
+    /// The most provider calls in flight in one replica.
+    pub max_in_flight: usize,
 }
 
 /// The fields the gateway fills in.
@@ -85,6 +140,47 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             provider: ProviderConfig::default(),
             gateway: GatewayConfig::default(),
+            store: StoreConfig::default(),
+            idempotency: IdempotencyConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            redis_url: None,
+            timeout_ms: 500,
+        }
+    }
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        IdempotencyConfig {
+            retention_secs: 7 * 24 * 3600,
+            in_flight_wait_ms: 2_000,
+            lease_ms: 10_000,
+            fingerprint_key: None,
+            fingerprint_key_file: None,
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        let limit = |per_second, burst| Limit { per_second, burst };
+        RateLimitConfig {
+            shadow: false,
+            // Generous: the provider's real quota is per merchant contract;
+            // set it here. README's flows and a burst of duplicates never reach it.
+            provider: BTreeMap::from([
+                ("query".to_owned(), limit(200, 400)),
+                ("member".to_owned(), limit(100, 200)),
+                ("order".to_owned(), limit(100, 200)),
+            ]),
+            callers: BTreeMap::new(),
         }
     }
 }
@@ -106,6 +202,7 @@ impl Default for ProviderConfig {
             pubkey: None,
             connect_timeout_ms: 3_000,
             request_timeout_ms: 30_000,
+            max_in_flight: 256,
         }
     }
 }
@@ -170,6 +267,10 @@ impl Config {
         if p.connect_timeout_ms == 0 || p.request_timeout_ms == 0 {
             return Err(invalid("provider.request_timeout_ms", "timeouts must be positive"));
         }
+        if p.max_in_flight == 0 || p.max_in_flight > 100_000 {
+            return Err(invalid("provider.max_in_flight", "must be between 1 and 100000"));
+        }
+        self.validate_store()?;
         http_url("gateway.notify_url", &self.gateway.notify_url)?;
         if self.gateway.notify_url.contains('#') {
             return Err(invalid(
@@ -208,6 +309,104 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn validate_store(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.store.redis_url {
+            let u = url.expose();
+            if !["redis://", "rediss://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|s| u.starts_with(s))
+            {
+                return Err(invalid(
+                    "store.redis_url",
+                    "must be a redis://, rediss:// or redis+unix:// URL",
+                ));
+            }
+        }
+        if !(10..=60_000).contains(&self.store.timeout_ms) {
+            return Err(invalid("store.timeout_ms", "must be between 10 and 60000"));
+        }
+        let i = &self.idempotency;
+        if !(60..=90 * 24 * 3600).contains(&i.retention_secs) {
+            return Err(invalid(
+                "idempotency.retention_secs",
+                "must be between 60 s and 90 days",
+            ));
+        }
+        if i.in_flight_wait_ms > 60_000 {
+            return Err(invalid("idempotency.in_flight_wait_ms", "must be at most 60000"));
+        }
+        if !(300..=600_000).contains(&i.lease_ms) {
+            return Err(invalid("idempotency.lease_ms", "must be between 300 and 600000"));
+        }
+        if i.fingerprint_key.as_ref().is_some_and(|k| k.expose().len() < 32) {
+            return Err(invalid("idempotency.fingerprint_key", "must be at least 32 characters"));
+        }
+        self.rate_limits().map(|_| ())
+    }
+
+    /// The rate limits by class, checked.
+    pub fn rate_limits(&self) -> Result<crate::ratelimit::RateLimits, ConfigError> {
+        fn classes(
+            key: &'static str,
+            by_name: &BTreeMap<String, Limit>,
+        ) -> Result<BTreeMap<RateClass, Limit>, ConfigError> {
+            let mut out = BTreeMap::new();
+            for (name, limit) in by_name {
+                let class = RateClass::ALL
+                    .into_iter()
+                    .find(|c| c.name() == name)
+                    .ok_or_else(|| invalid(key, format!("unknown class {name:?} (query, member, order, page)")))?;
+                if !(1..=1_000_000).contains(&limit.per_second) || !(1..=1_000_000).contains(&limit.burst) {
+                    return Err(invalid(
+                        key,
+                        format!("{name}: per_second and burst must be between 1 and 1000000"),
+                    ));
+                }
+                out.insert(class, *limit);
+            }
+            Ok(out)
+        }
+        let r = &self.rate_limit;
+        let mut callers = BTreeMap::new();
+        for (caller, by_name) in &r.callers {
+            if caller != crate::ratelimit::DEFAULT_CALLER && crate::ratelimit::caller_name(Some(caller)) != caller {
+                return Err(invalid(
+                    "rate_limit.callers",
+                    format!("{caller:?} is not a caller name ([A-Za-z0-9._-], at most 64)"),
+                ));
+            }
+            callers.insert(caller.clone(), classes("rate_limit.callers", by_name)?);
+        }
+        Ok(crate::ratelimit::RateLimits {
+            shadow: r.shadow,
+            provider: classes("rate_limit.provider", &r.provider)?,
+            callers,
+        })
+    }
+
+    /// The fingerprint key from the configuration or its file, if set.
+    pub fn fingerprint_key(&self) -> Result<Option<Sensitive<String>>, ConfigError> {
+        let i = &self.idempotency;
+        if let Some(k) = &i.fingerprint_key {
+            return Ok(Some(k.clone()));
+        }
+        match &i.fingerprint_key_file {
+            None => Ok(None),
+            Some(path) => {
+                let key = std::fs::read_to_string(path)
+                    .map_err(|e| invalid("idempotency.fingerprint_key_file", format!("{}: {e}", path.display())))?;
+                let key = key.trim_end_matches(['\n', '\r']).to_owned();
+                if key.len() < 32 {
+                    return Err(invalid(
+                        "idempotency.fingerprint_key_file",
+                        "the key must be at least 32 characters",
+                    ));
+                }
+                Ok(Some(Sensitive::new(key)))
+            }
+        }
     }
 
     /// The environment whose page layout links use (see `provider.environment`).

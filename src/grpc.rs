@@ -17,7 +17,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/masked_debug.rs"));
 }
 
-use crate::provider::calls::Call;
+use crate::provider::calls::{Call, CallKind};
 
 /// The encoded `FileDescriptorSet` of the API, for server reflection and for
 /// converting messages by their descriptors.
@@ -26,61 +26,17 @@ pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/yung
 /// The gRPC service and rpc that carry a backend or page call; `None` for
 /// the two notifications, which reach callers through streams instead.
 pub fn rpc_of(call: Call) -> Option<(&'static str, &'static str)> {
-    use Call::*;
-    let service = match call.spec().kind {
-        crate::provider::calls::CallKind::Notification => return None,
-        crate::provider::calls::CallKind::Page => "PageService",
-        crate::provider::calls::CallKind::Backend => call.spec().service,
-    };
-    let rpc = match call {
-        CreateMember => "CreateMember",
-        SendVerificationCode => "SendVerificationCode",
-        BindPhone => "BindPhone",
-        ChangeBindPhone => "ChangeBindPhone",
-        SetRealName => "SetRealName",
-        SetCompanyInfo => "SetCompanyInfo",
-        GetMemberInfo => "GetMemberInfo",
-        GetBankCardBin => "GetBankCardBin",
-        ApplyBindBankCard => "ApplyBindBankCard",
-        BindBankCard => "BindBankCard",
-        ApplyVerifyPayBindBankCard => "ApplyVerifyPayBindBankCard",
-        AffirmVerifyPayBindCard => "AffirmVerifyPayBindCard",
-        ThreeElementsBindBankCard => "ThreeElementsBindBankCard",
-        SetSafeCard => "SetSafeCard",
-        QueryBankCard => "QueryBankCard",
-        UnbindBankCard => "UnbindBankCard",
-        LockMember => "LockMember",
-        UnlockMember => "UnlockMember",
-        SetPayPwd => "SetPayPasswordPage",
-        UpdatePayPwd => "UpdatePayPasswordPage",
-        ResetPayPwd => "ResetPayPasswordPage",
-        UpdatePhoneByPayPwd => "UpdatePhoneByPayPasswordPage",
-        SetNewMobilePayPwd => "SetNewMobilePayPwd",
-        ResetNewMobilePayPwdApply => "ResetNewMobilePayPwdApply",
-        ResetNewMobilePayPwdAffirm => "ResetNewMobilePayPwdAffirm",
-        DepositApply => "DepositApply",
-        WithdrawApply => "WithdrawApply",
-        ConsumeApply => "ConsumeApply",
-        AgentCollectApplySimplify => "AgentCollectApply",
-        SignalAgentPaySimplify => "SingleAgentPay",
-        BatchAgentPaySimplify => "BatchAgentPay",
-        PayBackendSms => "ConfirmPaySms",
-        PayPageSms => "GatewayPayPage",
-        PayPagePassword => "PasswordPayPage",
-        PayBackendNewMobile => "ConfirmPayNewMobile",
-        EntryGoods => "EntryGoods",
-        QueryModifyGoods => "QueryModifyGoods",
-        FreezeMoney => "FreezeMoney",
-        UnfreezeMoney => "UnfreezeMoney",
-        Refund => "Refund",
-        FailureBidRefund => "FailureBidRefund",
-        ApplicationTransfer => "ApplicationTransfer",
-        QueryBalance => "QueryBalance",
-        GetOrderDetail => "GetOrderDetail",
-        QueryInExpDetail => "QueryInExpDetail",
-        QueryReserveFundBalance => "QueryReserveFundBalance",
-        GetCheckAccountFile => "GetCheckAccountFile",
-        VerifyResultNotification | PayResultNotification => return None,
-    };
-    Some((service, rpc))
+    let spec = call.spec();
+    match spec.kind {
+        CallKind::Notification => None,
+        CallKind::Page => Some(("PageService", spec.rpc)),
+        CallKind::Backend => Some((spec.service, spec.rpc)),
+    }
+}
+
+/// The call an rpc serves, from its gRPC path `/yungate.v1.Service/Rpc`.
+pub fn call_of_path(path: &str) -> Option<Call> {
+    let rest = path.strip_prefix("/yungate.v1.")?;
+    let (service, rpc) = rest.split_once('/')?;
+    Call::ALL.into_iter().find(|&call| rpc_of(call) == Some((service, rpc)))
 }

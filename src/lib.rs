@@ -5,13 +5,22 @@
 //! and knows nothing else. [`grpc`] is the public gRPC contract generated
 //! from `proto/yungate/v1`. [`sandbox`] is a simulator of the provider, an HTTP
 //! server of its own that the gateway and the tests reach over sockets like
-//! the real one. [`cli`] holds the `yungate` command's subcommands: `crypto`
+//! the real one. [`serve`] starts the gateway and assembles the tower
+//! stacks (`serve/stack.rs`): a call goes [`grpc`] (validate, convert) ->
+//! [`idempotency`] -> [`ratelimit`] -> [`exchange`]'s `SoaService`, with
+//! records and buckets in a [`store`] (Redis, or in memory); every failure
+//! is an [`error::GatewayError`] mapped to a status once. [`cli`] holds the `yungate` command's subcommands: `crypto`
 //! (sign, verify, encrypt, decrypt, inspect for people debugging signatures)
 //! and `sandbox`.
 
 pub mod cli;
 pub mod config;
+pub mod error;
+pub mod exchange;
 pub mod grpc;
+pub mod idempotency;
 pub mod provider;
+pub mod ratelimit;
 pub mod sandbox;
 pub mod serve;
+pub mod store;

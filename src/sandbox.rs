@@ -1,7 +1,7 @@
 //! A simulator of the provider: an HTTP server at `/service/soa` that checks and answers like the real one.
 //!
 //! It is reached over HTTP only, by the gateway and by tests alike
-//! (invariant 7). Each request goes through the same gate as at the
+//! (invariant 8). Each request goes through the same gate as at the
 //! provider: lenient form parsing (GET or POST, any order, any Content-Type),
 //! the sysid, the 10-minute timestamp window (UTC+8), the merchant's
 //! signature, then dispatch by service and method to a handler that keeps

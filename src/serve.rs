@@ -2,9 +2,12 @@
 //!
 //! With no `provider.url` it first starts the embedded sandbox on a local
 //! port with a throw-away key pair, and says so in its log: the gateway
-//! still reaches it over HTTP only (invariant 7).
+//! still reaches it over HTTP only (invariant 8).
+
+pub mod stack;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -12,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use self::stack::StackSettings;
 use crate::config::{Config, ConfigError};
 use crate::grpc::proto::member_pwd_service_server::MemberPwdServiceServer;
 use crate::grpc::proto::member_service_server::MemberServiceServer;
@@ -19,11 +23,13 @@ use crate::grpc::proto::merchant_service_server::MerchantServiceServer;
 use crate::grpc::proto::order_service_server::OrderServiceServer;
 use crate::grpc::proto::page_service_server::PageServiceServer;
 use crate::grpc::service::{Gateway, GatewaySettings};
+use crate::idempotency::IdempotencySettings;
 use crate::provider::client::{SoaClient, SoaConfig};
 use crate::provider::crypto::{
     Keystore, PartyKeys, PrivateKey, Protocol, load_certificate_file, load_private_key_pem, load_public_key_pem,
 };
 use crate::sandbox::{self, RunningSandbox, SandboxConfig};
+use crate::store::{MemoryStore, RedisStore, Store};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +124,14 @@ fn configured_keys(config: &Config) -> Result<PartyKeys, ServeError> {
 pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
     config.validate()?;
     let (keys, url, sandbox) = match &config.provider.url {
-        Some(url) => (configured_keys(&config)?, url.clone(), None),
+        Some(url) => {
+            // PKCS#12 decryption and key parsing are CPU work: off the executor.
+            let for_keys = config.clone();
+            let keys = tokio::task::spawn_blocking(move || configured_keys(&for_keys))
+                .await
+                .map_err(keys_error)??;
+            (keys, url.clone(), None)
+        }
         None => {
             let key = tokio::task::spawn_blocking(|| PrivateKey::generate(2048))
                 .await
@@ -150,6 +163,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         %page_base_url,
         "page links use this environment's layout"
     );
+    let keys_secret = keys.own.derived_secret(FINGERPRINT_LABEL).map_err(keys_error)?;
     let client = SoaClient::new(
         SoaConfig {
             url,
@@ -161,8 +175,13 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         keys,
     )
     .map_err(|e| ServeError::Setup(e.to_string()))?;
+    let store = open_store(&config)?;
+    let stack_settings = stack_settings(&config, &keys_secret)?;
+    let provider = stack::provider_stack(client.clone(), Arc::clone(&store), &stack_settings);
+    let caller_limit = stack::caller_limit(store, &config.provider.sysid, &stack_settings);
     let gateway = Gateway::new(
         client,
+        provider,
         GatewaySettings {
             notify_url: config.gateway.notify_url.clone(),
             page_base_url,
@@ -203,7 +222,11 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         source,
     })?;
     let (tx, rx) = oneshot::channel::<()>();
+    // The server stack (serve/stack.rs): per-caller limit, then tonic's
+    // bound on requests in progress per connection.
     let router = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(MAX_CONCURRENT_PER_CONNECTION)
+        .layer(caller_limit)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -225,6 +248,52 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         sandbox,
         shutdown: Some(tx),
         task,
+    })
+}
+
+/// The label of the fingerprint key derived from the merchant key.
+const FINGERPRINT_LABEL: &str = "yungate idempotency fingerprint v1";
+
+/// Requests in progress per HTTP/2 connection before tonic holds further streams back.
+const MAX_CONCURRENT_PER_CONNECTION: usize = 1024;
+
+/// The configured store: Redis, or in memory for a single replica.
+fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    match &config.store.redis_url {
+        Some(url) => {
+            let store = RedisStore::open(url.expose(), Duration::from_millis(config.store.timeout_ms))
+                .map_err(|e| ServeError::Setup(format!("store.redis_url: {e}")))?;
+            tracing::info!("idempotency records and rate-limit buckets in Redis");
+            Ok(Arc::new(store))
+        }
+        None => {
+            tracing::info!(
+                "no store.redis_url: idempotency records and rate-limit buckets in memory (one replica only)"
+            );
+            Ok(Arc::new(MemoryStore::new()))
+        }
+    }
+}
+
+/// The stacks' settings from the configuration.
+fn stack_settings(config: &Config, derived_secret: &[u8; 32]) -> Result<StackSettings, ServeError> {
+    use sha2::Digest;
+    let secret = match config.fingerprint_key()? {
+        Some(key) => sha2::Sha256::digest(key.expose().as_bytes()).into(),
+        None => *derived_secret,
+    };
+    let i = &config.idempotency;
+    Ok(StackSettings {
+        idempotency: IdempotencySettings {
+            sysid: config.provider.sysid.clone(),
+            secret,
+            retention: Duration::from_secs(i.retention_secs),
+            in_flight_wait: Duration::from_millis(i.in_flight_wait_ms),
+            lease: Duration::from_millis(i.lease_ms),
+        },
+        rate_limits: config.rate_limits()?,
+        max_in_flight: config.provider.max_in_flight,
+        in_flight_wait: Duration::from_secs(1),
     })
 }
 

@@ -161,13 +161,53 @@ fn enum_numbers_equal_provider_codes() {
 
 #[test]
 fn the_gateway_fills_back_url_exactly_where_the_spec_has_it() {
-    use yungate::grpc::service::CALLS_WITH_BACK_URL;
+    use yungate::provider::calls::Fill;
     for (json, call) in calls_json().iter().zip(Call::ALL) {
         let has = json["request"]
             .as_array()
             .unwrap()
             .iter()
             .any(|f| f["name"] == "backUrl");
-        assert_eq!(has, CALLS_WITH_BACK_URL.contains(&call), "{} backUrl", json["section"]);
+        let fills = call.spec().fills.contains(&Fill::BackUrl);
+        assert_eq!(has, fills, "{} backUrl", json["section"]);
+        // Every field the gateway fills is a request field of the spec's call.
+        for fill in call.spec().fills {
+            let named = json["request"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["name"] == fill.field());
+            assert!(
+                named,
+                "{} fills {} the spec does not list",
+                json["section"],
+                fill.field()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_natural_idempotency_key_is_a_required_request_field_of_its_call() {
+    use yungate::provider::calls::{CallKind, Idempotency};
+    for (json, call) in calls_json().iter().zip(Call::ALL) {
+        let spec = call.spec();
+        if let Idempotency::Natural(field) = spec.idempotency {
+            let f = json["request"].as_array().unwrap().iter().find(|f| f["name"] == field);
+            let f = f.unwrap_or_else(|| panic!("{} has no request field {field}", json["section"]));
+            assert_eq!(f["required"], true, "{} {field}", json["section"]);
+        }
+        // A call that moves money is never without a natural key.
+        if spec.moves_money {
+            assert!(
+                matches!(spec.idempotency, Idempotency::Natural(_)),
+                "{}",
+                json["section"]
+            );
+        }
+        // Pages and notifications never reach the provider stack as mutations.
+        if spec.kind != CallKind::Backend {
+            assert_eq!(spec.idempotency, Idempotency::Query, "{}", json["section"]);
+        }
     }
 }

@@ -448,9 +448,13 @@ async fn a_provider_timeout_is_reported_as_outcome_unknown() {
         (info.domain.as_str(), info.reason.as_str()),
         ("yungate", "OUTCOME_UNKNOWN")
     );
-    // It was processed all the same: the outcome really was unknown, not failed.
+    // It was processed all the same: the outcome really was unknown, not
+    // failed. The retry with the same bizUserId learns it from getMemberInfo
+    // instead of creating the member again.
     set_faults(&running, serde_json::json!({})).await;
-    let again = members.create_member(create()).await.unwrap_err();
-    assert_eq!(again.code(), Code::AlreadyExists);
+    let again = members.create_member(create()).await.unwrap();
+    assert_eq!(again.metadata().get("idempotent-recovered").unwrap(), "true");
+    assert_eq!(again.get_ref().biz_user_id, "slow-1");
+    assert!(!again.get_ref().user_id.is_empty(), "{again:?}");
     running.stop().await.unwrap();
 }

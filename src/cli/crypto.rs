@@ -28,7 +28,7 @@ pub enum CryptoCommand {
 }
 
 /// The signed string, given whole or as its three parts.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct SigningInput {
     /// The sysid (application system number).
     #[arg(long, value_name = "S")]
@@ -40,6 +40,8 @@ pub struct SigningInput {
     #[arg(long, value_name = "JSON")]
     req: Option<String>,
 }
+
+crate::debug_shows!(SigningInput: sysid, timestamp);
 
 impl SigningInput {
     fn concatenated(&self) -> Result<String, CliError> {
@@ -63,7 +65,7 @@ pub struct SignArgs {
     input: SigningInput,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
     keys: KeyArgs,
@@ -79,7 +81,9 @@ pub struct VerifyArgs {
     input: SigningInput,
 }
 
-#[derive(Debug, Args)]
+crate::debug_shows!(VerifyArgs: keys, protocol, input);
+
+#[derive(Args)]
 pub struct ValueArgs {
     #[command(flatten)]
     keys: KeyArgs,
@@ -89,6 +93,8 @@ pub struct ValueArgs {
     #[arg(long, value_name = "V")]
     value: String,
 }
+
+crate::debug_shows!(ValueArgs: keys, protocol);
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {

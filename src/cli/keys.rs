@@ -11,7 +11,7 @@ use crate::provider::crypto::{
 use crate::provider::sensitive::Sensitive;
 
 /// Where keys come from. Which of them a command accepts is in its help.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Clone, Default, Args)]
 pub struct KeyArgs {
     /// The merchant's PKCS#12 keystore (.pfx/.p12), as the provider issues it.
     #[arg(long, value_name = "F.pfx")]
@@ -32,6 +32,9 @@ pub struct KeyArgs {
     #[arg(long, value_name = "F.pem")]
     pub pubkey: Option<PathBuf>,
 }
+
+// The password never prints.
+crate::debug_shows!(KeyArgs: keystore, alias, key, cert, pubkey);
 
 impl KeyArgs {
     fn given(&self) -> Vec<&'static str> {
@@ -119,5 +122,21 @@ impl KeyArgs {
     /// Whether any key option was given.
     pub fn is_empty(&self) -> bool {
         self.given().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeyArgs;
+
+    #[test]
+    fn the_keystore_password_never_prints() {
+        let args = KeyArgs {
+            keystore: Some("m.pfx".into()),
+            password: Some("hunter2".into()),
+            ..KeyArgs::default()
+        };
+        let printed = format!("{args:?}");
+        assert!(printed.contains("m.pfx") && !printed.contains("hunter2"), "{printed}");
     }
 }

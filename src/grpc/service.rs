@@ -1,38 +1,42 @@
-//! The gRPC services: every rpc is validate -> convert -> `SoaClient` -> convert back, in one generic function.
+//! The gRPC services: every rpc is validate -> convert -> the provider stack -> convert back, in one generic function.
 //!
 //! The five service traits are implemented by the `rpcs!` macro, one line
 //! per rpc naming its call; all the work is in [`Gateway::backend`] and
 //! [`Gateway::page`], which use the descriptors to convert (see
-//! `convert.rs`). The gateway fills the fields callers never send: its own
-//! `backUrl` (also inside batch items and payouts to cards), the `sysid`,
-//! and configured `frontUrl` / `jumpUrl` defaults.
+//! `convert.rs`). The gateway fills the fields of the call's `fills` in the
+//! catalogue: its own `backUrl` (also inside batch items and payouts to
+//! cards), the `sysid`, and configured `frontUrl` / `jumpUrl` defaults.
+//! It answers a little before the caller's deadline, so that the caller
+//! hears whether its call may have been sent (invariant 3).
+
+use std::time::Duration;
 
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
 use serde_json::{Map, Value as Json};
+use tokio::time::Instant;
+use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status};
+use tower::ServiceExt;
 
 use super::convert::{self, from_wire, to_wire};
 use super::status::{self, invalid_argument};
 use super::{proto, rpc_of, validate};
-use crate::provider::calls::Call;
-use crate::provider::client::SoaClient;
+use crate::error::GatewayError;
+use crate::exchange::{ProviderAnswer, ProviderRequest};
+use crate::provider::calls::{Call, Fill};
+use crate::provider::client::{CallError, SoaClient};
+use crate::serve::stack::ProviderStack;
 
-/// Calls whose request carries the provider's `backUrl` (the gateway's own
-/// notification URL); checked against calls.json by tests/proto_catalogue.rs.
-pub const CALLS_WITH_BACK_URL: [Call; 11] = [
-    Call::SetCompanyInfo,
-    Call::SetPayPwd,
-    Call::UpdatePayPwd,
-    Call::ResetPayPwd,
-    Call::UpdatePhoneByPayPwd,
-    Call::DepositApply,
-    Call::WithdrawApply,
-    Call::ConsumeApply,
-    Call::AgentCollectApplySimplify,
-    Call::SignalAgentPaySimplify,
-    Call::Refund,
-];
+/// The metadata key of a caller-chosen idempotency key (for mutations without a natural one).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Response metadata: the answer was replayed from the idempotency store.
+pub const REPLAYED: &str = "idempotent-replayed";
+/// Response metadata: the answer was recovered by querying the provider
+/// after an attempt whose outcome was unknown.
+pub const RECOVERED: &str = "idempotent-recovered";
+/// Response metadata: with `RECOVERED`, the 6.13 order status the provider reported.
+pub const RECOVERED_ORDER_STATUS: &str = "idempotent-recovered-order-status";
 
 /// Settings of the gRPC layer.
 #[derive(Debug, Clone, Default)]
@@ -47,11 +51,68 @@ pub struct GatewaySettings {
     pub default_jump_url: Option<String>,
 }
 
-/// The state every rpc shares: the provider client and the settings.
-#[derive(Debug, Clone)]
+/// The state every rpc shares: the provider stack, the client (for page
+/// links and decryption) and the settings.
+#[derive(Clone)]
 pub struct Gateway {
     client: SoaClient,
+    provider: ProviderStack,
     settings: GatewaySettings,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("client", &self.client)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The caller's deadline from `grpc-timeout` (`<digits><H|M|S|m|u|n>`, at most 8 digits).
+pub fn deadline_of(metadata: &MetadataMap) -> Option<Instant> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    };
+    Some(Instant::now() + timeout)
+}
+
+/// When to answer: a little before the caller's deadline (a tenth of the
+/// time left, at most 50 ms), so the answer arrives before the caller gives up.
+fn answer_by(deadline: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    deadline - (left / 10).min(Duration::from_millis(50))
+}
+
+/// Marks an answer's metadata as replayed or recovered.
+fn mark(metadata: &mut MetadataMap, answer: &ProviderAnswer) {
+    if answer.replayed {
+        metadata.insert(REPLAYED, MetadataValue::from_static("true"));
+    }
+    if answer.recovered {
+        metadata.insert(RECOVERED, MetadataValue::from_static("true"));
+        let status = answer
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|v| v.get("orderStatus"))
+            .and_then(Json::as_i64);
+        if let Some(status) = status {
+            metadata.insert(RECOVERED_ORDER_STATUS, MetadataValue::from(status));
+        }
+    }
 }
 
 fn descriptor(call: Call, suffix: &str) -> Result<MessageDescriptor, Status> {
@@ -62,30 +123,50 @@ fn descriptor(call: Call, suffix: &str) -> Result<MessageDescriptor, Status> {
 
 impl Gateway {
     /// A gateway calling the provider through `client`.
-    pub fn new(client: SoaClient, settings: GatewaySettings) -> Self {
-        Gateway { client, settings }
+    pub fn new(client: SoaClient, provider: ProviderStack, settings: GatewaySettings) -> Self {
+        Gateway {
+            client,
+            provider,
+            settings,
+        }
     }
 
     /// The request as the provider's JSON, with the gateway's own fields
-    /// filled in and every rule checked.
-    fn wire_request<Req: Message>(&self, call: Call, request: Req) -> Result<Map<String, Json>, Status> {
+    /// filled in and every rule checked, and the caller-supplied part as
+    /// canonical JSON (the map's keys are sorted) for the fingerprint.
+    fn wire_request<Req: Message>(&self, call: Call, request: Req) -> Result<(Map<String, Json>, Vec<u8>), Status> {
         let desc = descriptor(call, "Request")?;
         let dynamic = DynamicMessage::decode(desc.clone(), request.encode_to_vec().as_slice())
             .map_err(|e| status::internal(&format!("cannot read the request: {e}")))?;
         let mut wire = to_wire(&dynamic);
+        let supplied = if call.spec().idempotency.is_mutation() {
+            serde_json::to_vec(&wire).map_err(|e| status::internal(&e.to_string()))?
+        } else {
+            Vec::new()
+        };
         self.fill(call, &mut wire);
         let violations = validate::violations(call, &desc, &wire);
         if !violations.is_empty() {
             return Err(invalid_argument(&violations));
         }
-        Ok(wire)
+        Ok((wire, supplied))
     }
 
     fn fill(&self, call: Call, wire: &mut Map<String, Json>) {
         let notify = Json::String(self.settings.notify_url.clone());
-        if CALLS_WITH_BACK_URL.contains(&call) {
-            wire.insert("backUrl".into(), notify.clone());
+        for fill in call.spec().fills {
+            let value = match fill {
+                Fill::BackUrl => Some(notify.clone()),
+                Fill::Sysid => Some(Json::String(self.client.sysid().to_owned())),
+                Fill::DefaultFrontUrl => self.settings.default_front_url.clone().map(Json::String),
+                Fill::DefaultJumpUrl => self.settings.default_jump_url.clone().map(Json::String),
+            };
+            let Some(value) = value else { continue };
+            if fill.always() || !wire.contains_key(fill.field()) {
+                wire.insert(fill.field().into(), value);
+            }
         }
+        // Nested backUrls: every batch item and payout to a card is notified on its own.
         if let Some(Json::Array(items)) = wire.get_mut("batchPayList") {
             for item in items {
                 item["backUrl"] = notify.clone();
@@ -105,53 +186,76 @@ impl Gateway {
             }
         }
         validate::normalise_dates(wire);
-        if call == Call::QueryReserveFundBalance {
-            wire.insert("sysid".into(), Json::String(self.client.sysid().to_owned()));
-        }
-        let takes_front_url = matches!(
-            call,
-            Call::DepositApply | Call::ConsumeApply | Call::AgentCollectApplySimplify
-        );
-        if let (true, Some(url), false) = (
-            takes_front_url,
-            &self.settings.default_front_url,
-            wire.contains_key("frontUrl"),
-        ) {
-            wire.insert("frontUrl".into(), Json::String(url.clone()));
-        }
-        let takes_jump_url = call.is_page() && call != Call::PayPageSms;
-        if let (true, Some(url), false) = (
-            takes_jump_url,
-            &self.settings.default_jump_url,
-            wire.contains_key("jumpUrl"),
-        ) {
-            wire.insert("jumpUrl".into(), Json::String(url.clone()));
-        }
     }
 
-    /// A backend rpc: validate, call the provider, convert the answer.
+    /// A backend rpc: validate, send through the provider stack, convert the answer.
     pub async fn backend<Req: Message, Resp: Message + Default>(
         &self,
         call: Call,
         request: Request<Req>,
     ) -> Result<Response<Resp>, Status> {
-        let wire = self.wire_request(call, request.into_inner())?;
+        let deadline = deadline_of(request.metadata());
+        let caller_key = match request.metadata().get(IDEMPOTENCY_KEY) {
+            None => None,
+            Some(v) => Some(v.to_str().map(str::to_owned).map_err(|_| {
+                status::from_gateway_error(&GatewayError::InvalidKey("must be printable ASCII".into()))
+            })?),
+        };
+        let (param, supplied) = self.wire_request(call, request.into_inner())?;
+        let sent = self.provider.clone().oneshot(ProviderRequest {
+            call,
+            param,
+            supplied,
+            caller_key,
+            deadline,
+        });
+        let answered = match deadline {
+            Some(deadline) => tokio::time::timeout_at(answer_by(deadline), sent).await.unwrap_or(Err(
+                GatewayError::DeadlineExceeded {
+                    sent: call.spec().idempotency.is_mutation(),
+                },
+            )),
+            None => sent.await,
+        };
+        let answer = answered.map_err(|e| status::from_gateway_error(&e))?;
+        let mut metadata = MetadataMap::new();
+        mark(&mut metadata, &answer);
+        let converted = match answer.result {
+            Ok(value) => self.response(call, value).await,
+            Err(e) => Err(status::from_call_error(&e)),
+        };
+        match converted {
+            Ok(message) => {
+                let mut response = Response::new(message);
+                *response.metadata_mut() = metadata;
+                Ok(response)
+            }
+            Err(mut status) => {
+                for kv in metadata.iter() {
+                    if let tonic::metadata::KeyAndValueRef::Ascii(k, v) = kv {
+                        status.metadata_mut().insert(k.clone(), v.clone());
+                    }
+                }
+                Err(status)
+            }
+        }
+    }
+
+    /// A verified answer (encrypted fields still encrypted) as the rpc's response.
+    async fn response<Resp: Message + Default>(&self, call: Call, value: Json) -> Result<Resp, Status> {
         let answer = self
             .client
-            .call_value(call, Json::Object(wire))
+            .decrypt_response(call, value)
             .await
             .map_err(|e| status::from_call_error(&e))?;
         let desc = descriptor(call, "Response")?;
         let dynamic = from_wire(&desc, &answer).map_err(|e| {
-            status::from_call_error(&crate::provider::client::CallError::Malformed(
-                crate::provider::wire::WireError::Malformed {
-                    field: "signedValue",
-                    reason: e.to_string(),
-                },
-            ))
+            status::from_call_error(&CallError::Malformed(crate::provider::wire::WireError::Malformed {
+                field: "signedValue",
+                reason: e.to_string(),
+            }))
         })?;
         Resp::decode(dynamic.encode_to_vec().as_slice())
-            .map(Response::new)
             .map_err(|e| status::internal(&format!("cannot build the response: {e}")))
     }
 
@@ -161,7 +265,7 @@ impl Gateway {
         call: Call,
         request: Request<Req>,
     ) -> Result<Response<Resp>, Status> {
-        let wire = self.wire_request(call, request.into_inner())?;
+        let (wire, _) = self.wire_request(call, request.into_inner())?;
         let url = self
             .client
             .page_url(&self.settings.page_base_url, call, Json::Object(wire))

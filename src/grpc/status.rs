@@ -11,6 +11,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::error::GatewayError;
 use crate::provider::client::{CallError, UNKNOWN_OUTCOME_CODES};
 
 /// Section 7 code -> gRPC code. Refusals about the request's content are
@@ -233,11 +234,105 @@ pub fn from_call_error(error: &CallError) -> Status {
     }
 }
 
-/// One field violation: the proto field path and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    pub field: String,
-    pub description: String,
+pub use crate::error::Violation;
+
+/// Any gateway failure as a status: the one mapping (invariant 3). Every
+/// refusal of the gateway's own says in ErrorInfo (domain `yungate`) why,
+/// and, where a retry can pass, in RetryInfo when.
+pub fn from_gateway_error(error: &GatewayError) -> Status {
+    let retry = |code: Code, message: String, reason: &str, metadata: HashMap<String, String>, after: Duration| {
+        let mut details = ErrorDetails::with_error_info(reason, DOMAIN, metadata);
+        details.set_retry_info(Some(after));
+        Status::with_error_details(code, message, details)
+    };
+    match error {
+        GatewayError::Invalid(violations) => invalid_argument(violations),
+        GatewayError::InvalidKey(reason) => {
+            let mut details = ErrorDetails::with_error_info("INVALID_IDEMPOTENCY_KEY", DOMAIN, HashMap::new());
+            details.add_bad_request_violation("idempotency-key", reason.clone());
+            Status::with_error_details(
+                Code::InvalidArgument,
+                format!("invalid request: the idempotency-key metadata {reason}"),
+                details,
+            )
+        }
+        GatewayError::Provider(e) => from_call_error(e),
+        GatewayError::KeyReused { field } => with_info(
+            Code::FailedPrecondition,
+            format!(
+                "{field} was used before with a different request: nothing was sent; \
+                 use a new {field} for a new intent, or resend the first request unchanged"
+            ),
+            "IDEMPOTENCY_KEY_REUSED",
+            DOMAIN,
+            HashMap::from([("field".to_owned(), (*field).to_owned())]),
+        ),
+        GatewayError::InFlight { retry_after } => retry(
+            Code::Aborted,
+            "a request with the same idempotency key is still in flight: retry it unchanged to get its outcome".into(),
+            "IDEMPOTENCY_IN_FLIGHT",
+            HashMap::new(),
+            *retry_after,
+        ),
+        GatewayError::Unresolved { cause, detail } => outcome_unknown(
+            Code::Unknown,
+            format!(
+                "an earlier attempt with this idempotency key may have been processed and its outcome \
+                 cannot be learnt now; nothing new was sent: {detail}"
+            ),
+            cause,
+            HashMap::new(),
+        ),
+        GatewayError::StoreUnavailable(detail) => retry(
+            Code::Unavailable,
+            format!("the idempotency store is unavailable, so this call was not sent (nothing moved): {detail}"),
+            "STORE_UNAVAILABLE",
+            HashMap::new(),
+            Duration::from_secs(1),
+        ),
+        GatewayError::RateLimited {
+            scope,
+            class,
+            retry_after,
+        } => retry(
+            Code::ResourceExhausted,
+            format!(
+                "rate limit of the {} {} class exceeded: nothing was sent; retry after {} ms",
+                scope.name(),
+                class.name(),
+                retry_after.as_millis().max(1)
+            ),
+            "RATE_LIMITED",
+            HashMap::from([
+                ("scope".to_owned(), scope.name().to_owned()),
+                ("class".to_owned(), class.name().to_owned()),
+            ]),
+            *retry_after,
+        ),
+        GatewayError::ProviderBusy { retry_after } => retry(
+            Code::Unavailable,
+            "too many provider calls are in flight: this one was not sent and is safe to retry".into(),
+            "PROVIDER_BUSY",
+            HashMap::new(),
+            *retry_after,
+        ),
+        GatewayError::DeadlineExceeded { sent: true } => outcome_unknown(
+            Code::DeadlineExceeded,
+            "the deadline passed before the provider answered; the call goes on at the gateway and records \
+             its outcome: retry with the same idempotency key to learn it"
+                .into(),
+            "CALLER_DEADLINE",
+            HashMap::new(),
+        ),
+        GatewayError::DeadlineExceeded { sent: false } => with_info(
+            Code::DeadlineExceeded,
+            "the deadline passed before the provider answered".into(),
+            "DEADLINE_EXCEEDED",
+            DOMAIN,
+            HashMap::new(),
+        ),
+        GatewayError::Internal(what) => internal(what),
+    }
 }
 
 /// The most violations a `BadRequest` lists: its trailer must stay far below

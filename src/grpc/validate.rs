@@ -22,9 +22,6 @@ use crate::provider::formats::{
 };
 use crate::provider::wire;
 
-/// Wire fields the gateway fills in itself: never required from callers.
-const GATEWAY_FILLED: [&str; 1] = ["backUrl"];
-
 /// Methods that cannot be combined with another (5.2, 4.2.1).
 const NOT_COMBINABLE: [&str; 11] = [
     "POSPAY",
@@ -140,7 +137,8 @@ pub fn violations(call: Call, desc: &MessageDescriptor, wire: &Map<String, Json>
     encrypted_lengths(&mut c, call, desc, wire);
     let spec = call.spec();
     for name in spec.required_request {
-        if GATEWAY_FILLED.contains(name) || (call == Call::QueryReserveFundBalance && *name == "sysid") {
+        // Fields the gateway always sets are never required from callers.
+        if spec.fills.iter().any(|f| f.always() && f.field() == *name) {
             continue;
         }
         if !is_present(wire.get(*name)) {

@@ -23,6 +23,20 @@ pub struct CallSpec {
     pub service: &'static str,
     pub method: &'static str,
     pub kind: CallKind,
+    /// The gRPC rpc that carries the call (in the service of the same name,
+    /// or `PageService` for pages); empty for the two notifications.
+    pub rpc: &'static str,
+    /// What makes a retry of the call safe.
+    pub idempotency: Idempotency,
+    /// Whether the call moves or commits money: it never runs without the
+    /// idempotency store (fail closed when the store is down).
+    pub moves_money: bool,
+    /// How a retry learns what an attempt with an unknown outcome did.
+    pub resolution: Resolution,
+    /// Which provider quota the call draws on.
+    pub rate_class: RateClass,
+    /// The fields the gateway fills in itself; callers never send them.
+    pub fills: &'static [Fill],
     /// Request parameters (inside `req.param`) that travel encrypted.
     pub encrypted_request: &'static [&'static str],
     /// Response fields (inside `signedValue`) that travel encrypted.
@@ -30,6 +44,111 @@ pub struct CallSpec {
     /// Request parameters the spec marks required (or whose blank 必填 cell
     /// the catalogue reads as required), by wire name.
     pub required_request: &'static [&'static str],
+}
+
+/// What makes a retry of a call safe (GUIDE section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Idempotency {
+    /// A read, or a page link that only signs: retried freely, never stored.
+    Query,
+    /// A mutation keyed by the natural number in this request field (wire
+    /// name), scoped by sysid and call: a retry with the same number is the
+    /// same intent.
+    Natural(&'static str),
+    /// A mutation without a natural number: idempotent when the caller sends
+    /// an `idempotency-key`, otherwise passed through as sent.
+    CallerKey,
+}
+
+impl Idempotency {
+    /// Whether the call changes anything at the provider.
+    pub fn is_mutation(self) -> bool {
+        self != Idempotency::Query
+    }
+}
+
+/// How a retry learns what an attempt with an unknown outcome did, before
+/// anything is sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resolution {
+    /// 4.2.21 getOrderDetail (l.2243-2244: bizUserId and bizOrderNo, both
+    /// required) with the member of this request field and the request's
+    /// `bizOrderNo`: 40000 订单不存在 means the attempt never landed.
+    OrderDetail { member: &'static str },
+    /// A confirmation (4.2.8, 4.2.11) of an order that exists: 4.2.21
+    /// getOrderDetail with the request's `bizUserId` and `bizOrderNo`; 6.13
+    /// status 1 未支付 (l.2968) means the confirmation never landed.
+    PaymentDetail,
+    /// 4.1.8 getMemberInfo with the request's `bizUserId`: 30001 用户不存在
+    /// means the attempt never landed.
+    MemberInfo,
+    /// Nothing to learn and nothing to lose: the call sets state rather than
+    /// moving money, so sending it again is harmless and its answer is the outcome.
+    Resend,
+    /// The spec offers no query for the call and does not say a duplicate
+    /// number is refused (freezes, transfers, batches): an unknown outcome
+    /// stays unknown until a notification or the reconciliation file (4.3.2)
+    /// settles it, and is never sent again.
+    NoQuery,
+}
+
+/// Which provider quota a call draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RateClass {
+    /// Reads.
+    Query,
+    /// Member and card set-up, goods.
+    Member,
+    /// Orders and every other call that moves money.
+    Order,
+    /// Page links: signed locally, they cost the provider nothing until the browser opens them.
+    Page,
+}
+
+impl RateClass {
+    /// Every class, in order.
+    pub const ALL: [RateClass; 4] = [RateClass::Query, RateClass::Member, RateClass::Order, RateClass::Page];
+
+    /// The class's name in configuration and in keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            RateClass::Query => "query",
+            RateClass::Member => "member",
+            RateClass::Order => "order",
+            RateClass::Page => "page",
+        }
+    }
+}
+
+/// A field the gateway fills in for callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fill {
+    /// `backUrl`: always the gateway's own notification URL.
+    BackUrl,
+    /// `frontUrl`: the configured default when the caller gives none.
+    DefaultFrontUrl,
+    /// `jumpUrl`: the configured default when the caller gives none.
+    DefaultJumpUrl,
+    /// `sysid`: always the merchant's own.
+    Sysid,
+}
+
+impl Fill {
+    /// Whether the gateway always sets the field (callers cannot), rather
+    /// than only defaulting it.
+    pub fn always(self) -> bool {
+        matches!(self, Fill::BackUrl | Fill::Sysid)
+    }
+
+    /// The wire name of the filled field.
+    pub fn field(self) -> &'static str {
+        match self {
+            Fill::BackUrl => "backUrl",
+            Fill::DefaultFrontUrl => "frontUrl",
+            Fill::DefaultJumpUrl => "jumpUrl",
+            Fill::Sysid => "sysid",
+        }
+    }
 }
 
 /// The card numbers inside `payMethod` (5.2): "银行卡号, RSA 加密" for
@@ -226,6 +345,12 @@ impl Call {
                 service: "MemberService",
                 method: "createMember",
                 kind: CallKind::Backend,
+                rpc: "CreateMember",
+                idempotency: Idempotency::Natural("bizUserId"),
+                moves_money: false,
+                resolution: Resolution::MemberInfo,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "memberType", "source"],
@@ -235,6 +360,12 @@ impl Call {
                 service: "MemberService",
                 method: "sendVerificationCode",
                 kind: CallKind::Backend,
+                rpc: "SendVerificationCode",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "phone", "verificationCodeType"],
@@ -244,6 +375,12 @@ impl Call {
                 service: "MemberService",
                 method: "bindPhone",
                 kind: CallKind::Backend,
+                rpc: "BindPhone",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "phone", "verificationCode"],
@@ -253,6 +390,12 @@ impl Call {
                 service: "MemberService",
                 method: "changeBindPhone",
                 kind: CallKind::Backend,
+                rpc: "ChangeBindPhone",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "oldPhone", "newPhone", "newVerificationCode"],
@@ -262,6 +405,12 @@ impl Call {
                 service: "MemberService",
                 method: "setRealName",
                 kind: CallKind::Backend,
+                rpc: "SetRealName",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &["identityNo"],
                 encrypted_response: &["identityNo"],
                 required_request: &["bizUserId", "name", "identityType", "identityNo"],
@@ -271,6 +420,12 @@ impl Call {
                 service: "MemberService",
                 method: "setCompanyInfo",
                 kind: CallKind::Backend,
+                rpc: "SetCompanyInfo",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[Fill::BackUrl],
                 encrypted_request: &["companyBasicInfo.accountNo", "companyBasicInfo.legalIds"],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "companyBasicInfo"],
@@ -280,6 +435,12 @@ impl Call {
                 service: "MemberService",
                 method: "verifyResult",
                 kind: CallKind::Notification,
+                rpc: "",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Query,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &[],
@@ -289,6 +450,12 @@ impl Call {
                 service: "MemberService",
                 method: "getMemberInfo",
                 kind: CallKind::Backend,
+                rpc: "GetMemberInfo",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Query,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[
                     "memberInfo.accountNo",
@@ -302,6 +469,12 @@ impl Call {
                 service: "MemberService",
                 method: "getBankCardBin",
                 kind: CallKind::Backend,
+                rpc: "GetBankCardBin",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Query,
+                fills: &[],
                 encrypted_request: &["cardNo"],
                 encrypted_response: &[],
                 required_request: &["cardNo"],
@@ -311,6 +484,12 @@ impl Call {
                 service: "MemberService",
                 method: "applyBindBankCard",
                 kind: CallKind::Backend,
+                rpc: "ApplyBindBankCard",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &["cardNo", "cvv2", "identityNo", "validate"],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "cardNo", "phone", "name", "identityType", "identityNo"],
@@ -320,6 +499,12 @@ impl Call {
                 service: "MemberService",
                 method: "bindBankCard",
                 kind: CallKind::Backend,
+                rpc: "BindBankCard",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "tranceNum", "phone", "verificationCode"],
@@ -329,6 +514,12 @@ impl Call {
                 service: "MemberService",
                 method: "applyVerifyPayBindBankCard",
                 kind: CallKind::Backend,
+                rpc: "ApplyVerifyPayBindBankCard",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &["cardNo", "identityNo"],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "cardNo", "phone", "name", "identityType", "identityNo"],
@@ -338,6 +529,12 @@ impl Call {
                 service: "MemberService",
                 method: "affirmVerifyPayBindCard",
                 kind: CallKind::Backend,
+                rpc: "AffirmVerifyPayBindCard",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "tranceNum", "verificationCode"],
@@ -347,6 +544,12 @@ impl Call {
                 service: "MemberService",
                 method: "threeElementsBindBankCard",
                 kind: CallKind::Backend,
+                rpc: "ThreeElementsBindBankCard",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &["cardNo", "identityNo"],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "name", "identityType", "identityNo", "cardNo"],
@@ -356,6 +559,12 @@ impl Call {
                 service: "MemberService",
                 method: "setSafeCard",
                 kind: CallKind::Backend,
+                rpc: "SetSafeCard",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &["cardNo"],
                 encrypted_response: &["cardNo"],
                 required_request: &["bizUserId", "cardNo"],
@@ -365,6 +574,12 @@ impl Call {
                 service: "MemberService",
                 method: "queryBankCard",
                 kind: CallKind::Backend,
+                rpc: "QueryBankCard",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Query,
+                fills: &[],
                 encrypted_request: &["cardNo"],
                 encrypted_response: &["bindCardList.bankCardNo"],
                 required_request: &["bizUserId"],
@@ -374,6 +589,12 @@ impl Call {
                 service: "MemberService",
                 method: "unbindBankCard",
                 kind: CallKind::Backend,
+                rpc: "UnbindBankCard",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &["cardNo"],
                 encrypted_response: &["cardNo"],
                 required_request: &["bizUserId", "cardNo"],
@@ -383,6 +604,12 @@ impl Call {
                 service: "MemberService",
                 method: "lockMember",
                 kind: CallKind::Backend,
+                rpc: "LockMember",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId"],
@@ -392,6 +619,12 @@ impl Call {
                 service: "MemberService",
                 method: "unlockMember",
                 kind: CallKind::Backend,
+                rpc: "UnlockMember",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId"],
@@ -401,6 +634,12 @@ impl Call {
                 service: "MemberPwdService",
                 method: "setPayPwd",
                 kind: CallKind::Page,
+                rpc: "SetPayPasswordPage",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Page,
+                fills: &[Fill::BackUrl, Fill::DefaultJumpUrl],
                 encrypted_request: &["identityNo"],
                 encrypted_response: &[],
                 required_request: &[
@@ -418,6 +657,12 @@ impl Call {
                 service: "MemberPwdService",
                 method: "updatePayPwd",
                 kind: CallKind::Page,
+                rpc: "UpdatePayPasswordPage",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Page,
+                fills: &[Fill::BackUrl, Fill::DefaultJumpUrl],
                 encrypted_request: &["identityNo"],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "name", "identityType", "identityNo", "backUrl"],
@@ -427,6 +672,12 @@ impl Call {
                 service: "MemberPwdService",
                 method: "resetPayPwd",
                 kind: CallKind::Page,
+                rpc: "ResetPayPasswordPage",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Page,
+                fills: &[Fill::BackUrl, Fill::DefaultJumpUrl],
                 encrypted_request: &["identityNo"],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "name", "phone", "identityType", "identityNo", "backUrl"],
@@ -436,6 +687,12 @@ impl Call {
                 service: "MemberPwdService",
                 method: "updatePhoneByPayPwd",
                 kind: CallKind::Page,
+                rpc: "UpdatePhoneByPayPasswordPage",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Page,
+                fills: &[Fill::BackUrl, Fill::DefaultJumpUrl],
                 encrypted_request: &["identityNo"],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "name", "identityType", "identityNo", "oldPhone", "backUrl"],
@@ -445,6 +702,12 @@ impl Call {
                 service: "MemberPwdService",
                 method: "setNewMobilePayPwd",
                 kind: CallKind::Backend,
+                rpc: "SetNewMobilePayPwd",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &["identityNo", "newPassword", "oldPassword"],
                 encrypted_response: &[],
                 required_request: &[
@@ -461,6 +724,12 @@ impl Call {
                 service: "MemberPwdService",
                 method: "resetNewMobilePayPwdApply",
                 kind: CallKind::Backend,
+                rpc: "ResetNewMobilePayPwdApply",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &["identityNo"],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "name", "identityType", "identityNo"],
@@ -470,6 +739,12 @@ impl Call {
                 service: "MemberPwdService",
                 method: "resetNewMobilePayPwdAffirm",
                 kind: CallKind::Backend,
+                rpc: "ResetNewMobilePayPwdAffirm",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &["identityNo", "lastCardNo", "payPassword"],
                 encrypted_response: &[],
                 required_request: &[
@@ -488,6 +763,12 @@ impl Call {
                 service: "OrderService",
                 method: "depositApply",
                 kind: CallKind::Backend,
+                rpc: "DepositApply",
+                idempotency: Idempotency::Natural("bizOrderNo"),
+                moves_money: true,
+                resolution: Resolution::OrderDetail { member: "bizUserId" },
+                rate_class: RateClass::Order,
+                fills: &[Fill::BackUrl, Fill::DefaultFrontUrl],
                 encrypted_request: PAY_METHOD_CARDS,
                 encrypted_response: &[],
                 required_request: &[
@@ -508,6 +789,12 @@ impl Call {
                 service: "OrderService",
                 method: "withdrawApply",
                 kind: CallKind::Backend,
+                rpc: "WithdrawApply",
+                idempotency: Idempotency::Natural("bizOrderNo"),
+                moves_money: true,
+                resolution: Resolution::OrderDetail { member: "bizUserId" },
+                rate_class: RateClass::Order,
+                fills: &[Fill::BackUrl],
                 encrypted_request: &["bankCardNo"],
                 encrypted_response: &[],
                 required_request: &[
@@ -528,6 +815,12 @@ impl Call {
                 service: "OrderService",
                 method: "consumeApply",
                 kind: CallKind::Backend,
+                rpc: "ConsumeApply",
+                idempotency: Idempotency::Natural("bizOrderNo"),
+                moves_money: true,
+                resolution: Resolution::OrderDetail { member: "payerId" },
+                rate_class: RateClass::Order,
+                fills: &[Fill::BackUrl, Fill::DefaultFrontUrl],
                 encrypted_request: PAY_METHOD_CARDS,
                 encrypted_response: &[],
                 required_request: &[
@@ -548,6 +841,12 @@ impl Call {
                 service: "OrderService",
                 method: "agentCollectApplySimplify",
                 kind: CallKind::Backend,
+                rpc: "AgentCollectApply",
+                idempotency: Idempotency::Natural("bizOrderNo"),
+                moves_money: true,
+                resolution: Resolution::OrderDetail { member: "payerId" },
+                rate_class: RateClass::Order,
+                fills: &[Fill::BackUrl, Fill::DefaultFrontUrl],
                 encrypted_request: PAY_METHOD_CARDS,
                 encrypted_response: &[],
                 required_request: &[
@@ -567,6 +866,12 @@ impl Call {
                 service: "OrderService",
                 method: "signalAgentPaySimplify",
                 kind: CallKind::Backend,
+                rpc: "SingleAgentPay",
+                idempotency: Idempotency::Natural("bizOrderNo"),
+                moves_money: true,
+                resolution: Resolution::OrderDetail { member: "bizUserId" },
+                rate_class: RateClass::Order,
+                fills: &[Fill::BackUrl],
                 encrypted_request: &["payToBankCardInfo.bankCardNo"],
                 encrypted_response: &[],
                 required_request: &[
@@ -584,6 +889,12 @@ impl Call {
                 service: "OrderService",
                 method: "batchAgentPaySimplify",
                 kind: CallKind::Backend,
+                rpc: "BatchAgentPay",
+                idempotency: Idempotency::Natural("bizBatchNo"),
+                moves_money: true,
+                resolution: Resolution::NoQuery,
+                rate_class: RateClass::Order,
+                fills: &[],
                 encrypted_request: &["batchPayList.payToBankCardInfo.bankCardNo"],
                 encrypted_response: &[],
                 required_request: &["bizBatchNo", "batchPayList", "tradeCode"],
@@ -593,6 +904,12 @@ impl Call {
                 service: "OrderService",
                 method: "pay",
                 kind: CallKind::Backend,
+                rpc: "ConfirmPaySms",
+                idempotency: Idempotency::Natural("bizOrderNo"),
+                moves_money: true,
+                resolution: Resolution::PaymentDetail,
+                rate_class: RateClass::Order,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "bizOrderNo", "verificationCode", "consumerIp"],
@@ -602,6 +919,12 @@ impl Call {
                 service: "OrderService",
                 method: "pay",
                 kind: CallKind::Page,
+                rpc: "GatewayPayPage",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Page,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "bizOrderNo", "consumerIp"],
@@ -611,6 +934,12 @@ impl Call {
                 service: "OrderService",
                 method: "pay",
                 kind: CallKind::Page,
+                rpc: "PasswordPayPage",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Page,
+                fills: &[Fill::DefaultJumpUrl],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "bizOrderNo", "consumerIp"],
@@ -620,6 +949,12 @@ impl Call {
                 service: "OrderService",
                 method: "pay",
                 kind: CallKind::Backend,
+                rpc: "ConfirmPayNewMobile",
+                idempotency: Idempotency::Natural("bizOrderNo"),
+                moves_money: true,
+                resolution: Resolution::PaymentDetail,
+                rate_class: RateClass::Order,
+                fills: &[],
                 encrypted_request: &["quickNewPwd"],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "bizOrderNo", "consumerIp"],
@@ -629,6 +964,12 @@ impl Call {
                 service: "OrderService",
                 method: "pay",
                 kind: CallKind::Notification,
+                rpc: "",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Query,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &[],
@@ -638,6 +979,12 @@ impl Call {
                 service: "OrderService",
                 method: "entryGoods",
                 kind: CallKind::Backend,
+                rpc: "EntryGoods",
+                idempotency: Idempotency::Natural("bizGoodsNo"),
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "goodsType", "bizGoodsNo", "goodsName", "goodsParams"],
@@ -647,6 +994,12 @@ impl Call {
                 service: "OrderService",
                 method: "queryModifyGoods",
                 kind: CallKind::Backend,
+                rpc: "QueryModifyGoods",
+                idempotency: Idempotency::CallerKey,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Member,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "bizGoodsNo", "goodsType"],
@@ -656,6 +1009,12 @@ impl Call {
                 service: "OrderService",
                 method: "freezeMoney",
                 kind: CallKind::Backend,
+                rpc: "FreezeMoney",
+                idempotency: Idempotency::Natural("bizFreezenNo"),
+                moves_money: true,
+                resolution: Resolution::NoQuery,
+                rate_class: RateClass::Order,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "bizFreezenNo", "accountSetNo", "amount"],
@@ -665,6 +1024,12 @@ impl Call {
                 service: "OrderService",
                 method: "unfreezeMoney",
                 kind: CallKind::Backend,
+                rpc: "UnfreezeMoney",
+                idempotency: Idempotency::Natural("bizFreezenNo"),
+                moves_money: true,
+                resolution: Resolution::NoQuery,
+                rate_class: RateClass::Order,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "bizFreezenNo", "accountSetNo", "amount"],
@@ -674,6 +1039,12 @@ impl Call {
                 service: "OrderService",
                 method: "refund",
                 kind: CallKind::Backend,
+                rpc: "Refund",
+                idempotency: Idempotency::Natural("bizOrderNo"),
+                moves_money: true,
+                resolution: Resolution::OrderDetail { member: "bizUserId" },
+                rate_class: RateClass::Order,
+                fills: &[Fill::BackUrl],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizOrderNo", "oriBizOrderNo", "bizUserId", "amount"],
@@ -683,6 +1054,12 @@ impl Call {
                 service: "OrderService",
                 method: "failureBidRefund",
                 kind: CallKind::Backend,
+                rpc: "FailureBidRefund",
+                idempotency: Idempotency::Natural("bizBatchNo"),
+                moves_money: true,
+                resolution: Resolution::NoQuery,
+                rate_class: RateClass::Order,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizBatchNo", "goodsType", "goodsNo", "batchRefundList"],
@@ -692,6 +1069,12 @@ impl Call {
                 service: "OrderService",
                 method: "applicationTransfer",
                 kind: CallKind::Backend,
+                rpc: "ApplicationTransfer",
+                idempotency: Idempotency::Natural("bizTransferNo"),
+                moves_money: true,
+                resolution: Resolution::NoQuery,
+                rate_class: RateClass::Order,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &[
@@ -707,6 +1090,12 @@ impl Call {
                 service: "OrderService",
                 method: "queryBalance",
                 kind: CallKind::Backend,
+                rpc: "QueryBalance",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Query,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "accountSetNo"],
@@ -716,6 +1105,12 @@ impl Call {
                 service: "OrderService",
                 method: "getOrderDetail",
                 kind: CallKind::Backend,
+                rpc: "GetOrderDetail",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Query,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "bizOrderNo"],
@@ -725,6 +1120,12 @@ impl Call {
                 service: "OrderService",
                 method: "queryInExpDetail",
                 kind: CallKind::Backend,
+                rpc: "QueryInExpDetail",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Query,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["bizUserId", "dateStart", "dateEnd", "startPosition", "queryNum"],
@@ -734,6 +1135,12 @@ impl Call {
                 service: "MerchantService",
                 method: "queryReserveFundBalance",
                 kind: CallKind::Backend,
+                rpc: "QueryReserveFundBalance",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Query,
+                fills: &[Fill::Sysid],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["sysid"],
@@ -743,6 +1150,12 @@ impl Call {
                 service: "MerchantService",
                 method: "getCheckAccountFile",
                 kind: CallKind::Backend,
+                rpc: "GetCheckAccountFile",
+                idempotency: Idempotency::Query,
+                moves_money: false,
+                resolution: Resolution::Resend,
+                rate_class: RateClass::Query,
+                fills: &[],
                 encrypted_request: &[],
                 encrypted_response: &[],
                 required_request: &["date"],

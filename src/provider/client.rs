@@ -210,6 +210,14 @@ impl SoaClient {
     /// marks as encrypted are encrypted here) and returns the verified,
     /// decrypted result.
     pub async fn call_value(&self, call: Call, param: Value) -> Result<Value, CallError> {
+        let value = self.exchange_value(call, param).await?;
+        self.decrypt_response(call, value).await
+    }
+
+    /// Makes a call and returns the verified result with the fields the
+    /// catalogue marks encrypted still encrypted (see `decrypt_response`),
+    /// as the provider sent them: what the idempotency store keeps.
+    pub async fn exchange_value(&self, call: Call, param: Value) -> Result<Value, CallError> {
         let spec = call.spec();
         if spec.kind != CallKind::Backend {
             return Err(CallError::NotSent(format!(
@@ -235,9 +243,19 @@ impl SoaClient {
             "provider call"
         );
         let (envelope_value, _) = result?;
+        Ok(envelope_value)
+    }
+
+    /// Decrypts the fields of a verified answer that the catalogue marks
+    /// encrypted, on the blocking pool.
+    pub async fn decrypt_response(&self, call: Call, value: Value) -> Result<Value, CallError> {
+        let spec = call.spec();
+        if spec.encrypted_response.is_empty() {
+            return Ok(value);
+        }
         let keys = Arc::clone(&self.keys);
         tokio::task::spawn_blocking(move || {
-            let mut value = envelope_value;
+            let mut value = value;
             transform_fields(&mut value, spec.encrypted_response, |field, cipher| {
                 keys.decrypt_field(cipher).map_err(|source| CallError::Decrypt {
                     field: field.to_owned(),

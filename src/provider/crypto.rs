@@ -158,6 +158,19 @@ impl PrivateKey {
         Ok(pem::encode("PRIVATE KEY", der.as_bytes()))
     }
 
+    /// A 32-byte secret bound to this key and `label`: SHA-256 over the label
+    /// and the key's PKCS#8 encoding. Every replica holding the merchant key
+    /// derives the same secret, and it reveals nothing about the key.
+    pub fn derived_secret(&self, label: &str) -> Result<[u8; 32], CryptoError> {
+        use sha2::Digest;
+        let der = self.inner.to_pkcs8_der().map_err(|e| CryptoError::Rsa(e.to_string()))?;
+        let mut hash = sha2::Sha256::new();
+        hash.update(label.as_bytes());
+        hash.update([0u8]);
+        hash.update(der.as_bytes());
+        Ok(hash.finalize().into())
+    }
+
     /// RSASSA-PKCS1-v1_5 with SHA-1 over `msg`.
     fn sign_sha1(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.inner.pkcs1v15_sign::<Sha1>(msg).map_err(rsa_error)

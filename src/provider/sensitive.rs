@@ -1,7 +1,7 @@
 //! `Sensitive<T>`: a value (password, card, identity or phone number) that must never be printed.
 //!
 //! The wrapper serialises and deserialises as the bare value, so it can sit in
-//! wire structs, but its `Debug` and `Display` show only a mask. Invariant 5 of
+//! wire structs, but its `Debug` and `Display` show only a mask. Invariant 6 of
 //! ARCHITECTURE.md relies on this: a struct that derives `Debug` and holds
 //! personal data through `Sensitive` cannot leak it into a log line or a span.
 
@@ -65,6 +65,22 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sensitive<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         T::deserialize(deserializer).map(Sensitive)
     }
+}
+
+/// Implements `Debug` for a struct by printing only the fields listed (and
+/// `..` for the rest): for structs that hold personal data in plain fields,
+/// the fields that are safe to print are named, and nothing else can leak.
+#[macro_export]
+macro_rules! debug_shows {
+    ($ty:ident: $($field:ident),* $(,)?) => {
+        impl ::std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish_non_exhaustive()
+            }
+        }
+    };
 }
 
 #[cfg(test)]

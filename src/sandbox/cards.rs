@@ -14,7 +14,7 @@ use crate::provider::errors::code;
 use crate::provider::wire;
 
 /// A pending binding waiting for its SMS confirmation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PendingBinding {
     pub biz_user_id: String,
     pub card_no: String,
@@ -23,6 +23,8 @@ pub struct PendingBinding {
     pub safe: bool,
     pub trans_date: String,
 }
+
+crate::debug_shows!(PendingBinding: biz_user_id, method, safe);
 
 /// Card BIN facts (5.1) of a test-environment card, or `None` for an unknown card.
 pub fn card_bin(card_no: &str) -> Option<Value> {

@@ -35,12 +35,14 @@ use crate::provider::wire::{self, Form, SignedRequest};
 const PAGE_LIFETIME: time::Duration = time::Duration::minutes(15);
 
 /// A page opened and waiting for its form.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OpenPage {
     pub call: Call,
     pub param: Value,
     pub opened_at: OffsetDateTime,
 }
+
+crate::debug_shows!(OpenPage: call, opened_at);
 
 /// Which page a path serves in `environment`'s layout.
 pub fn page_for_path(path: &str, environment: Environment) -> Option<Call> {

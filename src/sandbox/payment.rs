@@ -102,7 +102,7 @@ pub const METHODS: &[Method] = &[
 ];
 
 /// One entry of `payMethod`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PayPart {
     pub method: Method,
     pub amount: i64,
@@ -111,6 +111,8 @@ pub struct PayPart {
     /// Card-based methods: the card number (already decrypted).
     pub bank_card_no: Option<String>,
 }
+
+crate::debug_shows!(PayPart: method, amount, account_set);
 
 /// The order types that take a `payMethod` (6.19).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -126,7 +126,7 @@ impl Default for SandboxState {
 }
 
 /// One member as the provider keeps it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Member {
     pub user_id: String,
     pub biz_user_id: String,
@@ -150,8 +150,10 @@ pub struct Member {
     pub pay_password: Option<String>,
 }
 
+crate::debug_shows!(Member: user_id, biz_user_id, member_type, source, locked);
+
 /// Company information (5.5) and its audit (6.12: 1 pending, 2 passed, 3 failed).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CompanyRecord {
     pub info: Value,
     pub status: i64,
@@ -159,6 +161,8 @@ pub struct CompanyRecord {
     pub check_time: Option<OffsetDateTime>,
     pub fail_reason: Option<String>,
 }
+
+crate::debug_shows!(CompanyRecord: status, check_time);
 
 impl Member {
     /// A bound (not unbound) card by number.
@@ -168,7 +172,7 @@ impl Member {
 }
 
 /// A verified identity.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RealName {
     pub name: String,
     pub identity_type: i64,
@@ -176,16 +180,20 @@ pub struct RealName {
     pub verified_at: OffsetDateTime,
 }
 
+crate::debug_shows!(RealName: identity_type, verified_at);
+
 /// A verification code waiting to be used.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PendingCode {
     pub code: String,
     pub code_type: i64,
     pub expires_at: OffsetDateTime,
 }
 
+crate::debug_shows!(PendingCode: code_type, expires_at);
+
 /// A bank card bound to a member (5.9).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BoundCard {
     pub card_no: String,
     pub bank_name: String,
@@ -196,6 +204,8 @@ pub struct BoundCard {
     pub bound: bool,
     pub safe: bool,
 }
+
+crate::debug_shows!(BoundCard: bank_name, card_type, bind_method, bound, safe);
 
 /// A platform transfer (4.2.19).
 #[derive(Debug, Clone)]

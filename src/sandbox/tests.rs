@@ -577,3 +577,61 @@ mod malformed {
         }
     }
 }
+
+#[test]
+fn what_the_sandbox_remembers_prints_without_personal_data() {
+    use super::state::{BoundCard, Member, PendingCode, RealName};
+    use crate::provider::codes::{MemberType, Source};
+    let now = time::OffsetDateTime::now_utc();
+    let member = Member {
+        user_id: "u-1".into(),
+        biz_user_id: "biz-1".into(),
+        member_type: MemberType::Individual,
+        source: Source::Mobile,
+        registered_at: now,
+        phone: Some("13900001111".into()),
+        real_name: Some(RealName {
+            name: "王小二".into(),
+            identity_type: 1,
+            identity_no: "610422198600000000".into(),
+            verified_at: now,
+        }),
+        pending_codes: std::collections::HashMap::from([(
+            "13900002222".into(),
+            PendingCode {
+                code: "987654".into(),
+                code_type: 9,
+                expires_at: now,
+            },
+        )]),
+        locked: false,
+        cards: vec![BoundCard {
+            card_no: "6228480402637874214".into(),
+            bank_name: "农业银行".into(),
+            card_type: 1,
+            phone: Some("13900003333".into()),
+            bind_method: 3,
+            bound_at: now,
+            bound: true,
+            safe: false,
+        }],
+        company: None,
+        quick_pay_password: Some("q-secret".into()),
+        pay_password: Some("p-secret".into()),
+    };
+    let printed = format!("{member:?} {:?} {:?}", member.real_name, member.cards);
+    assert!(printed.contains("biz-1"), "{printed}");
+    for secret in [
+        "13900001111",
+        "13900002222",
+        "13900003333",
+        "王小二",
+        "610422198600000000",
+        "987654",
+        "6228480402637874214",
+        "q-secret",
+        "p-secret",
+    ] {
+        assert!(!printed.contains(secret), "{secret} printed: {printed}");
+    }
+}

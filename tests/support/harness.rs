@@ -109,61 +109,25 @@ pub struct Harness {
     pub client: SoaClient,
     pub keys: PartyKeys,
     pub receiver: Receiver,
+    direct: Direct,
 }
 
-impl Harness {
-    pub async fn start() -> Harness {
-        Harness::with(|_| {}).await
-    }
+impl std::ops::Deref for Harness {
+    type Target = Direct;
 
-    /// A harness whose sandbox configuration `adjust` may change.
-    pub async fn with(adjust: impl FnOnce(&mut SandboxConfig)) -> Harness {
-        let key = shared_key();
-        let keys = PartyKeys {
-            protocol: Protocol::V1,
-            peer: key.public_key(),
-            own: key,
-        };
-        Harness::with_keys(keys.clone(), keys, adjust).await
+    fn deref(&self) -> &Direct {
+        &self.direct
     }
+}
 
-    /// A v2 harness: the provider has a key pair of its own.
-    pub async fn v2(adjust: impl FnOnce(&mut SandboxConfig)) -> Harness {
-        let merchant = shared_key();
-        let provider = PrivateKey::generate(1024).unwrap();
-        let client = PartyKeys {
-            protocol: Protocol::V2,
-            peer: provider.public_key(),
-            own: merchant.clone(),
-        };
-        let sandbox = PartyKeys {
-            protocol: Protocol::V2,
-            peer: merchant.public_key(),
-            own: provider,
-        };
-        Harness::with_keys(client, sandbox, adjust).await
-    }
+/// A client straight to a sandbox (never through a gateway) with the usual set-up calls.
+pub struct Direct {
+    pub client: SoaClient,
+    /// The `backUrl` of the orders it makes.
+    pub back_url: String,
+}
 
-    async fn with_keys(keys: PartyKeys, sandbox_keys: PartyKeys, adjust: impl FnOnce(&mut SandboxConfig)) -> Harness {
-        let mut config = SandboxConfig::new(SYSID, sandbox_keys);
-        config.time_scale = 0.001;
-        adjust(&mut config);
-        let sandbox = sandbox::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let client = soa_client(
-            sandbox.soa_url(),
-            keys.clone(),
-            Duration::from_secs(10),
-            Environment::Test,
-        );
-        let receiver = Receiver::start(keys.clone(), 0).await;
-        Harness {
-            sandbox,
-            client,
-            keys,
-            receiver,
-        }
-    }
-
+impl Direct {
     pub async fn call(&self, call: Call, param: Value) -> Value {
         match self.client.call_value(call, param.clone()).await {
             Ok(v) => v,
@@ -247,7 +211,7 @@ impl Harness {
         self.call(
             Call::DepositApply,
             json!({"bizOrderNo": order, "bizUserId": id, "accountSetNo": ESCROW, "amount": amount, "fee": 0,
-                   "validateType": 1, "backUrl": self.receiver.url, "industryCode": "1010", "industryName": "保险代理",
+                   "validateType": 1, "backUrl": self.back_url, "industryCode": "1010", "industryName": "保险代理",
                    "source": 2, "payMethod": {"REALNAMEPAY": {"bankCardNo": card, "amount": amount}}}),
         )
         .await;
@@ -277,6 +241,65 @@ impl Harness {
             .await["orderStatus"]
             .as_i64()
             .unwrap()
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Harness::with(|_| {}).await
+    }
+
+    /// A harness whose sandbox configuration `adjust` may change.
+    pub async fn with(adjust: impl FnOnce(&mut SandboxConfig)) -> Harness {
+        let key = shared_key();
+        let keys = PartyKeys {
+            protocol: Protocol::V1,
+            peer: key.public_key(),
+            own: key,
+        };
+        Harness::with_keys(keys.clone(), keys, adjust).await
+    }
+
+    /// A v2 harness: the provider has a key pair of its own.
+    pub async fn v2(adjust: impl FnOnce(&mut SandboxConfig)) -> Harness {
+        let merchant = shared_key();
+        let provider = PrivateKey::generate(1024).unwrap();
+        let client = PartyKeys {
+            protocol: Protocol::V2,
+            peer: provider.public_key(),
+            own: merchant.clone(),
+        };
+        let sandbox = PartyKeys {
+            protocol: Protocol::V2,
+            peer: merchant.public_key(),
+            own: provider,
+        };
+        Harness::with_keys(client, sandbox, adjust).await
+    }
+
+    async fn with_keys(keys: PartyKeys, sandbox_keys: PartyKeys, adjust: impl FnOnce(&mut SandboxConfig)) -> Harness {
+        let mut config = SandboxConfig::new(SYSID, sandbox_keys);
+        config.time_scale = 0.001;
+        adjust(&mut config);
+        let sandbox = sandbox::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let client = soa_client(
+            sandbox.soa_url(),
+            keys.clone(),
+            Duration::from_secs(10),
+            Environment::Test,
+        );
+        let receiver = Receiver::start(keys.clone(), 0).await;
+        let direct = Direct {
+            client: client.clone(),
+            back_url: receiver.url.clone(),
+        };
+        Harness {
+            sandbox,
+            client,
+            keys,
+            receiver,
+            direct,
+        }
     }
 
     /// The balance of a platform account set, from the sandbox's books.

@@ -123,4 +123,6 @@ pub fn write(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
 
 pub mod dynamic_grpc;
 pub mod harness;
+pub mod redis;
+pub mod replica;
 pub mod rig;

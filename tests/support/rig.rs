@@ -75,6 +75,12 @@ pub struct Rig {
     pub keys: PartyKeys,
     /// Receives the notifications the provider sends to the gateway's `backUrl`.
     pub receiver: Receiver,
+    /// The configuration the gateway started with.
+    pub config: Config,
+    /// The recording proxy's SOA URL: what replicas of the gateway point at.
+    pub soa_url: String,
+    /// The merchant key, as a PEM file replicas can load.
+    pub key_file: std::path::PathBuf,
     sent: Arc<Mutex<Vec<Sent>>>,
     _key_dir: tempfile::TempDir,
 }
@@ -111,24 +117,26 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let key_file = dir.path().join("merchant-key.pem");
         std::fs::write(&key_file, key.to_pkcs8_pem().unwrap()).unwrap();
+        let soa_url = format!("http://{proxy}/service/soa");
         let receiver = Receiver::start(keys.clone(), 0).await;
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             provider: ProviderConfig {
-                url: Some(format!("http://{proxy}/service/soa")),
+                url: Some(soa_url.clone()),
                 // Pages are not proxied: links go to the sandbox itself.
                 page_base_url: Some(format!("http://{}", running.addr())),
                 environment: Some(Environment::Test),
-                key: Some(key_file),
+                key: Some(key_file.clone()),
                 ..ProviderConfig::default()
             },
             gateway: GatewayConfig {
                 notify_url: receiver.url.clone(),
                 ..GatewayConfig::default()
             },
+            ..Config::default()
         };
         gateway(&mut config);
-        let gateway = serve::start(config).await.unwrap();
+        let gateway = serve::start(config.clone()).await.unwrap();
         let channel = Channel::from_shared(format!("http://{}", gateway.addr()))
             .unwrap()
             .connect_timeout(Duration::from_secs(5))
@@ -141,6 +149,9 @@ impl Rig {
             channel,
             keys,
             receiver,
+            config,
+            soa_url,
+            key_file,
             sent,
             _key_dir: dir,
         }
@@ -161,6 +172,40 @@ impl Rig {
     /// How many requests the gateway has sent.
     pub fn sent_count(&self) -> usize {
         self.sent.lock().unwrap().len()
+    }
+
+    /// Another gateway with the same configuration (a second replica in this process).
+    pub async fn replica(&self) -> (RunningGateway, Channel) {
+        let gateway = serve::start(self.config.clone()).await.unwrap();
+        let channel = Channel::from_shared(format!("http://{}", gateway.addr()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        (gateway, channel)
+    }
+
+    /// A `yungate serve` process with the same provider, keys and store.
+    pub fn replica_process(&self) -> super::replica::Replica {
+        super::replica::Replica::spawn(&self.config)
+    }
+
+    /// A client straight to the sandbox (its calls are not recorded as the gateway's).
+    pub fn direct(&self) -> super::harness::Direct {
+        super::harness::Direct {
+            client: super::harness::soa_client(
+                self.sandbox.soa_url(),
+                self.keys.clone(),
+                Duration::from_secs(10),
+                Environment::Test,
+            ),
+            back_url: self.receiver.url.clone(),
+        }
+    }
+
+    /// How many requests the gateway has sent for the provider method `method`.
+    pub fn sent_for(&self, method: &str) -> usize {
+        self.sent.lock().unwrap().iter().filter(|s| s.method == method).count()
     }
 
     /// The sandbox's books (`GET /sandbox/accounts`).

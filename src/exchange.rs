@@ -1,0 +1,98 @@
+//! What flows through the provider stack: a `ProviderRequest` in, a `ProviderAnswer` out, and the innermost service that makes the signed call.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use serde_json::{Map, Value as Json};
+use tokio::time::Instant;
+
+use crate::error::GatewayError;
+use crate::provider::calls::Call;
+use crate::provider::client::{CallError, SoaClient};
+
+/// One provider call on its way down the stack.
+#[derive(Debug, Clone)]
+pub struct ProviderRequest {
+    pub call: Call,
+    /// The parameters as they will be sent: clear text, the gateway's own fields filled in.
+    pub param: Map<String, Json>,
+    /// The caller-supplied parameters as canonical JSON (sorted keys,
+    /// before the gateway filled anything): what the fingerprint covers.
+    pub supplied: Vec<u8>,
+    /// The caller's `idempotency-key`, for mutations without a natural key.
+    pub caller_key: Option<String>,
+    /// When the caller stops waiting, if it said.
+    pub deadline: Option<Instant>,
+}
+
+impl ProviderRequest {
+    /// A request the gateway makes on its own (a query resolving an unknown outcome).
+    pub fn internal(call: Call, param: Map<String, Json>, deadline: Option<Instant>) -> Self {
+        ProviderRequest {
+            call,
+            param,
+            supplied: Vec::new(),
+            caller_key: None,
+            deadline,
+        }
+    }
+}
+
+/// The provider's answer as the stack returns it.
+#[derive(Debug)]
+pub struct ProviderAnswer {
+    /// The verified `signedValue` (fields the catalogue marks encrypted are
+    /// still encrypted: stored records never hold them in clear), or why
+    /// there is none.
+    pub result: Result<Json, CallError>,
+    /// Replayed from the idempotency store: the provider was not called.
+    pub replayed: bool,
+    /// Learnt from a query after an attempt whose outcome was unknown.
+    pub recovered: bool,
+}
+
+impl ProviderAnswer {
+    /// A fresh answer from the provider.
+    pub fn fresh(result: Result<Json, CallError>) -> Self {
+        ProviderAnswer {
+            result,
+            replayed: false,
+            recovered: false,
+        }
+    }
+}
+
+/// A boxed, sendable future of the stack.
+pub type StackFuture<T> = Pin<Box<dyn Future<Output = Result<T, GatewayError>> + Send>>;
+
+/// The bottom of the provider stack: `SoaClient::exchange_value`, the one signed HTTP call.
+#[derive(Debug, Clone)]
+pub struct SoaService {
+    client: SoaClient,
+}
+
+impl SoaService {
+    /// Calls the provider through `client`.
+    pub fn new(client: SoaClient) -> Self {
+        SoaService { client }
+    }
+}
+
+impl tower::Service<ProviderRequest> for SoaService {
+    type Response = ProviderAnswer;
+    type Error = GatewayError;
+    type Future = StackFuture<ProviderAnswer>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: ProviderRequest) -> Self::Future {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let result = client.exchange_value(request.call, Json::Object(request.param)).await;
+            Ok(ProviderAnswer::fresh(result))
+        })
+    }
+}

@@ -1,0 +1,113 @@
+//! The gateway's shared state: idempotency records and rate-limit buckets, behind one trait with a Redis and an in-memory backend.
+//!
+//! A record is one key (`yg:idem:{sysid:call:key}`, one hash tag, so a
+//! record never spans Redis Cluster slots) in one of three states:
+//!
+//! ```text
+//!   (absent) --claim--> pending(token, lease) --complete--> done(outcome)   kept for the retention window
+//!                            |   ^                  \
+//!                  mark_unknown  claim after the     release (nothing was sent) --> (absent)
+//!                            v   lease lapsed
+//!                         unknown --claim--> pending (the claimer resolves first)
+//! ```
+//!
+//! Every transition is a compare-and-set on the claimer's token (a Lua
+//! script on Redis, a mutex in memory), so a claimer whose lease lapsed
+//! cannot overwrite its successor. Times come from the store's own clock
+//! (Redis `TIME`), never from a replica's.
+
+pub mod memory;
+pub mod redis;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
+
+/// A boxed future, so that the trait can be used as `dyn Store`.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The store could not answer; nothing about the record is known.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The record is new and now the claimer's: nothing was sent before.
+    Fresh,
+    /// The record is now the claimer's, but an earlier attempt may have
+    /// reached the provider (it was marked unknown, or its lease lapsed):
+    /// resolve before sending anything.
+    Unknown,
+    /// Another claimer holds a live lease.
+    Busy { retry_after: Duration },
+    /// Finished: the stored outcome.
+    Done(Vec<u8>),
+    /// The record was made for a different request (another fingerprint).
+    Mismatch,
+}
+
+/// A rate-limit decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    Allowed,
+    /// Refused; the earliest time a retry can pass.
+    Limited {
+        retry_after: Duration,
+    },
+}
+
+/// A rate: `per_second` on average, up to `burst` at once (GCRA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Limit {
+    /// The emission interval: the time one request costs.
+    pub fn interval(self) -> Duration {
+        Duration::from_secs(1) / self.per_second.max(1)
+    }
+}
+
+/// The operations the idempotency and rate-limit layers need.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Claims `key` for a request with `fingerprint`: creates it pending
+    /// with `token` and a lease, takes over an unknown or lapsed one, or
+    /// reports what is there. A new record lives `retention`.
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        fingerprint: &'a str,
+        token: &'a str,
+        lease: Duration,
+        retention: Duration,
+    ) -> StoreFuture<'a, Claim>;
+
+    /// Extends the lease of `token`'s claim; false when the claim was lost.
+    fn renew<'a>(&'a self, key: &'a str, token: &'a str, lease: Duration) -> StoreFuture<'a, bool>;
+
+    /// Stores the outcome of `token`'s claim for `retention`; false when the claim was lost.
+    fn complete<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        outcome: &'a [u8],
+        retention: Duration,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Marks `token`'s claim as of unknown outcome and frees its lease.
+    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Deletes `token`'s claim: nothing was sent, nothing is remembered.
+    fn release<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Takes one request from the GCRA bucket `bucket` limited by `limit`.
+    fn acquire<'a>(&'a self, bucket: &'a str, limit: Limit) -> StoreFuture<'a, RateDecision>;
+}

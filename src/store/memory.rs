@@ -1,0 +1,195 @@
+//! The in-memory store: the embedded default, one process only, with the same semantics as the Redis store.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::Clock;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
+
+use super::{Claim, Limit, RateDecision, Store, StoreError, StoreFuture};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Unknown,
+    Done,
+}
+
+#[derive(Debug)]
+struct Record {
+    state: State,
+    fingerprint: String,
+    token: String,
+    lease_until: Instant,
+    outcome: Vec<u8>,
+    expires: Instant,
+}
+
+/// How many claims pass between sweeps of expired records and idle buckets.
+const SWEEP_EVERY: u32 = 4096;
+
+#[derive(Debug, Default)]
+struct Records {
+    map: HashMap<String, Record>,
+    since_sweep: u32,
+}
+
+/// Records in a map, buckets in governor's keyed limiters (one per distinct limit).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    records: Arc<Mutex<Records>>,
+    limiters: Arc<Mutex<HashMap<Limit, Arc<DefaultKeyedRateLimiter<String>>>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn with_record<T>(&self, key: &str, f: impl FnOnce(&mut Records, Instant) -> T) -> T {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if records.map.get(key).is_some_and(|r| r.expires <= now) {
+            records.map.remove(key);
+        }
+        f(&mut records, now)
+    }
+
+    fn limiter(&self, limit: Limit) -> Arc<DefaultKeyedRateLimiter<String>> {
+        let mut limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(limiters.entry(limit).or_insert_with(|| {
+            let rate = NonZeroU32::new(limit.per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+            let burst = NonZeroU32::new(limit.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+            Arc::new(RateLimiter::dashmap(Quota::per_second(rate).allow_burst(burst)))
+        }))
+    }
+}
+
+fn ready<'a, T: Send + 'a>(value: T) -> StoreFuture<'a, T> {
+    Box::pin(std::future::ready(Ok::<T, StoreError>(value)))
+}
+
+impl Store for MemoryStore {
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        fingerprint: &'a str,
+        token: &'a str,
+        lease: Duration,
+        retention: Duration,
+    ) -> StoreFuture<'a, Claim> {
+        let claim = self.with_record(key, |records, now| {
+            records.since_sweep += 1;
+            if records.since_sweep >= SWEEP_EVERY {
+                records.since_sweep = 0;
+                records.map.retain(|_, r| r.expires > now);
+            }
+            let Some(record) = records.map.get_mut(key) else {
+                records.map.insert(
+                    key.to_owned(),
+                    Record {
+                        state: State::Pending,
+                        fingerprint: fingerprint.to_owned(),
+                        token: token.to_owned(),
+                        lease_until: now + lease,
+                        outcome: Vec::new(),
+                        expires: now + retention,
+                    },
+                );
+                return Claim::Fresh;
+            };
+            if record.fingerprint != fingerprint {
+                return Claim::Mismatch;
+            }
+            match record.state {
+                State::Done => Claim::Done(record.outcome.clone()),
+                State::Pending if record.lease_until > now => Claim::Busy {
+                    retry_after: record.lease_until - now,
+                },
+                State::Pending | State::Unknown => {
+                    record.state = State::Pending;
+                    token.clone_into(&mut record.token);
+                    record.lease_until = now + lease;
+                    Claim::Unknown
+                }
+            }
+        });
+        ready(claim)
+    }
+
+    fn renew<'a>(&'a self, key: &'a str, token: &'a str, lease: Duration) -> StoreFuture<'a, bool> {
+        let renewed = self.with_record(key, |records, now| match records.map.get_mut(key) {
+            Some(r) if r.token == token && r.state == State::Pending => {
+                r.lease_until = now + lease;
+                true
+            }
+            _ => false,
+        });
+        ready(renewed)
+    }
+
+    fn complete<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        outcome: &'a [u8],
+        retention: Duration,
+    ) -> StoreFuture<'a, bool> {
+        let done = self.with_record(key, |records, now| match records.map.get_mut(key) {
+            Some(r) if r.token == token && r.state == State::Pending => {
+                r.state = State::Done;
+                r.outcome = outcome.to_vec();
+                r.token.clear();
+                r.expires = now + retention;
+                true
+            }
+            _ => false,
+        });
+        ready(done)
+    }
+
+    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool> {
+        let marked = self.with_record(key, |records, now| match records.map.get_mut(key) {
+            Some(r) if r.token == token && r.state == State::Pending => {
+                r.state = State::Unknown;
+                r.lease_until = now;
+                true
+            }
+            _ => false,
+        });
+        ready(marked)
+    }
+
+    fn release<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool> {
+        let released = self.with_record(key, |records, _| {
+            let mine = records
+                .map
+                .get(key)
+                .is_some_and(|r| r.token == token && r.state == State::Pending);
+            if mine {
+                records.map.remove(key);
+            }
+            mine
+        });
+        ready(released)
+    }
+
+    fn acquire<'a>(&'a self, bucket: &'a str, limit: Limit) -> StoreFuture<'a, RateDecision> {
+        let limiter = self.limiter(limit);
+        let decision = match limiter.check_key(&bucket.to_owned()) {
+            Ok(()) => RateDecision::Allowed,
+            Err(not_until) => RateDecision::Limited {
+                retry_after: not_until.wait_time_from(limiter.clock().now()),
+            },
+        };
+        if limiter.len() > 10_000 {
+            // Buckets of callers seen once would otherwise stay forever.
+            limiter.retain_recent();
+        }
+        ready(decision)
+    }
+}

@@ -1,0 +1,265 @@
+//! The Redis store: records as hashes changed only by Lua compare-and-set scripts, buckets as GCRA in one script, times from Redis `TIME`.
+//!
+//! The connection manager reconnects by itself; every command has a
+//! response timeout, so a dead Redis costs a caller at most that long and
+//! the gateway recovers without a restart when Redis returns.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, Value};
+
+use super::{Claim, Limit, RateDecision, Store, StoreError, StoreFuture};
+
+/// Milliseconds since the epoch by Redis' own clock.
+const NOW_MS: &str =
+    "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
+
+/// KEYS[1] record; ARGV fingerprint, token, lease ms, retention ms.
+/// Returns {state, payload}.
+const CLAIM: &str = r#"
+local st = redis.call('HGET', KEYS[1], 'st')
+if not st then
+  redis.call('HSET', KEYS[1], 'st', 'p', 'fp', ARGV[1], 'tok', ARGV[2], 'exp', now + tonumber(ARGV[3]))
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return {'fresh', ''}
+end
+local r = redis.call('HMGET', KEYS[1], 'fp', 'exp', 'out')
+if r[1] ~= ARGV[1] then return {'mismatch', ''} end
+if st == 'd' then return {'done', r[3] or ''} end
+local exp = tonumber(r[2]) or 0
+if st == 'p' and exp > now then return {'busy', tostring(exp - now)} end
+redis.call('HSET', KEYS[1], 'st', 'p', 'tok', ARGV[2], 'exp', now + tonumber(ARGV[3]))
+return {'unknown', ''}
+"#;
+
+/// KEYS[1] record; ARGV token, lease ms.
+const RENEW: &str = r#"
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
+redis.call('HSET', KEYS[1], 'exp', now + tonumber(ARGV[2]))
+return 1
+"#;
+
+/// KEYS[1] record; ARGV token, outcome, retention ms.
+const COMPLETE: &str = r#"
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
+redis.call('HSET', KEYS[1], 'st', 'd', 'out', ARGV[2], 'tok', '', 'exp', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"#;
+
+/// KEYS[1] record; ARGV token.
+const MARK_UNKNOWN: &str = r#"
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
+redis.call('HSET', KEYS[1], 'st', 'u', 'exp', 0)
+return 1
+"#;
+
+/// KEYS[1] record; ARGV token.
+const RELEASE: &str = r#"
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"#;
+
+/// GCRA. KEYS[1] bucket holding the theoretical arrival time (TAT) in
+/// microseconds; ARGV emission interval T and burst, both in microseconds
+/// and cells. A request passes when its new TAT is at most `burst * T`
+/// ahead of now; a refusal says how long until it would pass.
+const GCRA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = interval * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - now > tolerance then
+  return {0, new_tat - now - tolerance}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+return {1, 0}
+"#;
+
+/// Scripts for the record transitions, each with the clock prologue.
+#[derive(Debug)]
+struct Scripts {
+    claim: Script,
+    renew: Script,
+    complete: Script,
+    mark_unknown: Script,
+    release: Script,
+    gcra: Script,
+}
+
+fn with_clock(body: &str) -> Script {
+    Script::new(&format!("{NOW_MS}\n{body}"))
+}
+
+/// A Redis-backed store (one server, or a cluster through its hash tags).
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").finish_non_exhaustive()
+    }
+}
+
+fn store_error(e: redis::RedisError) -> StoreError {
+    StoreError(format!("redis: {e}"))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisStore {
+    /// Connects lazily to `url` (`redis://host:port/db`, `rediss://`, or
+    /// `redis+unix:///path`): the gateway starts even when Redis is down,
+    /// and every command waits at most `timeout`.
+    pub fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(store_error)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_lazy_with_config(client, config).map_err(store_error)?;
+        Ok(RedisStore {
+            connection,
+            scripts: std::sync::Arc::new(Scripts {
+                claim: with_clock(CLAIM),
+                renew: with_clock(RENEW),
+                complete: with_clock(COMPLETE),
+                mark_unknown: with_clock(MARK_UNKNOWN),
+                release: with_clock(RELEASE),
+                gcra: Script::new(GCRA),
+            }),
+        })
+    }
+
+    async fn flag(&self, script: &Script, key: &str, args: &[&[u8]]) -> Result<bool, StoreError> {
+        let mut invocation = script.key(key);
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let mut connection = self.connection.clone();
+        let n: i64 = invocation.invoke_async(&mut connection).await.map_err(store_error)?;
+        Ok(n == 1)
+    }
+}
+
+fn text(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes.clone()),
+        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        Value::Int(n) => Some(n.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+impl Store for RedisStore {
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        fingerprint: &'a str,
+        token: &'a str,
+        lease: Duration,
+        retention: Duration,
+    ) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let reply: Vec<Value> = self
+                .scripts
+                .claim
+                .key(key)
+                .arg(fingerprint)
+                .arg(token)
+                .arg(millis(lease))
+                .arg(millis(retention))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            let (Some(state), Some(payload)) = (reply.first().and_then(text), reply.get(1).and_then(text)) else {
+                return Err(StoreError(format!("redis: unexpected claim reply {reply:?}")));
+            };
+            Ok(match state.as_slice() {
+                b"fresh" => Claim::Fresh,
+                b"unknown" => Claim::Unknown,
+                b"mismatch" => Claim::Mismatch,
+                b"done" => Claim::Done(payload),
+                b"busy" => {
+                    let ms = std::str::from_utf8(&payload)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(1);
+                    Claim::Busy {
+                        retry_after: Duration::from_millis(ms),
+                    }
+                }
+                _ => return Err(StoreError("redis: unexpected claim state".into())),
+            })
+        })
+    }
+
+    fn renew<'a>(&'a self, key: &'a str, token: &'a str, lease: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let lease = millis(lease).to_string();
+            self.flag(&self.scripts.renew, key, &[token.as_bytes(), lease.as_bytes()])
+                .await
+        })
+    }
+
+    fn complete<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        outcome: &'a [u8],
+        retention: Duration,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let retention = millis(retention).to_string();
+            self.flag(
+                &self.scripts.complete,
+                key,
+                &[token.as_bytes(), outcome, retention.as_bytes()],
+            )
+            .await
+        })
+    }
+
+    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move { self.flag(&self.scripts.mark_unknown, key, &[token.as_bytes()]).await })
+    }
+
+    fn release<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move { self.flag(&self.scripts.release, key, &[token.as_bytes()]).await })
+    }
+
+    fn acquire<'a>(&'a self, bucket: &'a str, limit: Limit) -> StoreFuture<'a, RateDecision> {
+        Box::pin(async move {
+            let interval = u64::try_from(limit.interval().as_micros()).unwrap_or(u64::MAX).max(1);
+            let mut connection = self.connection.clone();
+            let (allowed, wait_us): (i64, i64) = self
+                .scripts
+                .gcra
+                .key(bucket)
+                .arg(interval)
+                .arg(limit.burst.max(1))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            Ok(if allowed == 1 {
+                RateDecision::Allowed
+            } else {
+                RateDecision::Limited {
+                    retry_after: Duration::from_micros(u64::try_from(wait_us).unwrap_or(0).max(1)),
+                }
+            })
+        })
+    }
+}

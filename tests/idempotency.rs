@@ -1,0 +1,410 @@
+//! Exactly-once money calls through the real gateway and the real sandbox, on both stores: replays, key reuse, unknown outcomes resolved, leases, cancelled callers, Redis outages, many replicas.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use support::redis::RedisServer;
+use support::rig::Rig;
+use tonic::Code;
+use tonic_types::StatusExt;
+use yungate::grpc::proto::{
+    self, member_service_client::MemberServiceClient, order_service_client::OrderServiceClient,
+};
+
+const CARD: &str = "6228480402637874214";
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Memory,
+    Redis,
+}
+
+/// A rig on `backend`; the Redis server (if any) lives as long as the returned value.
+async fn rig(backend: Backend, adjust: impl FnOnce(&mut yungate::config::Config)) -> (Rig, Option<RedisServer>) {
+    let redis = matches!(backend, Backend::Redis).then(RedisServer::start);
+    let url = redis.as_ref().map(RedisServer::url);
+    let rig = Rig::start(
+        |_| {},
+        |c| {
+            c.store.redis_url = url.map(Into::into);
+            adjust(c);
+        },
+    )
+    .await;
+    (rig, redis)
+}
+
+/// A member with a real name, a phone and a card bound for real-name pay.
+async fn member(rig: &Rig, id: &str) {
+    let direct = rig.direct();
+    direct.individual(id).await;
+    direct.bind_card(id, CARD).await;
+}
+
+fn deposit(order: &str, user: &str, amount: i64) -> proto::DepositApplyRequest {
+    proto::DepositApplyRequest {
+        biz_order_no: order.into(),
+        biz_user_id: user.into(),
+        account_set_no: "100000".into(),
+        amount,
+        fee: 0,
+        industry_code: "1010".into(),
+        industry_name: "保险代理".into(),
+        source: proto::Source::Pc as i32,
+        pay_method: Some(proto::PayMethod {
+            realnamepay: Some(proto::RealnamepayPayment {
+                bank_card_no: CARD.into(),
+                amount,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn reason(status: &tonic::Status) -> String {
+    status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+}
+
+async fn replays_and_key_reuse(backend: Backend) {
+    let (rig, _redis) = rig(backend, |_| {}).await;
+    member(&rig, "idem-1").await;
+    let mut orders = OrderServiceClient::new(rig.channel.clone());
+    let first = orders
+        .deposit_apply(deposit("idem-dep-1", "idem-1", 10_000))
+        .await
+        .unwrap();
+    assert!(first.metadata().get("idempotent-replayed").is_none());
+    let first = first.into_inner();
+    assert!(!first.order_no.is_empty());
+    // The retry gets the original answer, byte for byte, and the provider never sees it.
+    let again = orders
+        .deposit_apply(deposit("idem-dep-1", "idem-1", 10_000))
+        .await
+        .unwrap();
+    assert_eq!(again.metadata().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again.get_ref().encode_to_vec(), first.encode_to_vec());
+    assert_eq!(rig.sent_for("depositApply"), 1);
+    // The same bizOrderNo for another intent: refused, nothing sent.
+    let other = orders
+        .deposit_apply(deposit("idem-dep-1", "idem-1", 20_000))
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::FailedPrecondition, "{other:?}");
+    assert_eq!(reason(&other), "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(other.get_details_error_info().unwrap().metadata["field"], "bizOrderNo");
+    assert_eq!(rig.sent_for("depositApply"), 1);
+    // The confirmation has a scope of its own: the same bizOrderNo is its key too.
+    let confirm = || proto::ConfirmPaySmsRequest {
+        biz_user_id: "idem-1".into(),
+        biz_order_no: "idem-dep-1".into(),
+        verification_code: "9999".into(),
+        consumer_ip: "127.0.0.1".into(),
+        ..Default::default()
+    };
+    let paid = orders.confirm_pay_sms(confirm()).await.unwrap().into_inner();
+    let paid_again = orders.confirm_pay_sms(confirm()).await.unwrap();
+    assert_eq!(paid_again.metadata().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(paid_again.into_inner(), paid);
+    assert_eq!(rig.sent_for("pay"), 1);
+    let balance = orders
+        .query_balance(proto::QueryBalanceRequest {
+            biz_user_id: "idem-1".into(),
+            account_set_no: "100000".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(balance.all_amount, 10_000);
+}
+
+#[tokio::test]
+async fn replays_and_key_reuse_in_memory() {
+    replays_and_key_reuse(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn replays_and_key_reuse_on_redis() {
+    replays_and_key_reuse(Backend::Redis).await;
+}
+
+async fn refusals(backend: Backend) {
+    let (rig, _redis) = rig(backend, |_| {}).await;
+    let mut orders = OrderServiceClient::new(rig.channel.clone());
+    // A refusal whose signature covers its code (spec 3.3: a v1 error may
+    // carry a sign) is final: stored and replayed.
+    rig.set_faults(serde_json::json!({"v1ErrorSignature": "codeAndMessage"}))
+        .await;
+    let refused = orders
+        .deposit_apply(deposit("idem-ref-1", "nobody", 100))
+        .await
+        .unwrap_err();
+    let code = refused.code();
+    let replayed = orders
+        .deposit_apply(deposit("idem-ref-1", "nobody", 100))
+        .await
+        .unwrap_err();
+    assert_eq!(replayed.code(), code);
+    assert_eq!(replayed.metadata().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(reason(&replayed), reason(&refused));
+    assert_eq!(rig.sent_for("depositApply"), 1);
+    // An unsigned v1 refusal proves nothing: not stored. The retry asks
+    // getOrderDetail first (40000: it never landed), then sends once more.
+    rig.set_faults(serde_json::json!({})).await;
+    let unsigned = orders
+        .deposit_apply(deposit("idem-ref-2", "nobody", 100))
+        .await
+        .unwrap_err();
+    let info = unsigned.get_details_error_info().unwrap();
+    assert_eq!(info.metadata["verified"], "false");
+    let again = orders
+        .deposit_apply(deposit("idem-ref-2", "nobody", 100))
+        .await
+        .unwrap_err();
+    assert!(again.metadata().get("idempotent-replayed").is_none());
+    assert_eq!(rig.sent_for("depositApply"), 3);
+    assert_eq!(rig.sent_for("getOrderDetail"), 1);
+}
+
+#[tokio::test]
+async fn refusals_in_memory() {
+    refusals(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn refusals_on_redis() {
+    refusals(Backend::Redis).await;
+}
+
+async fn unknown_outcome_is_recovered(backend: Backend) {
+    let (rig, _redis) = rig(backend, |c| c.provider.request_timeout_ms = 400).await;
+    member(&rig, "idem-u").await;
+    let mut orders = OrderServiceClient::new(rig.channel.clone());
+    // The sandbox commits the order, then never answers in time.
+    rig.set_faults(serde_json::json!({"timeoutAfterCommit": {"OrderService.depositApply": 1.0}, "hangMs": 2000}))
+        .await;
+    let lost = orders
+        .deposit_apply(deposit("idem-u-1", "idem-u", 10_000))
+        .await
+        .unwrap_err();
+    assert_eq!(lost.code(), Code::DeadlineExceeded, "{lost:?}");
+    assert_eq!(reason(&lost), "OUTCOME_UNKNOWN");
+    rig.set_faults(serde_json::json!({})).await;
+    // The retry learns what happened instead of sending the order again.
+    let recovered = orders
+        .deposit_apply(deposit("idem-u-1", "idem-u", 10_000))
+        .await
+        .unwrap();
+    assert_eq!(recovered.metadata().get("idempotent-recovered").unwrap(), "true");
+    // 6.13 status 1 未支付: the order exists and waits for its confirmation.
+    assert_eq!(
+        recovered.metadata().get("idempotent-recovered-order-status").unwrap(),
+        "1"
+    );
+    let answer = recovered.into_inner();
+    assert_eq!(
+        (answer.biz_order_no.as_str(), answer.pay_status.as_deref()),
+        ("idem-u-1", Some("pending"))
+    );
+    assert_eq!(rig.sent_for("depositApply"), 1);
+    assert_eq!(rig.sent_for("getOrderDetail"), 1);
+    // From now on it is a replay, still marked as recovered.
+    let replay = orders
+        .deposit_apply(deposit("idem-u-1", "idem-u", 10_000))
+        .await
+        .unwrap();
+    assert_eq!(replay.metadata().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(replay.metadata().get("idempotent-recovered").unwrap(), "true");
+    assert_eq!(rig.sent_for("depositApply"), 1);
+    // Exactly one order at the sandbox: the confirmation pays it once.
+    let paid = orders
+        .confirm_pay_sms(proto::ConfirmPaySmsRequest {
+            biz_user_id: "idem-u".into(),
+            biz_order_no: "idem-u-1".into(),
+            verification_code: "9999".into(),
+            consumer_ip: "127.0.0.1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(paid.pay_status, "success");
+    let (all, _) = rig.direct().balance("idem-u").await;
+    assert_eq!(all, 10_000);
+}
+
+#[tokio::test]
+async fn unknown_outcome_is_recovered_in_memory() {
+    unknown_outcome_is_recovered(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn unknown_outcome_is_recovered_on_redis() {
+    unknown_outcome_is_recovered(Backend::Redis).await;
+}
+
+async fn cancelled_caller(backend: Backend) {
+    let (rig, _redis) = rig(backend, |_| {}).await;
+    member(&rig, "idem-c").await;
+    let mut orders = OrderServiceClient::new(rig.channel.clone());
+    rig.set_faults(serde_json::json!({"latencyMs": 800})).await;
+    let mut request = tonic::Request::new(deposit("idem-c-1", "idem-c", 500));
+    request.set_timeout(Duration::from_millis(200));
+    let started = Instant::now();
+    let gone = orders.deposit_apply(request).await.unwrap_err();
+    assert_eq!(gone.code(), Code::DeadlineExceeded, "{gone:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+    // The gateway answered before the deadline, and says the call goes on.
+    if let Some(info) = gone.get_details_error_info() {
+        assert_eq!(
+            (info.reason.as_str(), info.metadata["cause"].as_str()),
+            ("OUTCOME_UNKNOWN", "CALLER_DEADLINE")
+        );
+    }
+    // The exchange finished without its caller and recorded the answer.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    rig.set_faults(serde_json::json!({})).await;
+    let replay = orders.deposit_apply(deposit("idem-c-1", "idem-c", 500)).await.unwrap();
+    assert_eq!(replay.metadata().get("idempotent-replayed").unwrap(), "true");
+    assert!(!replay.get_ref().order_no.is_empty());
+    assert_eq!(rig.sent_for("depositApply"), 1);
+}
+
+#[tokio::test]
+async fn a_cancelled_caller_still_records_the_outcome_in_memory() {
+    cancelled_caller(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn a_cancelled_caller_still_records_the_outcome_on_redis() {
+    cancelled_caller(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn provider_latency_longer_than_the_lease_is_still_one_call() {
+    // Two replicas share Redis; the lease (300 ms) is far shorter than the call (1.2 s).
+    let (rig, _redis) = rig(Backend::Redis, |c| c.idempotency.lease_ms = 300).await;
+    member(&rig, "idem-l").await;
+    let (second, channel) = rig.replica().await;
+    rig.set_faults(serde_json::json!({"latencyMs": 1200})).await;
+    let mut one = OrderServiceClient::new(rig.channel.clone());
+    let mut two = OrderServiceClient::new(channel);
+    let first = tokio::spawn(async move { one.deposit_apply(deposit("idem-l-1", "idem-l", 700)).await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The first claim is renewed, so the second replica waits for it instead of sending.
+    let waited = two.deposit_apply(deposit("idem-l-1", "idem-l", 700)).await.unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(waited.metadata().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(waited.get_ref().order_no, first.get_ref().order_no);
+    assert_eq!(rig.sent_for("depositApply"), 1);
+    second.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn redis_down_fails_money_calls_closed_and_the_gateway_recovers_by_itself() {
+    let (rig, redis) = rig(Backend::Redis, |c| c.store.timeout_ms = 300).await;
+    let mut redis = redis.unwrap();
+    member(&rig, "idem-r").await;
+    let mut orders = OrderServiceClient::new(rig.channel.clone());
+    let mut members = MemberServiceClient::new(rig.channel.clone());
+    redis.kill();
+    let refused = orders
+        .deposit_apply(deposit("idem-r-1", "idem-r", 100))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert_eq!(reason(&refused), "STORE_UNAVAILABLE");
+    assert!(refused.get_details_retry_info().is_some());
+    assert_eq!(rig.sent_for("depositApply"), 0);
+    // Queries still pass (and their rate limit falls back to this process).
+    let info = members
+        .get_member_info(proto::GetMemberInfoRequest {
+            biz_user_id: "idem-r".into(),
+        })
+        .await;
+    assert!(info.is_ok(), "{info:?}");
+    redis.restart();
+    let mut done = None;
+    for _ in 0..50 {
+        match orders.deposit_apply(deposit("idem-r-1", "idem-r", 100)).await {
+            Ok(answer) => {
+                done = Some(answer);
+                break;
+            }
+            Err(e) => {
+                assert_eq!(reason(&e), "STORE_UNAVAILABLE", "{e:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(done.is_some(), "the gateway did not recover when Redis came back");
+    assert_eq!(rig.sent_for("depositApply"), 1);
+}
+
+#[tokio::test]
+async fn a_caller_key_makes_any_mutation_idempotent() {
+    let (rig, _redis) = rig(Backend::Memory, |_| {}).await;
+    rig.direct().individual("idem-k").await;
+    let mut members = MemberServiceClient::new(rig.channel.clone());
+    let lock = |key: Option<&str>| {
+        let mut r = tonic::Request::new(proto::LockMemberRequest {
+            biz_user_id: "idem-k".into(),
+        });
+        if let Some(k) = key {
+            r.metadata_mut().insert("idempotency-key", k.parse().unwrap());
+        }
+        r
+    };
+    members.lock_member(lock(Some("lock-1"))).await.unwrap();
+    let again = members.lock_member(lock(Some("lock-1"))).await.unwrap();
+    assert_eq!(again.metadata().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(rig.sent_for("lockMember"), 1);
+    // Without a key it is passed through as sent (the sandbox then refuses a second lock, or not).
+    let _ = members.lock_member(lock(None)).await;
+    assert_eq!(rig.sent_for("lockMember"), 2);
+    // An unusable key is refused before anything is sent.
+    let bad = members.lock_member(lock(Some(&"k".repeat(300)))).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(reason(&bad), "INVALID_IDEMPOTENCY_KEY");
+    assert_eq!(rig.sent_for("lockMember"), 2);
+}
+
+#[tokio::test]
+async fn a_thousand_duplicates_over_two_replica_processes_make_one_provider_call() {
+    let (rig, _redis) = rig(Backend::Redis, |_| {}).await;
+    member(&rig, "idem-m").await;
+    let replicas = [rig.replica_process(), rig.replica_process()];
+    let channels = [replicas[0].channel().await, replicas[1].channel().await];
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let mut client = OrderServiceClient::new(channels[i % 2].clone());
+        calls.spawn(async move {
+            // ABORTED (still in flight) means: retry unchanged.
+            for _ in 0..20 {
+                match client.deposit_apply(deposit("idem-m-1", "idem-m", 900)).await {
+                    Ok(answer) => return answer.into_inner().order_no,
+                    Err(e) if e.code() == Code::Aborted && reason(&e) == "IDEMPOTENCY_IN_FLIGHT" => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            panic!("still in flight after 20 tries");
+        });
+    }
+    let mut numbers = std::collections::BTreeSet::new();
+    while let Some(order_no) = calls.join_next().await {
+        numbers.insert(order_no.unwrap());
+    }
+    assert_eq!(numbers.len(), 1, "{numbers:?}");
+    assert_eq!(rig.sent_for("depositApply"), 1);
+    // The sandbox's own count agrees: one 4.2.2 call, accepted.
+    let counts = support::harness::sandbox_get(rig.sandbox.addr(), "/sandbox/calls").await;
+    assert_eq!(counts["4.2.2"]["ok"], 1, "{counts}");
+}

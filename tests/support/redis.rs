@@ -1,0 +1,70 @@
+//! A real `redis-server` for one test, on a unix socket in a temporary directory, without persistence; a test that cannot start it fails.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server`; killed when dropped.
+pub struct RedisServer {
+    child: Option<Child>,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts a server; panics (the test fails) when `redis-server` is missing or does not come up.
+    pub fn start() -> RedisServer {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("redis.sock");
+        let mut server = RedisServer {
+            child: None,
+            socket,
+            _dir: dir,
+        };
+        server.restart();
+        server
+    }
+
+    /// The URL the gateway's `store.redis_url` takes.
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket.display())
+    }
+
+    /// Kills the server (its data goes with it: `--save ""`).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
+    /// Starts the server (again) on the same socket.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
+            .arg(&self.socket)
+            .args(["--unixsocketperm", "700", "--databases", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (.ci/run installs the Debian package)");
+        self.child = Some(child);
+        let started = Instant::now();
+        while !self.socket.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not open {}",
+                self.socket.display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,113 @@
+//! A `yungate serve` process: a gateway replica of its own, configured by a TOML file written from a `Config`, its address read from its log.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tonic::transport::Channel;
+use yungate::config::Config;
+
+/// A running replica; killed when dropped.
+pub struct Replica {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// The line without ANSI colour sequences.
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Replica {
+    /// Starts `yungate serve` with the provider, key, notify URL, store and
+    /// limits of `config`, on a port of its own.
+    pub fn spawn(config: &Config) -> Replica {
+        let dir = tempfile::tempdir().unwrap();
+        let p = &config.provider;
+        let mut toml = format!(
+            "listen = \"127.0.0.1:0\"\n[provider]\nurl = {}\nkey = {}\nenvironment = \"test\"\nsysid = {}\n\
+             request_timeout_ms = {}\n[gateway]\nnotify_url = {}\n[idempotency]\nlease_ms = {}\nin_flight_wait_ms = {}\n",
+            quoted(p.url.as_deref().unwrap()),
+            quoted(&p.key.as_ref().unwrap().display().to_string()),
+            quoted(&p.sysid),
+            p.request_timeout_ms,
+            quoted(&config.gateway.notify_url),
+            config.idempotency.lease_ms,
+            config.idempotency.in_flight_wait_ms,
+        );
+        if let Some(url) = &config.store.redis_url {
+            toml.push_str(&format!("[store]\nredis_url = {}\n", quoted(url.expose())));
+        }
+        toml.push_str(&format!("[rate_limit]\nshadow = {}\n", config.rate_limit.shadow));
+        for (class, limit) in &config.rate_limit.provider {
+            toml.push_str(&format!(
+                "[rate_limit.provider.{class}]\nper_second = {}\nburst = {}\n",
+                limit.per_second, limit.burst
+            ));
+        }
+        let file = dir.path().join("yungate.toml");
+        std::fs::write(&file, toml).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_yungate"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&file)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env_remove("YUNGATE__STORE__REDIS_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                panic!("yungate serve exited before listening");
+            };
+            let line = plain(&line);
+            if line.contains("yungate gRPC listening") {
+                let at = line.find("addr=").expect("the listening line names its addr") + 5;
+                break line[at..].split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining the log so the process never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Replica { child, addr, _dir: dir }
+    }
+
+    /// A channel to the replica.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -40,7 +40,7 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `redis://host:port/db`, `rediss://...` or `redis+unix:///path`
+    /// `redis://host:port/db` or `redis+unix:///path`
     /// (env `YUNGATE__STORE__REDIS_URL`; it may hold a password). Unset:
     /// in memory, for one replica only.
     pub redis_url: Option<Sensitive<String>>,
@@ -60,6 +60,10 @@ pub struct IdempotencyConfig {
     pub in_flight_wait_ms: u64,
     /// How long a claim lives unrenewed (renewed every third of it), in milliseconds.
     pub lease_ms: u64,
+    /// How long after an exchange that got no answer the provider may still
+    /// act on the request, in milliseconds: until then a retry that finds no
+    /// trace of it does not send it again.
+    pub settle_ms: u64,
     /// The HMAC key of request fingerprints (at least 32 characters), the
     /// same on every replica. Default: derived from the merchant's private key.
     pub fingerprint_key: Option<Sensitive<String>>,
@@ -162,6 +166,7 @@ impl Default for IdempotencyConfig {
             retention_secs: 7 * 24 * 3600,
             in_flight_wait_ms: 2_000,
             lease_ms: 10_000,
+            settle_ms: 10_000,
             fingerprint_key: None,
             fingerprint_key_file: None,
         }
@@ -339,6 +344,16 @@ impl Config {
         }
         if !(300..=600_000).contains(&i.lease_ms) {
             return Err(invalid("idempotency.lease_ms", "must be between 300 and 600000"));
+        }
+        // A renewal every third of the lease must fit a slow store answer.
+        if i.lease_ms < 3 * self.store.timeout_ms {
+            return Err(invalid(
+                "idempotency.lease_ms",
+                "must be at least 3 times store.timeout_ms",
+            ));
+        }
+        if i.settle_ms > 3_600_000 {
+            return Err(invalid("idempotency.settle_ms", "must be at most 3600000"));
         }
         if i.fingerprint_key.as_ref().is_some_and(|k| k.expose().len() < 32) {
             return Err(invalid("idempotency.fingerprint_key", "must be at least 32 characters"));

@@ -52,7 +52,12 @@ pub enum GatewayError {
     /// An earlier attempt with this key may have been processed and its
     /// outcome cannot be learnt now; nothing new was sent.
     #[error("an earlier attempt's outcome is still unknown: {detail}")]
-    Unresolved { cause: &'static str, detail: String },
+    Unresolved {
+        cause: &'static str,
+        detail: String,
+        /// When a retry may learn more, if the gateway can tell.
+        retry_after: Option<Duration>,
+    },
     /// The idempotency store cannot be reached: a call that moves money is
     /// not sent without it.
     #[error("idempotency store unavailable: {0}")]
@@ -68,9 +73,10 @@ pub enum GatewayError {
     #[error("too many provider calls in flight")]
     ProviderBusy { retry_after: Duration },
     /// The caller's deadline is about to pass. `sent` says whether the call
-    /// may have reached the provider (it then goes on and records its outcome).
+    /// may have reached the provider; `continues` whether it goes on and
+    /// records its outcome for a retry with the same key.
     #[error("the caller's deadline passed")]
-    DeadlineExceeded { sent: bool },
+    DeadlineExceeded { sent: bool, continues: bool },
     /// A failure inside the gateway, never the caller's fault.
     #[error("internal: {0}")]
     Internal(String),

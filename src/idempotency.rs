@@ -2,11 +2,11 @@
 //!
 //! For a mutation with a key (the call's natural number, or the caller's
 //! `idempotency-key`), scoped by sysid and call: claim the record with the
-//! request's fingerprint, run the provider exchange in a task this layer
-//! owns (a caller that gives up neither abandons the lease nor loses the
-//! answer), renew the lease while it runs, and store a final outcome for
-//! the retention window. The state machine is in `store.rs`; what each
-//! answer means for it is `CallError::outcome`.
+//! request's fingerprint, run the provider exchange, renew the lease while
+//! it runs, and store a final outcome for the retention window. All of it
+//! runs in a task this layer owns, so a caller that gives up neither
+//! abandons a claim nor loses the answer. The state machine is in
+//! `store.rs`; what each answer means for it is `CallError::outcome`.
 //!
 //! Requests for one key that meet in one process wait on the running one
 //! instead of polling the store; requests that meet a claim held by
@@ -32,17 +32,21 @@ use crate::error::GatewayError;
 use crate::exchange::{ProviderAnswer, ProviderRequest, StackFuture};
 use crate::provider::calls::Idempotency;
 use crate::provider::client::{CallError, Outcome};
-use crate::store::{Claim, Store};
+use crate::store::{Claim, ClaimTerms, Store};
 
 /// The longest `idempotency-key` accepted, in bytes.
 pub const MAX_CALLER_KEY: usize = 255;
+
+/// How often a failed outcome write is tried again before giving up (the
+/// lease is renewed meanwhile).
+const FINISH_ATTEMPTS: u32 = 5;
 
 /// How the layer behaves.
 #[derive(Debug, Clone)]
 pub struct IdempotencySettings {
     /// The merchant's system number: records are scoped by it.
     pub sysid: String,
-    /// The fingerprint's HMAC key.
+    /// The HMAC key of fingerprints and record keys.
     pub secret: [u8; 32],
     /// How long a finished record is kept.
     pub retention: Duration,
@@ -50,6 +54,18 @@ pub struct IdempotencySettings {
     pub in_flight_wait: Duration,
     /// How long a claim lives without renewal; renewed every third of it.
     pub lease: Duration,
+    /// How long after the end of an exchange without an answer the provider
+    /// may still act on the request (its own processing and retries).
+    pub settle: Duration,
+    /// The longest exchange (the provider client's request timeout).
+    pub exchange: Duration,
+}
+
+impl IdempotencySettings {
+    /// How long after an attempt starts the provider may still act on it.
+    fn attempt(&self) -> Duration {
+        self.exchange + self.settle
+    }
 }
 
 /// Checks a caller's `idempotency-key`: 1 to 255 printable ASCII characters.
@@ -133,28 +149,40 @@ where
     fn call(&mut self, request: ProviderRequest) -> Self::Future {
         let inner = self.inner.clone();
         let shared = Arc::clone(&self.shared);
-        Box::pin(async move { handle(shared, inner, request).await })
+        Box::pin(async move {
+            let Some((key, field)) = key_of(&request)? else {
+                return inner.oneshot(request).await;
+            };
+            // From the claim to the recorded outcome, nothing depends on the caller staying.
+            tokio::spawn(keyed(shared, inner, request, key, field))
+                .await
+                .map_err(|_| GatewayError::Unresolved {
+                    cause: "GATEWAY_TASK_FAILED",
+                    detail: "the gateway's task for this call failed; retry with the same key".into(),
+                    retry_after: Some(Duration::from_secs(1)),
+                })?
+        })
     }
 }
 
 /// The key of a request, if the call is made idempotent by one.
 fn key_of(request: &ProviderRequest) -> Result<Option<(String, &'static str)>, GatewayError> {
-    match request.call.spec().idempotency {
-        Idempotency::Query => Ok(None),
-        Idempotency::Natural(field) => match request.param.get(field).and_then(Json::as_str) {
+    let idempotency = request.call.spec().idempotency;
+    if let Some(field) = idempotency.natural_field() {
+        return match request.param.get(field).and_then(Json::as_str) {
             Some(key) if !key.is_empty() => Ok(Some((key.to_owned(), field))),
             _ => Err(GatewayError::Invalid(vec![crate::error::Violation {
                 field: field.to_owned(),
                 description: "is required: it is the call's idempotency key".into(),
             }])),
-        },
-        Idempotency::CallerKey => match &request.caller_key {
-            Some(key) => {
-                check_caller_key(key)?;
-                Ok(Some((key.clone(), "idempotency-key")))
-            }
-            None => Ok(None),
-        },
+        };
+    }
+    match (idempotency, &request.caller_key) {
+        (Idempotency::CallerKey, Some(key)) => {
+            check_caller_key(key)?;
+            Ok(Some((key.clone(), "idempotency-key")))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -166,47 +194,57 @@ fn token() -> String {
     hex::encode(bytes)
 }
 
-async fn handle<S>(shared: Arc<Shared>, inner: S, request: ProviderRequest) -> Result<ProviderAnswer, GatewayError>
+/// The store failed: the caller hears that it did, the log hears why.
+fn store_down(error: &crate::store::StoreError) -> GatewayError {
+    tracing::warn!(error = %error, "idempotency store unavailable");
+    GatewayError::StoreUnavailable("the store did not answer".into())
+}
+
+async fn keyed<S>(
+    shared: Arc<Shared>,
+    inner: S,
+    request: ProviderRequest,
+    key: String,
+    field: &'static str,
+) -> Result<ProviderAnswer, GatewayError>
 where
     S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError> + Clone + Send + 'static,
     S::Future: Send,
 {
-    let Some((key, field)) = key_of(&request)? else {
-        return inner.oneshot(request).await;
-    };
     let spec = request.call.spec();
     let settings = &shared.settings;
-    let record = fingerprint::record_key(&settings.sysid, request.call, &key);
-    let print = fingerprint::fingerprint(&settings.secret, request.call, &request.supplied);
-    let now = Instant::now();
-    let mut wait_until = now + settings.in_flight_wait;
+    let record = fingerprint::record_key(&settings.secret, &settings.sysid, request.call, &key);
+    let terms = ClaimTerms {
+        fingerprint: fingerprint::fingerprint(&settings.secret, request.call, &request.supplied),
+        lease: settings.lease,
+        retention: settings.retention,
+        attempt: settings.attempt(),
+    };
+    let mut wait_until = Instant::now() + settings.in_flight_wait;
     if let Some(deadline) = request.deadline {
         wait_until = wait_until.min(deadline);
     }
+    let in_flight = |retry_after: Duration| GatewayError::InFlight {
+        retry_after: retry_after.clamp(Duration::from_millis(50), Duration::from_secs(1)),
+    };
     let mut backoff = Duration::from_millis(5);
     loop {
         let running_here = {
             let local = shared.local.lock().unwrap_or_else(|p| p.into_inner());
             local
                 .get(&record)
-                .filter(|(fp, _)| *fp == print)
+                .filter(|(fp, _)| *fp == terms.fingerprint)
                 .map(|(_, rx)| rx.clone())
         };
         if let Some(mut done) = running_here {
             // Wait for this process's run of the same request, then read its record.
             if tokio::time::timeout_at(wait_until, done.changed()).await.is_err() {
-                return Err(GatewayError::InFlight {
-                    retry_after: Duration::from_millis(500),
-                });
+                return Err(in_flight(Duration::from_millis(500)));
             }
         }
         let token = token();
-        let claim = shared
-            .store
-            .claim(&record, &print, &token, settings.lease, settings.retention)
-            .await;
-        match claim {
-            Err(e) if spec.moves_money => return Err(GatewayError::StoreUnavailable(e.0)),
+        match shared.store.claim(&record, &token, &terms).await {
+            Err(e) if spec.moves_money => return Err(store_down(&e)),
             Err(e) => {
                 tracing::warn!(method = spec.method, error = %e, "idempotency store unavailable: sent without a record");
                 return inner.oneshot(request).await;
@@ -215,49 +253,48 @@ where
             Ok(Claim::Done(bytes)) => {
                 return Stored::from_bytes(&bytes)
                     .map(Stored::into_answer)
-                    .map_err(|e| GatewayError::Internal(format!("unreadable idempotency record: {e}")));
+                    .map_err(|_| GatewayError::Internal("an idempotency record of this key cannot be read".into()));
             }
             Ok(Claim::Busy { retry_after }) => {
                 let now = Instant::now();
                 if now >= wait_until {
-                    return Err(GatewayError::InFlight {
-                        retry_after: retry_after.min(Duration::from_secs(1)),
-                    });
+                    return Err(in_flight(retry_after));
                 }
                 tokio::time::sleep_until((now + backoff).min(wait_until)).await;
                 backoff = (backoff * 2).min(Duration::from_millis(100));
             }
-            Ok(claim @ (Claim::Fresh | Claim::Unknown)) => {
-                return run_owned(shared, inner, request, record, print, token, claim == Claim::Unknown).await;
+            Ok(Claim::Fresh) => return run(&shared, inner, request, (&record, &token, &terms.fingerprint), None).await,
+            Ok(Claim::Unknown { settle_left }) => {
+                let claim = (record.as_str(), token.as_str(), terms.fingerprint.as_str());
+                return run(&shared, inner, request, claim, Some(settle_left)).await;
             }
         }
     }
 }
 
 /// Removes a local run from the map when the run ends, however it ends.
-struct LocalRun {
-    shared: Arc<Shared>,
-    record: String,
+struct LocalRun<'a> {
+    shared: &'a Shared,
+    record: &'a str,
     _done: watch::Sender<()>,
 }
 
-impl Drop for LocalRun {
+impl Drop for LocalRun<'_> {
     fn drop(&mut self) {
         let mut local = self.shared.local.lock().unwrap_or_else(|p| p.into_inner());
-        local.remove(&self.record);
+        local.remove(self.record);
     }
 }
 
-/// Runs a claimed request in a task of its own and waits for it; if the
-/// caller goes away, the task still finishes and records the outcome.
-async fn run_owned<S>(
-    shared: Arc<Shared>,
+/// Runs a claimed request, renewing the lease until its outcome is
+/// recorded. `earlier` is set when an earlier attempt may have reached the
+/// provider: the provider may still act on it for that long.
+async fn run<S>(
+    shared: &Shared,
     inner: S,
     request: ProviderRequest,
-    record: String,
-    print: String,
-    token: String,
-    earlier_unknown: bool,
+    (record, token, print): (&str, &str, &str),
+    earlier: Option<Duration>,
 ) -> Result<ProviderAnswer, GatewayError>
 where
     S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError> + Clone + Send + 'static,
@@ -268,37 +305,31 @@ where
         .local
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(record.clone(), (print, rx));
-    let run = LocalRun {
-        shared: Arc::clone(&shared),
-        record: record.clone(),
+        .insert(record.to_owned(), (print.to_owned(), rx));
+    let _run = LocalRun {
+        shared,
+        record,
         _done: tx,
     };
-    let task = tokio::spawn(async move {
-        let _run = run;
-        let work = owned(&shared, inner, request, &record, &token, earlier_unknown);
-        let renew = async {
-            let every = shared.settings.lease / 3;
-            loop {
-                tokio::time::sleep(every).await;
-                match shared.store.renew(&record, &token, shared.settings.lease).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::error!("idempotency lease lost while the call runs: another attempt may resolve it");
-                        break;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot renew the idempotency lease; retrying"),
+    let renew = async {
+        let every = shared.settings.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match shared.store.renew(record, token, shared.settings.lease).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::error!("idempotency lease lost while the call runs: another attempt resolves it");
+                    break;
                 }
+                Err(e) => tracing::warn!(error = %e, "cannot renew the idempotency lease; retrying"),
             }
-            std::future::pending().await
-        };
-        tokio::select! {
-            result = work => result,
-            never = renew => never,
         }
-    });
-    task.await
-        .map_err(|e| GatewayError::Internal(format!("the call's task failed: {e}")))?
+        std::future::pending().await
+    };
+    tokio::select! {
+        result = owned(shared, inner, request, record, token, earlier) => result,
+        never = renew => never,
+    }
 }
 
 async fn owned<S>(
@@ -307,53 +338,102 @@ async fn owned<S>(
     request: ProviderRequest,
     record: &str,
     token: &str,
-    mut earlier_unknown: bool,
+    earlier: Option<Duration>,
 ) -> Result<ProviderAnswer, GatewayError>
 where
     S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError> + Clone + Send + 'static,
     S::Future: Send,
 {
-    let method = request.call.spec().method;
-    if earlier_unknown {
+    let spec = request.call.spec();
+    let earlier_unknown = earlier.is_some();
+    if let Some(settle_left) = earlier {
         match resolve(inner.clone(), &request).await {
             Resolved::Landed(value) => {
                 tracing::info!(
-                    method,
+                    method = spec.method,
                     "an earlier attempt with this key went through: recovered its outcome"
                 );
                 let result = Ok(value);
-                finish(shared, record, token, Next::after(&result, true, false)).await;
+                finish(
+                    shared,
+                    record,
+                    token,
+                    Next::after(spec.idempotency, &result, true, false),
+                )
+                .await;
                 return Ok(ProviderAnswer {
                     result,
                     replayed: false,
                     recovered: true,
                 });
             }
-            Resolved::Absent => earlier_unknown = false,
-            Resolved::Resend => {}
+            // The provider has no trace of it, but may still act on it:
+            // sending now could make a second order.
+            Resolved::Absent if !settle_left.is_zero() => {
+                finish(shared, record, token, Next::Unknown(settle_left)).await;
+                return Err(GatewayError::Unresolved {
+                    cause: "EARLIER_ATTEMPT_SETTLING",
+                    detail: format!(
+                        "the provider has no trace of the earlier attempt yet, but may still process it \
+                         for {} ms; retry then",
+                        settle_left.as_millis()
+                    ),
+                    retry_after: Some(settle_left),
+                });
+            }
+            Resolved::Absent | Resolved::Resend => {
+                if let Err(e) = shared.store.sending(record, token, shared.settings.attempt()).await {
+                    finish(shared, record, token, Next::Unknown(settle_left)).await;
+                    return Err(store_down(&e));
+                }
+            }
             Resolved::Unresolved { cause, detail } => {
-                finish(shared, record, token, Next::Unknown).await;
-                return Err(GatewayError::Unresolved { cause, detail });
+                finish(shared, record, token, Next::Unknown(settle_left)).await;
+                return Err(GatewayError::Unresolved {
+                    cause,
+                    detail,
+                    retry_after: None,
+                });
+            }
+            Resolved::Refused(e) => {
+                finish(shared, record, token, Next::Unknown(settle_left)).await;
+                return Err(e);
             }
         }
     }
     match inner.oneshot(request).await {
         // Refused by a layer below (quota, in-flight bound): nothing was sent.
         Err(e) => {
-            let next = if earlier_unknown { Next::Unknown } else { Next::Release };
+            let next = if earlier_unknown {
+                Next::Unknown(Duration::ZERO)
+            } else {
+                Next::Release
+            };
             finish(shared, record, token, next).await;
             Err(e)
         }
         Ok(answer) => {
-            finish(
-                shared,
-                record,
-                token,
-                Next::after(&answer.result, false, earlier_unknown),
-            )
-            .await;
+            let next = Next::after(spec.idempotency, &answer.result, false, earlier_unknown);
+            let next = match next {
+                // An exchange that ended without an answer: the provider may go on with it.
+                Next::Unknown(_) if !answered(&answer.result) => Next::Unknown(shared.settings.settle),
+                other => other,
+            };
+            finish(shared, record, token, next).await;
             Ok(answer)
         }
+    }
+}
+
+/// Whether the provider's answer was received (even unverified): it is
+/// done with the request, so a query afterwards sees what it did.
+fn answered(result: &Result<Json, CallError>) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(CallError::OutcomeUnknown(_) | CallError::Http { .. }) => false,
+        // 40007: the provider's channel timed out and may still complete.
+        Err(CallError::Business { code, .. }) => code != "40007",
+        Err(_) => true,
     }
 }
 
@@ -363,42 +443,71 @@ enum Next {
     Store(Stored),
     /// Nothing was sent and nothing earlier is unknown: forget the key.
     Release,
-    /// The provider may have acted: the next attempt resolves first.
-    Unknown,
+    /// The provider may have acted: the next attempt resolves first; the
+    /// provider may go on acting for this long.
+    Unknown(Duration),
 }
 
 impl Next {
-    fn after(result: &Result<Json, CallError>, recovered: bool, earlier_unknown: bool) -> Next {
-        if let Some(stored) = Stored::of(result, recovered) {
-            return Next::Store(stored);
-        }
-        let outcome = result.as_ref().err().map_or(Outcome::Unknown, CallError::outcome);
-        if outcome == Outcome::NotSent && !earlier_unknown {
-            Next::Release
-        } else {
-            Next::Unknown
+    fn after(
+        idempotency: Idempotency,
+        result: &Result<Json, CallError>,
+        recovered: bool,
+        earlier_unknown: bool,
+    ) -> Next {
+        let refused = result.is_err();
+        match Stored::of(result, recovered) {
+            // After an attempt whose outcome was unknown, a refusal may be
+            // the provider refusing a number the earlier attempt used: only
+            // a success is final then.
+            Some(_) if refused && earlier_unknown => Next::Unknown(Duration::ZERO),
+            // A refused confirmation (a wrong code) leaves the order as it
+            // was: the next confirmation may be sent.
+            Some(_) if refused && matches!(idempotency, Idempotency::Confirmation(_)) => Next::Release,
+            Some(stored) => Next::Store(stored),
+            None => {
+                let outcome = result.as_ref().err().map_or(Outcome::Unknown, CallError::outcome);
+                if outcome == Outcome::NotSent && !earlier_unknown {
+                    Next::Release
+                } else {
+                    Next::Unknown(Duration::ZERO)
+                }
+            }
         }
     }
 }
 
-/// Records what a run learnt.
+/// Records what a run learnt, trying again while the store fails (the
+/// lease is renewed meanwhile); a record left pending resolves once its
+/// lease lapses.
 async fn finish(shared: &Shared, record: &str, token: &str, next: Next) {
     let store = &shared.store;
-    let written = match next {
-        Next::Store(stored) => {
-            store
-                .complete(record, token, &stored.to_bytes(), shared.settings.retention)
-                .await
+    let mut pause = Duration::from_millis(100);
+    for attempt in 1..=FINISH_ATTEMPTS {
+        let written = match &next {
+            Next::Store(stored) => {
+                store
+                    .complete(record, token, &stored.to_bytes(), shared.settings.retention)
+                    .await
+            }
+            Next::Release => store.release(record, token).await,
+            Next::Unknown(settle) => store.mark_unknown(record, token, *settle).await,
+        };
+        match written {
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::error!("the idempotency claim was lost before its outcome was recorded");
+                return;
+            }
+            Err(e) if attempt < FINISH_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "cannot record the outcome yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "cannot record the outcome: the record stays pending until its lease lapses, then resolves"
+            ),
         }
-        Next::Release => store.release(record, token).await,
-        Next::Unknown => store.mark_unknown(record, token).await,
-    };
-    match written {
-        Ok(true) => {}
-        Ok(false) => tracing::error!("the idempotency claim was lost before its outcome was recorded"),
-        Err(e) => tracing::error!(
-            error = %e,
-            "cannot record the outcome: the record stays pending until its lease lapses, then resolves"
-        ),
     }
 }

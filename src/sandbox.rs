@@ -299,12 +299,22 @@ async fn soa(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body:
         query.unwrap_or_default().into_bytes()
     };
     let faults = shared.faults();
-    let answer = tokio::task::spawn_blocking(move || {
-        let answer = handle(&shared, &form);
-        shared.notifier.wake.notify_one();
-        answer
+    let processing = std::time::Duration::from_millis(faults.processing_ms);
+    // Like a real server, the sandbox finishes what it started when the
+    // client hangs up: the processing is a task of its own.
+    let answer = tokio::spawn(async move {
+        if !processing.is_zero() {
+            tokio::time::sleep(processing).await;
+        }
+        tokio::task::spawn_blocking(move || {
+            let answer = handle(&shared, &form);
+            shared.notifier.wake.notify_one();
+            answer
+        })
+        .await
     })
-    .await;
+    .await
+    .unwrap_or_else(Err);
     if faults.latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
     }

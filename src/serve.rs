@@ -222,10 +222,11 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         source,
     })?;
     let (tx, rx) = oneshot::channel::<()>();
-    // The server stack (serve/stack.rs): per-caller limit, then tonic's
-    // bound on requests in progress per connection.
+    // The server stack (serve/stack.rs): arrival, per-caller limit, then
+    // tonic's bound on requests in progress per connection.
     let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(MAX_CONCURRENT_PER_CONNECTION)
+        .layer(stack::arrival())
         .layer(caller_limit)
         .add_service(health)
         .add_service(reflection_v1)
@@ -290,6 +291,8 @@ fn stack_settings(config: &Config, derived_secret: &[u8; 32]) -> Result<StackSet
             retention: Duration::from_secs(i.retention_secs),
             in_flight_wait: Duration::from_millis(i.in_flight_wait_ms),
             lease: Duration::from_millis(i.lease_ms),
+            settle: Duration::from_millis(i.settle_ms),
+            exchange: Duration::from_millis(config.provider.request_timeout_ms),
         },
         rate_limits: config.rate_limits()?,
         max_in_flight: config.provider.max_in_flight,

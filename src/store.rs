@@ -1,7 +1,8 @@
 //! The gateway's shared state: idempotency records and rate-limit buckets, behind one trait with a Redis and an in-memory backend.
 //!
-//! A record is one key (`yg:idem:{sysid:call:key}`, one hash tag, so a
-//! record never spans Redis Cluster slots) in one of three states:
+//! A record is one key (`yg:idem:{sysid:section:HMAC(key)}`, one hash tag,
+//! so that a record would never span Redis Cluster slots) in one of three
+//! states:
 //!
 //! ```text
 //!   (absent) --claim--> pending(token, lease) --complete--> done(outcome)   kept for the retention window
@@ -13,8 +14,12 @@
 //!
 //! Every transition is a compare-and-set on the claimer's token (a Lua
 //! script on Redis, a mutex in memory), so a claimer whose lease lapsed
-//! cannot overwrite its successor. Times come from the store's own clock
-//! (Redis `TIME`), never from a replica's.
+//! cannot overwrite its successor. A record also keeps until when the
+//! provider may still act on its last attempt (`settled`): a claim and
+//! `sending` push it to the end of a possible attempt, `mark_unknown` sets
+//! it; a claimer that finds the provider without a trace of the attempt may
+//! send again only after it. Times come from the store's own clock (Redis
+//! `TIME`), never from a replica's.
 
 pub mod memory;
 pub mod redis;
@@ -41,14 +46,28 @@ pub enum Claim {
     Fresh,
     /// The record is now the claimer's, but an earlier attempt may have
     /// reached the provider (it was marked unknown, or its lease lapsed):
-    /// resolve before sending anything.
-    Unknown,
+    /// resolve before sending anything. The provider may still act on that
+    /// attempt for `settle_left`.
+    Unknown { settle_left: Duration },
     /// Another claimer holds a live lease.
     Busy { retry_after: Duration },
     /// Finished: the stored outcome.
     Done(Vec<u8>),
     /// The record was made for a different request (another fingerprint).
     Mismatch,
+}
+
+/// What a claim needs besides the key and the token.
+#[derive(Debug, Clone)]
+pub struct ClaimTerms {
+    /// The request's fingerprint: another request with the key is a mismatch.
+    pub fingerprint: String,
+    /// How long the claim lives unrenewed.
+    pub lease: Duration,
+    /// How long the record is kept.
+    pub retention: Duration,
+    /// How long after it starts the provider may still act on an attempt.
+    pub attempt: Duration,
 }
 
 /// A rate-limit decision.
@@ -78,20 +97,17 @@ impl Limit {
 
 /// The operations the idempotency and rate-limit layers need.
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Claims `key` for a request with `fingerprint`: creates it pending
-    /// with `token` and a lease, takes over an unknown or lapsed one, or
-    /// reports what is there. A new record lives `retention`.
-    fn claim<'a>(
-        &'a self,
-        key: &'a str,
-        fingerprint: &'a str,
-        token: &'a str,
-        lease: Duration,
-        retention: Duration,
-    ) -> StoreFuture<'a, Claim>;
+    /// Claims `key` for a request with `terms.fingerprint`: creates it
+    /// pending with `token` and a lease (an attempt may be under way until
+    /// `terms.attempt` from now), takes over an unknown or lapsed one, or
+    /// reports what is there. A claimed record lives `terms.retention`.
+    fn claim<'a>(&'a self, key: &'a str, token: &'a str, terms: &'a ClaimTerms) -> StoreFuture<'a, Claim>;
 
     /// Extends the lease of `token`'s claim; false when the claim was lost.
     fn renew<'a>(&'a self, key: &'a str, token: &'a str, lease: Duration) -> StoreFuture<'a, bool>;
+
+    /// Says `token`'s claim sends again now: the provider may act on it for `attempt`.
+    fn sending<'a>(&'a self, key: &'a str, token: &'a str, attempt: Duration) -> StoreFuture<'a, bool>;
 
     /// Stores the outcome of `token`'s claim for `retention`; false when the claim was lost.
     fn complete<'a>(
@@ -102,8 +118,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         retention: Duration,
     ) -> StoreFuture<'a, bool>;
 
-    /// Marks `token`'s claim as of unknown outcome and frees its lease.
-    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool>;
+    /// Marks `token`'s claim as of unknown outcome and frees its lease; the
+    /// provider may still act on the attempt for `settle` from now.
+    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str, settle: Duration) -> StoreFuture<'a, bool>;
 
     /// Deletes `token`'s claim: nothing was sent, nothing is remembered.
     fn release<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool>;

@@ -289,7 +289,11 @@ async fn a_cancelled_caller_still_records_the_outcome_on_redis() {
 #[tokio::test]
 async fn provider_latency_longer_than_the_lease_is_still_one_call() {
     // Two replicas share Redis; the lease (300 ms) is far shorter than the call (1.2 s).
-    let (rig, _redis) = rig(Backend::Redis, |c| c.idempotency.lease_ms = 300).await;
+    let (rig, _redis) = rig(Backend::Redis, |c| {
+        c.idempotency.lease_ms = 300;
+        c.store.timeout_ms = 100;
+    })
+    .await;
     member(&rig, "idem-l").await;
     let (second, channel) = rig.replica().await;
     rig.set_faults(serde_json::json!({"latencyMs": 1200})).await;
@@ -347,9 +351,8 @@ async fn redis_down_fails_money_calls_closed_and_the_gateway_recovers_by_itself(
     assert_eq!(rig.sent_for("depositApply"), 1);
 }
 
-#[tokio::test]
-async fn a_caller_key_makes_any_mutation_idempotent() {
-    let (rig, _redis) = rig(Backend::Memory, |_| {}).await;
+async fn caller_key(backend: Backend) {
+    let (rig, _redis) = rig(backend, |_| {}).await;
     rig.direct().individual("idem-k").await;
     let mut members = MemberServiceClient::new(rig.channel.clone());
     let lock = |key: Option<&str>| {
@@ -373,6 +376,120 @@ async fn a_caller_key_makes_any_mutation_idempotent() {
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert_eq!(reason(&bad), "INVALID_IDEMPOTENCY_KEY");
     assert_eq!(rig.sent_for("lockMember"), 2);
+}
+
+#[tokio::test]
+async fn a_caller_key_makes_any_mutation_idempotent_in_memory() {
+    caller_key(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn a_caller_key_makes_any_mutation_idempotent_on_redis() {
+    caller_key(Backend::Redis).await;
+}
+
+async fn settling(backend: Backend) {
+    // The provider is still working on the first attempt when the gateway
+    // gives up (300 ms), and commits it at 1 s.
+    let (rig, _redis) = rig(backend, |c| {
+        c.provider.request_timeout_ms = 300;
+        c.idempotency.settle_ms = 1500;
+    })
+    .await;
+    member(&rig, "idem-s").await;
+    let mut orders = OrderServiceClient::new(rig.channel.clone());
+    rig.set_faults(serde_json::json!({"processingMs": 1000})).await;
+    let lost = orders
+        .deposit_apply(deposit("idem-s-1", "idem-s", 300))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&lost), "OUTCOME_UNKNOWN", "{lost:?}");
+    rig.set_faults(serde_json::json!({})).await;
+    // A retry now finds no trace of the order, yet must not send it again.
+    let early = orders
+        .deposit_apply(deposit("idem-s-1", "idem-s", 300))
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), Code::Unknown, "{early:?}");
+    let info = early.get_details_error_info().unwrap();
+    assert_eq!(
+        (info.reason.as_str(), info.metadata["cause"].as_str()),
+        ("OUTCOME_UNKNOWN", "EARLIER_ATTEMPT_SETTLING")
+    );
+    let after = early.get_details_retry_info().unwrap().retry_delay.unwrap();
+    assert!(
+        after > Duration::ZERO && after <= Duration::from_millis(1500),
+        "{after:?}"
+    );
+    assert_eq!(rig.sent_for("depositApply"), 1);
+    // Once the first attempt has landed, the retry learns it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let recovered = orders.deposit_apply(deposit("idem-s-1", "idem-s", 300)).await.unwrap();
+    assert_eq!(recovered.metadata().get("idempotent-recovered").unwrap(), "true");
+    assert_eq!(rig.sent_for("depositApply"), 1);
+}
+
+#[tokio::test]
+async fn a_retry_while_the_provider_may_still_act_sends_nothing_in_memory() {
+    settling(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn a_retry_while_the_provider_may_still_act_sends_nothing_on_redis() {
+    settling(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn a_request_meeting_one_in_flight_waits_then_is_aborted_with_retry_info() {
+    let (rig, _redis) = rig(Backend::Memory, |c| c.idempotency.in_flight_wait_ms = 100).await;
+    member(&rig, "idem-a").await;
+    rig.set_faults(serde_json::json!({"latencyMs": 800})).await;
+    let mut one = OrderServiceClient::new(rig.channel.clone());
+    let mut two = OrderServiceClient::new(rig.channel.clone());
+    let first = tokio::spawn(async move { one.deposit_apply(deposit("idem-a-1", "idem-a", 100)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let aborted = two.deposit_apply(deposit("idem-a-1", "idem-a", 100)).await.unwrap_err();
+    assert_eq!(aborted.code(), Code::Aborted, "{aborted:?}");
+    assert_eq!(reason(&aborted), "IDEMPOTENCY_IN_FLIGHT");
+    assert!(aborted.get_details_retry_info().is_some());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    let first = first.await.unwrap().unwrap().into_inner();
+    let replay = two.deposit_apply(deposit("idem-a-1", "idem-a", 100)).await.unwrap();
+    assert_eq!(replay.into_inner(), first);
+    assert_eq!(rig.sent_for("depositApply"), 1);
+}
+
+#[tokio::test]
+async fn a_refused_confirmation_leaves_the_order_open_for_a_corrected_one() {
+    let (rig, _redis) = rig(Backend::Memory, |_| {}).await;
+    member(&rig, "idem-p").await;
+    let mut orders = OrderServiceClient::new(rig.channel.clone());
+    orders.deposit_apply(deposit("idem-p-1", "idem-p", 400)).await.unwrap();
+    // Refusals are signed over their code: verified, final for other calls.
+    rig.set_faults(serde_json::json!({"v1ErrorSignature": "codeAndMessage"}))
+        .await;
+    let confirm = |code: &str| proto::ConfirmPaySmsRequest {
+        biz_user_id: "idem-p".into(),
+        biz_order_no: "idem-p-1".into(),
+        verification_code: code.into(),
+        consumer_ip: "127.0.0.1".into(),
+        ..Default::default()
+    };
+    let wrong = orders.confirm_pay_sms(confirm("0000")).await.unwrap_err();
+    assert_eq!(
+        wrong.get_details_error_info().unwrap().metadata["verified"],
+        "true",
+        "{wrong:?}"
+    );
+    // Not IDEMPOTENCY_KEY_REUSED: the corrected code goes to the provider.
+    let paid = orders.confirm_pay_sms(confirm("9999")).await.unwrap().into_inner();
+    assert_eq!(paid.pay_status, "success");
+    assert_eq!(rig.sent_for("pay"), 2);
 }
 
 #[tokio::test]

@@ -5,90 +5,106 @@ mod support;
 use std::time::Duration;
 
 use support::redis::RedisServer;
-use yungate::store::{Claim, Limit, MemoryStore, RateDecision, RedisStore, Store};
+use yungate::store::{Claim, ClaimTerms, Limit, MemoryStore, RateDecision, RedisStore, Store};
 
 const LEASE: Duration = Duration::from_millis(300);
-const KEEP: Duration = Duration::from_secs(60);
+const ZERO: Duration = Duration::ZERO;
+
+fn terms(fingerprint: &str) -> ClaimTerms {
+    ClaimTerms {
+        fingerprint: fingerprint.into(),
+        lease: LEASE,
+        retention: Duration::from_secs(60),
+        attempt: Duration::from_secs(5),
+    }
+}
+
+fn unknown(claim: Claim) -> Duration {
+    match claim {
+        Claim::Unknown { settle_left } => settle_left,
+        other => panic!("expected unknown, got {other:?}"),
+    }
+}
 
 async fn records(store: &dyn Store, prefix: &str) {
+    let (fp1, fp2) = (terms("fp1"), terms("fp2"));
     let key = format!("yg:idem:{{{prefix}:4.2.2:A}}");
     // First claim: the record is the claimer's.
-    assert_eq!(store.claim(&key, "fp1", "t1", LEASE, KEEP).await.unwrap(), Claim::Fresh);
+    assert_eq!(store.claim(&key, "t1", &fp1).await.unwrap(), Claim::Fresh);
     // The same request while the lease lives: busy, for at most the lease.
-    match store.claim(&key, "fp1", "t2", LEASE, KEEP).await.unwrap() {
+    match store.claim(&key, "t2", &fp1).await.unwrap() {
         Claim::Busy { retry_after } => assert!(retry_after <= LEASE, "{retry_after:?}"),
         other => panic!("expected busy, got {other:?}"),
     }
     // Another request with the same key: refused whatever the state.
-    assert_eq!(
-        store.claim(&key, "fp2", "t3", LEASE, KEEP).await.unwrap(),
-        Claim::Mismatch
-    );
+    assert_eq!(store.claim(&key, "t3", &fp2).await.unwrap(), Claim::Mismatch);
     // Only the holder may renew or finish.
     assert!(!store.renew(&key, "t2", LEASE).await.unwrap());
     assert!(store.renew(&key, "t1", LEASE).await.unwrap());
-    assert!(!store.complete(&key, "t2", b"x", KEEP).await.unwrap());
-    assert!(store.complete(&key, "t1", b"{\"answer\":1}", KEEP).await.unwrap());
+    assert!(!store.complete(&key, "t2", b"x", fp1.retention).await.unwrap());
+    assert!(
+        store
+            .complete(&key, "t1", b"{\"answer\":1}", fp1.retention)
+            .await
+            .unwrap()
+    );
     assert_eq!(
-        store.claim(&key, "fp1", "t4", LEASE, KEEP).await.unwrap(),
+        store.claim(&key, "t4", &fp1).await.unwrap(),
         Claim::Done(b"{\"answer\":1}".to_vec())
     );
-    assert_eq!(
-        store.claim(&key, "fp2", "t5", LEASE, KEEP).await.unwrap(),
-        Claim::Mismatch
-    );
-    // A finished record cannot be released, marked or renewed by anyone.
+    assert_eq!(store.claim(&key, "t5", &fp2).await.unwrap(), Claim::Mismatch);
+    // A finished record cannot be released, marked, renewed or resent by anyone.
     assert!(!store.release(&key, "t1").await.unwrap());
-    assert!(!store.mark_unknown(&key, "t1").await.unwrap());
+    assert!(!store.mark_unknown(&key, "t1", ZERO).await.unwrap());
+    assert!(!store.renew(&key, "t1", LEASE).await.unwrap());
+    assert!(!store.sending(&key, "t1", LEASE).await.unwrap());
 
-    // A lapsed lease: the next claimer takes over, as of unknown outcome,
-    // and the lapsed holder can no longer write.
+    // A lapsed lease: the next claimer takes over, as of unknown outcome
+    // (the attempt may still be under way for most of `attempt`), and the
+    // lapsed holder can no longer write anything.
     let lapsed = format!("yg:idem:{{{prefix}:4.2.2:B}}");
-    assert_eq!(
-        store.claim(&lapsed, "fp", "old", LEASE, KEEP).await.unwrap(),
-        Claim::Fresh
-    );
+    assert_eq!(store.claim(&lapsed, "old", &fp1).await.unwrap(), Claim::Fresh);
     tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
-    assert_eq!(
-        store.claim(&lapsed, "fp", "new", LEASE, KEEP).await.unwrap(),
-        Claim::Unknown
+    let left = unknown(store.claim(&lapsed, "new", &fp1).await.unwrap());
+    assert!(
+        left > Duration::from_secs(4) && left <= Duration::from_secs(5),
+        "{left:?}"
     );
-    assert!(!store.complete(&lapsed, "old", b"late", KEEP).await.unwrap());
-    assert!(store.complete(&lapsed, "new", b"ok", KEEP).await.unwrap());
+    assert!(!store.complete(&lapsed, "old", b"late", fp1.retention).await.unwrap());
+    assert!(!store.renew(&lapsed, "old", LEASE).await.unwrap());
+    assert!(!store.mark_unknown(&lapsed, "old", ZERO).await.unwrap());
+    assert!(!store.release(&lapsed, "old").await.unwrap());
+    assert!(store.complete(&lapsed, "new", b"ok", fp1.retention).await.unwrap());
 
-    // Marked unknown: the next claim at once is the resolver's.
-    let unknown = format!("yg:idem:{{{prefix}:4.2.2:C}}");
-    assert_eq!(
-        store.claim(&unknown, "fp", "a", LEASE, KEEP).await.unwrap(),
-        Claim::Fresh
-    );
-    assert!(store.mark_unknown(&unknown, "a").await.unwrap());
-    assert_eq!(
-        store.claim(&unknown, "fp", "b", LEASE, KEEP).await.unwrap(),
-        Claim::Unknown
-    );
+    // Marked unknown: the next claim at once is the resolver's, told how
+    // long the provider may still act on the attempt.
+    let marked = format!("yg:idem:{{{prefix}:4.2.2:C}}");
+    assert_eq!(store.claim(&marked, "a", &fp1).await.unwrap(), Claim::Fresh);
+    assert!(store.mark_unknown(&marked, "a", ZERO).await.unwrap());
+    assert_eq!(unknown(store.claim(&marked, "b", &fp1).await.unwrap()), ZERO);
+    assert!(store.mark_unknown(&marked, "b", Duration::from_secs(2)).await.unwrap());
+    let left = unknown(store.claim(&marked, "c", &fp1).await.unwrap());
+    assert!(left > Duration::from_millis(1500), "{left:?}");
+    // Sending again restarts the window; a takeover alone does not.
+    assert!(store.sending(&marked, "c", Duration::from_secs(3)).await.unwrap());
+    assert!(store.mark_unknown(&marked, "c", ZERO).await.unwrap());
+    assert_eq!(unknown(store.claim(&marked, "d", &fp1).await.unwrap()), ZERO);
     // Released (nothing was sent): forgotten, the next claim is fresh.
-    assert!(store.release(&unknown, "b").await.unwrap());
-    assert_eq!(
-        store.claim(&unknown, "fp", "c", LEASE, KEEP).await.unwrap(),
-        Claim::Fresh
-    );
+    assert!(store.release(&marked, "d").await.unwrap());
+    assert_eq!(store.claim(&marked, "e", &fp1).await.unwrap(), Claim::Fresh);
 
     // Retention: a finished record goes when its window ends, never before.
     let short = format!("yg:idem:{{{prefix}:4.2.2:D}}");
-    assert_eq!(store.claim(&short, "fp", "a", LEASE, KEEP).await.unwrap(), Claim::Fresh);
+    assert_eq!(store.claim(&short, "a", &fp1).await.unwrap(), Claim::Fresh);
     assert!(
         store
             .complete(&short, "a", b"ok", Duration::from_millis(400))
             .await
             .unwrap()
     );
-    assert!(matches!(
-        store.claim(&short, "fp", "b", LEASE, KEEP).await.unwrap(),
-        Claim::Done(_)
-    ));
+    assert!(matches!(store.claim(&short, "b", &fp1).await.unwrap(), Claim::Done(_)));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(store.claim(&short, "fp", "c", LEASE, KEEP).await.unwrap(), Claim::Fresh);
+    assert_eq!(store.claim(&short, "c", &fp1).await.unwrap(), Claim::Fresh);
 }
 
 async fn buckets(store: &dyn Store, prefix: &str) {
@@ -139,16 +155,19 @@ async fn redis_store_fails_fast_when_redis_is_down_and_recovers_by_itself() {
     let mut server = RedisServer::start();
     let store = RedisStore::open(&server.url(), Duration::from_millis(300)).unwrap();
     let key = "yg:idem:{d:4.2.2:A}";
-    assert_eq!(store.claim(key, "fp", "t", LEASE, KEEP).await.unwrap(), Claim::Fresh);
+    let fp = terms("fp");
+    assert_eq!(store.claim(key, "t", &fp).await.unwrap(), Claim::Fresh);
     server.kill();
     let started = std::time::Instant::now();
-    assert!(store.claim(key, "fp", "t2", LEASE, KEEP).await.is_err());
+    assert!(store.claim(key, "t2", &fp).await.is_err());
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     server.restart();
-    // The connection comes back without a new store; the old data is gone with the old server.
+    // The connection comes back without a new store. This test server keeps
+    // nothing across a restart (`--save ""`); production Redis must persist
+    // (README: appendonly), or a claim lost with it lets a retry send again.
     let mut claimed = None;
     for _ in 0..50 {
-        if let Ok(c) = store.claim(key, "fp", "t3", LEASE, KEEP).await {
+        if let Ok(c) = store.claim(key, "t3", &fp).await {
             claimed = Some(c);
             break;
         }

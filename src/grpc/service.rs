@@ -69,8 +69,9 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-/// The caller's deadline from `grpc-timeout` (`<digits><H|M|S|m|u|n>`, at most 8 digits).
-pub fn deadline_of(metadata: &MetadataMap) -> Option<Instant> {
+/// The caller's deadline from `grpc-timeout` (`<digits><H|M|S|m|u|n>`, at
+/// most 8 digits), counted from `arrival`.
+pub fn deadline_of(metadata: &MetadataMap, arrival: Instant) -> Option<Instant> {
     let text = metadata.get("grpc-timeout")?.to_str().ok()?;
     let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 {
@@ -86,14 +87,15 @@ pub fn deadline_of(metadata: &MetadataMap) -> Option<Instant> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     };
-    Some(Instant::now() + timeout)
+    arrival.checked_add(timeout)
 }
 
 /// When to answer: a little before the caller's deadline (a tenth of the
 /// time left, at most 50 ms), so the answer arrives before the caller gives up.
 fn answer_by(deadline: Instant) -> Instant {
     let left = deadline.saturating_duration_since(Instant::now());
-    deadline - (left / 10).min(Duration::from_millis(50))
+    let early = (left / 10).min(Duration::from_millis(50));
+    deadline.checked_sub(early).unwrap_or(deadline)
 }
 
 /// Marks an answer's metadata as replayed or recovered.
@@ -194,7 +196,11 @@ impl Gateway {
         call: Call,
         request: Request<Req>,
     ) -> Result<Response<Resp>, Status> {
-        let deadline = deadline_of(request.metadata());
+        let arrival = request
+            .extensions()
+            .get::<crate::serve::stack::Arrival>()
+            .map_or_else(Instant::now, |a| a.0);
+        let answer_at = deadline_of(request.metadata(), arrival).map(answer_by);
         let caller_key = match request.metadata().get(IDEMPOTENCY_KEY) {
             None => None,
             Some(v) => Some(v.to_str().map(str::to_owned).map_err(|_| {
@@ -202,19 +208,24 @@ impl Gateway {
             })?),
         };
         let (param, supplied) = self.wire_request(call, request.into_inner())?;
+        let idempotency = call.spec().idempotency;
+        let continues = idempotency.natural_field().is_some() || caller_key.is_some();
         let sent = self.provider.clone().oneshot(ProviderRequest {
             call,
             param,
             supplied,
             caller_key,
-            deadline,
+            // The layers answer a little before the gateway does, so that
+            // their own refusals (in flight, busy) reach the caller.
+            deadline: answer_at.map(|t| t.checked_sub(Duration::from_millis(5)).unwrap_or(t)),
         });
-        let answered = match deadline {
-            Some(deadline) => tokio::time::timeout_at(answer_by(deadline), sent).await.unwrap_or(Err(
-                GatewayError::DeadlineExceeded {
-                    sent: call.spec().idempotency.is_mutation(),
-                },
-            )),
+        let answered = match answer_at {
+            Some(at) => tokio::time::timeout_at(at, sent)
+                .await
+                .unwrap_or(Err(GatewayError::DeadlineExceeded {
+                    sent: idempotency.is_mutation(),
+                    continues,
+                })),
             None => sent.await,
         };
         let answer = answered.map_err(|e| status::from_gateway_error(&e))?;

@@ -274,15 +274,32 @@ pub fn from_gateway_error(error: &GatewayError) -> Status {
             HashMap::new(),
             *retry_after,
         ),
-        GatewayError::Unresolved { cause, detail } => outcome_unknown(
-            Code::Unknown,
-            format!(
-                "an earlier attempt with this idempotency key may have been processed and its outcome \
-                 cannot be learnt now; nothing new was sent: {detail}"
-            ),
+        GatewayError::Unresolved {
             cause,
-            HashMap::new(),
-        ),
+            detail,
+            retry_after,
+        } => {
+            let status = outcome_unknown(
+                Code::Unknown,
+                format!(
+                    "an earlier attempt with this idempotency key may have been processed and its outcome \
+                     cannot be learnt now; nothing new was sent: {detail}"
+                ),
+                cause,
+                HashMap::new(),
+            );
+            match retry_after {
+                None => status,
+                Some(after) => {
+                    let mut details = ErrorDetails::new();
+                    if let Some(info) = status.get_details_error_info() {
+                        details.set_error_info(info.reason, info.domain, info.metadata);
+                    }
+                    details.set_retry_info(Some(*after));
+                    Status::with_error_details(Code::Unknown, status.message().to_owned(), details)
+                }
+            }
+        }
         GatewayError::StoreUnavailable(detail) => retry(
             Code::Unavailable,
             format!("the idempotency store is unavailable, so this call was not sent (nothing moved): {detail}"),
@@ -316,7 +333,10 @@ pub fn from_gateway_error(error: &GatewayError) -> Status {
             HashMap::new(),
             *retry_after,
         ),
-        GatewayError::DeadlineExceeded { sent: true } => outcome_unknown(
+        GatewayError::DeadlineExceeded {
+            sent: true,
+            continues: true,
+        } => outcome_unknown(
             Code::DeadlineExceeded,
             "the deadline passed before the provider answered; the call goes on at the gateway and records \
              its outcome: retry with the same idempotency key to learn it"
@@ -324,7 +344,18 @@ pub fn from_gateway_error(error: &GatewayError) -> Status {
             "CALLER_DEADLINE",
             HashMap::new(),
         ),
-        GatewayError::DeadlineExceeded { sent: false } => with_info(
+        GatewayError::DeadlineExceeded {
+            sent: true,
+            continues: false,
+        } => outcome_unknown(
+            Code::DeadlineExceeded,
+            "the deadline passed before the provider answered; the call may have been processed \
+             (send an idempotency-key to make such a call retry-safe)"
+                .into(),
+            "CALLER_DEADLINE",
+            HashMap::new(),
+        ),
+        GatewayError::DeadlineExceeded { sent: false, .. } => with_info(
             Code::DeadlineExceeded,
             "the deadline passed before the provider answered".into(),
             "DEADLINE_EXCEEDED",

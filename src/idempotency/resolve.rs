@@ -16,7 +16,7 @@ const USER_NOT_FOUND: &str = "30001";
 const UNPAID: i64 = 1;
 
 /// What the provider knows about the earlier attempt.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub enum Resolved {
     /// It went through: the call's answer as far as the query tells it.
     Landed(Json),
@@ -26,6 +26,8 @@ pub enum Resolved {
     Resend,
     /// Nothing can be learnt now; nothing may be sent.
     Unresolved { cause: &'static str, detail: String },
+    /// A layer below refused the query (a rate limit): its refusal stands.
+    Refused(GatewayError),
 }
 
 /// 6.13 order status -> the `payStatus` words of the order calls' answers.
@@ -48,11 +50,25 @@ fn integer(value: &Json) -> Option<i64> {
         .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
-async fn query<S>(inner: S, call: Call, param: Map<String, Json>, request: &ProviderRequest) -> Result<Json, String>
+/// Why a query did not answer with a result.
+enum QueryFailed {
+    /// The provider refused it with this code.
+    Code(String),
+    /// No usable answer.
+    Other(String),
+    /// A layer below refused it, unsent.
+    Refused(GatewayError),
+}
+
+async fn query<S>(
+    inner: S,
+    call: Call,
+    param: Map<String, Json>,
+    request: &ProviderRequest,
+) -> Result<Json, QueryFailed>
 where
     S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError>,
 {
-    let method = call.spec().method;
     match inner
         .oneshot(ProviderRequest::internal(call, param, request.deadline))
         .await
@@ -61,13 +77,21 @@ where
         Ok(ProviderAnswer {
             result: Err(CallError::Business { code, .. }),
             ..
-        }) => Err(code),
-        Ok(ProviderAnswer { result: Err(e), .. }) => Err(format!("{method}: {e}")),
-        Err(e) => Err(format!("{method}: {e}")),
+        }) => Err(QueryFailed::Code(code)),
+        Ok(ProviderAnswer { result: Err(e), .. }) => Err(QueryFailed::Other(e.to_string())),
+        Err(e) => Err(QueryFailed::Refused(e)),
     }
 }
 
-fn failed(detail: String) -> Resolved {
+fn query_failed(method: &str, failed: QueryFailed) -> Resolved {
+    match failed {
+        QueryFailed::Code(code) => failed_with(format!("{method} was refused with {code}")),
+        QueryFailed::Other(detail) => failed_with(format!("{method}: {detail}")),
+        QueryFailed::Refused(e) => Resolved::Refused(e),
+    }
+}
+
+fn failed_with(detail: String) -> Resolved {
     Resolved::Unresolved {
         cause: "RESOLUTION_FAILED",
         detail,
@@ -96,7 +120,7 @@ where
                 _ => "bizUserId",
             };
             let (Some(user), Some(order)) = (text(p, member), text(p, "bizOrderNo")) else {
-                return failed(format!("the request has no {member} or bizOrderNo to query with"));
+                return failed_with(format!("the request has no {member} or bizOrderNo to query with"));
             };
             let mut param = Map::new();
             param.insert("bizUserId".into(), json!(user));
@@ -104,7 +128,7 @@ where
             match query(inner, Call::GetOrderDetail, param, request).await {
                 Ok(detail) => {
                     let Some(status) = detail.get("orderStatus").and_then(integer) else {
-                        return failed("getOrderDetail answered without an orderStatus".into());
+                        return failed_with("getOrderDetail answered without an orderStatus".into());
                     };
                     if spec.resolution == Resolution::PaymentDetail && status == UNPAID {
                         return Resolved::Absent;
@@ -121,13 +145,13 @@ where
                     }
                     Resolved::Landed(Json::Object(answer))
                 }
-                Err(code) if code == ORDER_NOT_FOUND => Resolved::Absent,
-                Err(detail) => failed(format!("getOrderDetail: {detail}")),
+                Err(QueryFailed::Code(code)) if code == ORDER_NOT_FOUND => Resolved::Absent,
+                Err(failed) => query_failed("getOrderDetail", failed),
             }
         }
         Resolution::MemberInfo => {
             let Some(user) = text(p, "bizUserId") else {
-                return failed("the request has no bizUserId to query with".into());
+                return failed_with("the request has no bizUserId to query with".into());
             };
             let mut param = Map::new();
             param.insert("bizUserId".into(), json!(user));
@@ -145,8 +169,8 @@ where
                     }
                     Resolved::Landed(Json::Object(answer))
                 }
-                Err(code) if code == USER_NOT_FOUND => Resolved::Absent,
-                Err(detail) => failed(format!("getMemberInfo: {detail}")),
+                Err(QueryFailed::Code(code)) if code == USER_NOT_FOUND => Resolved::Absent,
+                Err(failed) => query_failed("getMemberInfo", failed),
             }
         }
     }

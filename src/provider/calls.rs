@@ -55,6 +55,10 @@ pub enum Idempotency {
     /// name), scoped by sysid and call: a retry with the same number is the
     /// same intent.
     Natural(&'static str),
+    /// A confirmation (4.2.8, 4.2.11) keyed by the number of the order it
+    /// confirms: like `Natural`, but a refusal (a wrong SMS code) is not
+    /// kept, so that a corrected confirmation of the same order can be sent.
+    Confirmation(&'static str),
     /// A mutation without a natural number: idempotent when the caller sends
     /// an `idempotency-key`, otherwise passed through as sent.
     CallerKey,
@@ -64,6 +68,14 @@ impl Idempotency {
     /// Whether the call changes anything at the provider.
     pub fn is_mutation(self) -> bool {
         self != Idempotency::Query
+    }
+
+    /// The request field holding the call's own idempotency key, if it has one.
+    pub fn natural_field(self) -> Option<&'static str> {
+        match self {
+            Idempotency::Natural(field) | Idempotency::Confirmation(field) => Some(field),
+            Idempotency::Query | Idempotency::CallerKey => None,
+        }
     }
 }
 
@@ -905,7 +917,7 @@ impl Call {
                 method: "pay",
                 kind: CallKind::Backend,
                 rpc: "ConfirmPaySms",
-                idempotency: Idempotency::Natural("bizOrderNo"),
+                idempotency: Idempotency::Confirmation("bizOrderNo"),
                 moves_money: true,
                 resolution: Resolution::PaymentDetail,
                 rate_class: RateClass::Order,
@@ -950,7 +962,7 @@ impl Call {
                 method: "pay",
                 kind: CallKind::Backend,
                 rpc: "ConfirmPayNewMobile",
-                idempotency: Idempotency::Natural("bizOrderNo"),
+                idempotency: Idempotency::Confirmation("bizOrderNo"),
                 moves_money: true,
                 resolution: Resolution::PaymentDetail,
                 rate_class: RateClass::Order,

@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 pub struct Faults {
     /// Added to every answer, in milliseconds (not scaled).
     pub latency_ms: u64,
+    /// Waited before a call is processed, in milliseconds (not scaled): a
+    /// provider still working on a request when its client gives up, which
+    /// commits after the client's timeout.
+    pub processing_ms: u64,
     /// Chance per call of refusing it, before anything is committed, with `error_code`.
     pub error_rate: BTreeMap<String, f64>,
     /// The section 7 code of injected refusals (default 9000, 其他错误).
@@ -126,6 +130,7 @@ impl Faults {
     pub fn validate(&self) -> Result<(), String> {
         let durations = [
             ("latencyMs", Some(self.latency_ms)),
+            ("processingMs", Some(self.processing_ms)),
             ("hangMs", self.hang_ms),
             ("notifications.delayMs", Some(self.notifications.delay_ms)),
             ("notifications.reorderWindowMs", self.notifications.reorder_window_ms),

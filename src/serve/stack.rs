@@ -2,7 +2,9 @@
 //!
 //! Server stack (outermost first), around every gRPC service:
 //!
-//! 1. tracing and metrics: slots for the telemetry work (nothing yet);
+//! 1. arrival: stamps when the request came (`Arrival`), so that the
+//!    caller's deadline is measured from there, not from the handler;
+//!    tracing and metrics slots for the telemetry work go here too;
 //! 2. per-caller limit (`ratelimit::CallerLimitLayer`): the caller is the
 //!    `x-yungate-caller` metadata (`ratelimit::caller_name`; mTLS identities
 //!    later); it runs before idempotency, so its refusals are never stored;
@@ -29,6 +31,23 @@ use crate::idempotency::{IdempotencyLayer, IdempotencySettings};
 use crate::provider::client::SoaClient;
 use crate::ratelimit::{CallerLimitLayer, GateLayer, InFlightBound, ProviderQuota, RateLimits};
 use crate::store::Store;
+
+/// When a request arrived (a request extension the server stack sets first).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival(pub tokio::time::Instant);
+
+type HttpRequest = tonic::codegen::http::Request<tonic::body::Body>;
+
+/// Stamps a request's arrival (the outermost layer of the server stack).
+pub fn stamp_arrival(mut request: HttpRequest) -> HttpRequest {
+    request.extensions_mut().insert(Arrival(tokio::time::Instant::now()));
+    request
+}
+
+/// The arrival layer of the server stack.
+pub fn arrival() -> tower::util::MapRequestLayer<fn(HttpRequest) -> HttpRequest> {
+    tower::util::MapRequestLayer::new(stamp_arrival as fn(HttpRequest) -> HttpRequest)
+}
 
 /// The provider stack, type-erased for `Gateway`.
 pub type ProviderStack = BoxCloneSyncService<ProviderRequest, ProviderAnswer, GatewayError>;

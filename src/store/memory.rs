@@ -9,7 +9,7 @@ use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-use super::{Claim, Limit, RateDecision, Store, StoreError, StoreFuture};
+use super::{Claim, ClaimTerms, Limit, RateDecision, Store, StoreError, StoreFuture};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -24,6 +24,8 @@ struct Record {
     fingerprint: String,
     token: String,
     lease_until: Instant,
+    /// Until when the provider may still act on the last attempt.
+    settled: Instant,
     outcome: Vec<u8>,
     expires: Instant,
 }
@@ -74,14 +76,7 @@ fn ready<'a, T: Send + 'a>(value: T) -> StoreFuture<'a, T> {
 }
 
 impl Store for MemoryStore {
-    fn claim<'a>(
-        &'a self,
-        key: &'a str,
-        fingerprint: &'a str,
-        token: &'a str,
-        lease: Duration,
-        retention: Duration,
-    ) -> StoreFuture<'a, Claim> {
+    fn claim<'a>(&'a self, key: &'a str, token: &'a str, terms: &'a ClaimTerms) -> StoreFuture<'a, Claim> {
         let claim = self.with_record(key, |records, now| {
             records.since_sweep += 1;
             if records.since_sweep >= SWEEP_EVERY {
@@ -93,16 +88,17 @@ impl Store for MemoryStore {
                     key.to_owned(),
                     Record {
                         state: State::Pending,
-                        fingerprint: fingerprint.to_owned(),
+                        fingerprint: terms.fingerprint.clone(),
                         token: token.to_owned(),
-                        lease_until: now + lease,
+                        lease_until: now + terms.lease,
+                        settled: now + terms.attempt,
                         outcome: Vec::new(),
-                        expires: now + retention,
+                        expires: now + terms.retention,
                     },
                 );
                 return Claim::Fresh;
             };
-            if record.fingerprint != fingerprint {
+            if record.fingerprint != terms.fingerprint {
                 return Claim::Mismatch;
             }
             match record.state {
@@ -113,8 +109,11 @@ impl Store for MemoryStore {
                 State::Pending | State::Unknown => {
                     record.state = State::Pending;
                     token.clone_into(&mut record.token);
-                    record.lease_until = now + lease;
-                    Claim::Unknown
+                    record.lease_until = now + terms.lease;
+                    record.expires = now + terms.retention;
+                    Claim::Unknown {
+                        settle_left: record.settled.saturating_duration_since(now),
+                    }
                 }
             }
         });
@@ -130,6 +129,17 @@ impl Store for MemoryStore {
             _ => false,
         });
         ready(renewed)
+    }
+
+    fn sending<'a>(&'a self, key: &'a str, token: &'a str, attempt: Duration) -> StoreFuture<'a, bool> {
+        let marked = self.with_record(key, |records, now| match records.map.get_mut(key) {
+            Some(r) if r.token == token && r.state == State::Pending => {
+                r.settled = now + attempt;
+                true
+            }
+            _ => false,
+        });
+        ready(marked)
     }
 
     fn complete<'a>(
@@ -152,11 +162,12 @@ impl Store for MemoryStore {
         ready(done)
     }
 
-    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool> {
+    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str, settle: Duration) -> StoreFuture<'a, bool> {
         let marked = self.with_record(key, |records, now| match records.map.get_mut(key) {
             Some(r) if r.token == token && r.state == State::Pending => {
                 r.state = State::Unknown;
                 r.lease_until = now;
+                r.settled = now + settle;
                 true
             }
             _ => false,

@@ -9,28 +9,41 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
-use super::{Claim, Limit, RateDecision, Store, StoreError, StoreFuture};
+use super::{Claim, ClaimTerms, Limit, RateDecision, Store, StoreError, StoreFuture};
 
 /// Milliseconds since the epoch by Redis' own clock.
 const NOW_MS: &str =
     "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
 
-/// KEYS[1] record; ARGV fingerprint, token, lease ms, retention ms.
-/// Returns {state, payload}.
+/// KEYS[1] record; ARGV fingerprint, token, lease ms, retention ms,
+/// attempt ms. Fields: st (p pending, u unknown, d done), fp, tok, exp
+/// (lease end), su (until when the provider may act on the last attempt),
+/// out. Returns {state, payload}.
 const CLAIM: &str = r#"
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then
-  redis.call('HSET', KEYS[1], 'st', 'p', 'fp', ARGV[1], 'tok', ARGV[2], 'exp', now + tonumber(ARGV[3]))
+  redis.call('HSET', KEYS[1], 'st', 'p', 'fp', ARGV[1], 'tok', ARGV[2], 'exp', now + tonumber(ARGV[3]),
+    'su', now + tonumber(ARGV[5]))
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   return {'fresh', ''}
 end
-local r = redis.call('HMGET', KEYS[1], 'fp', 'exp', 'out')
+local r = redis.call('HMGET', KEYS[1], 'fp', 'exp', 'out', 'su')
 if r[1] ~= ARGV[1] then return {'mismatch', ''} end
 if st == 'd' then return {'done', r[3] or ''} end
 local exp = tonumber(r[2]) or 0
 if st == 'p' and exp > now then return {'busy', tostring(exp - now)} end
 redis.call('HSET', KEYS[1], 'st', 'p', 'tok', ARGV[2], 'exp', now + tonumber(ARGV[3]))
-return {'unknown', ''}
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local left = (tonumber(r[4]) or 0) - now
+if left < 0 then left = 0 end
+return {'unknown', tostring(left)}
+"#;
+
+/// KEYS[1] record; ARGV token, attempt ms.
+const SENDING: &str = r#"
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
+redis.call('HSET', KEYS[1], 'su', now + tonumber(ARGV[2]))
+return 1
 "#;
 
 /// KEYS[1] record; ARGV token, lease ms.
@@ -48,10 +61,10 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
 
-/// KEYS[1] record; ARGV token.
+/// KEYS[1] record; ARGV token, settle ms.
 const MARK_UNKNOWN: &str = r#"
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
-redis.call('HSET', KEYS[1], 'st', 'u', 'exp', 0)
+redis.call('HSET', KEYS[1], 'st', 'u', 'exp', 0, 'su', now + tonumber(ARGV[2]))
 return 1
 "#;
 
@@ -86,6 +99,7 @@ return {1, 0}
 struct Scripts {
     claim: Script,
     renew: Script,
+    sending: Script,
     complete: Script,
     mark_unknown: Script,
     release: Script,
@@ -96,7 +110,7 @@ fn with_clock(body: &str) -> Script {
     Script::new(&format!("{NOW_MS}\n{body}"))
 }
 
-/// A Redis-backed store (one server, or a cluster through its hash tags).
+/// A Redis-backed store on one server (keys are hash-tagged for a later cluster client).
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
@@ -134,6 +148,7 @@ impl RedisStore {
             scripts: std::sync::Arc::new(Scripts {
                 claim: with_clock(CLAIM),
                 renew: with_clock(RENEW),
+                sending: with_clock(SENDING),
                 complete: with_clock(COMPLETE),
                 mark_unknown: with_clock(MARK_UNKNOWN),
                 release: with_clock(RELEASE),
@@ -163,44 +178,40 @@ fn text(value: &Value) -> Option<Vec<u8>> {
 }
 
 impl Store for RedisStore {
-    fn claim<'a>(
-        &'a self,
-        key: &'a str,
-        fingerprint: &'a str,
-        token: &'a str,
-        lease: Duration,
-        retention: Duration,
-    ) -> StoreFuture<'a, Claim> {
+    fn claim<'a>(&'a self, key: &'a str, token: &'a str, terms: &'a ClaimTerms) -> StoreFuture<'a, Claim> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             let reply: Vec<Value> = self
                 .scripts
                 .claim
                 .key(key)
-                .arg(fingerprint)
+                .arg(&terms.fingerprint)
                 .arg(token)
-                .arg(millis(lease))
-                .arg(millis(retention))
+                .arg(millis(terms.lease))
+                .arg(millis(terms.retention))
+                .arg(millis(terms.attempt))
                 .invoke_async(&mut connection)
                 .await
                 .map_err(store_error)?;
             let (Some(state), Some(payload)) = (reply.first().and_then(text), reply.get(1).and_then(text)) else {
-                return Err(StoreError(format!("redis: unexpected claim reply {reply:?}")));
+                return Err(StoreError("redis: unexpected claim reply".into()));
+            };
+            let ms = || -> u64 {
+                std::str::from_utf8(&payload)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0)
             };
             Ok(match state.as_slice() {
                 b"fresh" => Claim::Fresh,
-                b"unknown" => Claim::Unknown,
+                b"unknown" => Claim::Unknown {
+                    settle_left: Duration::from_millis(ms()),
+                },
                 b"mismatch" => Claim::Mismatch,
+                b"busy" => Claim::Busy {
+                    retry_after: Duration::from_millis(ms().max(1)),
+                },
                 b"done" => Claim::Done(payload),
-                b"busy" => {
-                    let ms = std::str::from_utf8(&payload)
-                        .ok()
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(1);
-                    Claim::Busy {
-                        retry_after: Duration::from_millis(ms),
-                    }
-                }
                 _ => return Err(StoreError("redis: unexpected claim state".into())),
             })
         })
@@ -210,6 +221,14 @@ impl Store for RedisStore {
         Box::pin(async move {
             let lease = millis(lease).to_string();
             self.flag(&self.scripts.renew, key, &[token.as_bytes(), lease.as_bytes()])
+                .await
+        })
+    }
+
+    fn sending<'a>(&'a self, key: &'a str, token: &'a str, attempt: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let attempt = millis(attempt).to_string();
+            self.flag(&self.scripts.sending, key, &[token.as_bytes(), attempt.as_bytes()])
                 .await
         })
     }
@@ -232,8 +251,12 @@ impl Store for RedisStore {
         })
     }
 
-    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool> {
-        Box::pin(async move { self.flag(&self.scripts.mark_unknown, key, &[token.as_bytes()]).await })
+    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str, settle: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let settle = u64::try_from(settle.as_millis()).unwrap_or(u64::MAX).to_string();
+            self.flag(&self.scripts.mark_unknown, key, &[token.as_bytes(), settle.as_bytes()])
+                .await
+        })
     }
 
     fn release<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool> {

@@ -44,7 +44,10 @@ async fn measure(label: &str, redis_url: Option<String>, measuring: bool) {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
     };
-    config.store.redis_url = redis_url.map(Into::into);
+    if let Some(url) = redis_url {
+        config.store.redis_url = Some(url.into());
+        config.idempotency.fingerprint_key = Some("bench-fingerprint-key-0123456789abcdef".into());
+    }
     // Generous quotas: the benchmark measures the gateway, not the limits.
     for limit in config.rate_limit.provider.values_mut() {
         limit.per_second = 100_000;

@@ -64,8 +64,9 @@ pub struct IdempotencyConfig {
     /// act on the request, in milliseconds: until then a retry that finds no
     /// trace of it does not send it again.
     pub settle_ms: u64,
-    /// The HMAC key of request fingerprints (at least 32 characters), the
-    /// same on every replica. Default: derived from the merchant's private key.
+    /// The HMAC key of request fingerprints and record keys (at least 32
+    /// characters), the same on every replica. Required with Redis; in
+    /// memory it defaults to one derived from the merchant's private key.
     pub fingerprint_key: Option<Sensitive<String>>,
     /// A file holding `fingerprint_key`.
     pub fingerprint_key_file: Option<PathBuf>,
@@ -319,13 +320,25 @@ impl Config {
     fn validate_store(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.store.redis_url {
             let u = url.expose();
-            if !["redis://", "rediss://", "redis+unix://", "unix://"]
+            if u.starts_with("rediss://") {
+                return Err(invalid(
+                    "store.redis_url",
+                    "rediss:// (TLS) is not built in yet: use redis:// on a private network or a unix socket",
+                ));
+            }
+            if !["redis://", "redis+unix://", "unix://"]
                 .iter()
                 .any(|s| u.starts_with(s))
             {
+                return Err(invalid("store.redis_url", "must be a redis:// or redis+unix:// URL"));
+            }
+            // Record keys and fingerprints outlive a process in Redis: their key
+            // must not change with the merchant key.
+            if self.idempotency.fingerprint_key.is_none() && self.idempotency.fingerprint_key_file.is_none() {
                 return Err(invalid(
-                    "store.redis_url",
-                    "must be a redis://, rediss:// or redis+unix:// URL",
+                    "idempotency.fingerprint_key",
+                    "required with store.redis_url (or fingerprint_key_file): a key of its own, the same on \
+                     every replica, so that rotating the merchant key does not hide stored records",
                 ));
             }
         }
@@ -352,8 +365,16 @@ impl Config {
                 "must be at least 3 times store.timeout_ms",
             ));
         }
-        if i.settle_ms > 3_600_000 {
-            return Err(invalid("idempotency.settle_ms", "must be at most 3600000"));
+        if !(500..=3_600_000).contains(&i.settle_ms) {
+            return Err(invalid("idempotency.settle_ms", "must be between 500 and 3600000"));
+        }
+        // A record must outlive every window it may still be in.
+        let windows = self.provider.request_timeout_ms + i.settle_ms + i.lease_ms;
+        if i.retention_secs.saturating_mul(1000) <= windows.saturating_mul(2) {
+            return Err(invalid(
+                "idempotency.retention_secs",
+                "must be well above provider.request_timeout_ms + settle_ms + lease_ms",
+            ));
         }
         if i.fingerprint_key.as_ref().is_some_and(|k| k.expose().len() < 32) {
             return Err(invalid("idempotency.fingerprint_key", "must be at least 32 characters"));

@@ -17,6 +17,7 @@ pub mod outcome;
 pub mod resolve;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -32,7 +33,7 @@ use crate::error::GatewayError;
 use crate::exchange::{ProviderAnswer, ProviderRequest, StackFuture};
 use crate::provider::calls::Idempotency;
 use crate::provider::client::{CallError, Outcome};
-use crate::store::{Claim, ClaimTerms, Store};
+use crate::store::{Claim, ClaimTerms, Store, Window};
 
 /// The longest `idempotency-key` accepted, in bytes.
 pub const MAX_CALLER_KEY: usize = 255;
@@ -59,12 +60,15 @@ pub struct IdempotencySettings {
     pub settle: Duration,
     /// The longest exchange (the provider client's request timeout).
     pub exchange: Duration,
+    /// The longest time between a claim and the send: the layers below may
+    /// wait this long (quota check, in-flight bound).
+    pub gates: Duration,
 }
 
 impl IdempotencySettings {
-    /// How long after an attempt starts the provider may still act on it.
+    /// How long after a claim the provider may still act on its attempt.
     fn attempt(&self) -> Duration {
-        self.exchange + self.settle
+        self.gates + self.exchange + self.settle
     }
 }
 
@@ -260,7 +264,13 @@ where
                 if now >= wait_until {
                     return Err(in_flight(retry_after));
                 }
-                tokio::time::sleep_until((now + backoff).min(wait_until)).await;
+                let next = now + backoff;
+                if next >= wait_until {
+                    // No claim after the wait: its answer could come too late.
+                    tokio::time::sleep_until(wait_until).await;
+                    return Err(in_flight(retry_after));
+                }
+                tokio::time::sleep_until(next).await;
                 backoff = (backoff * 2).min(Duration::from_millis(100));
             }
             Ok(Claim::Fresh) => return run(&shared, inner, request, (&record, &token, &terms.fingerprint), None).await,
@@ -272,17 +282,24 @@ where
     }
 }
 
-/// Removes a local run from the map when the run ends, however it ends.
+/// Removes a local run from the map when the run ends, however it ends
+/// (and only its own entry: a later run of the key may have replaced it).
 struct LocalRun<'a> {
     shared: &'a Shared,
     record: &'a str,
+    mine: watch::Receiver<()>,
     _done: watch::Sender<()>,
 }
 
 impl Drop for LocalRun<'_> {
     fn drop(&mut self) {
         let mut local = self.shared.local.lock().unwrap_or_else(|p| p.into_inner());
-        local.remove(self.record);
+        if local
+            .get(self.record)
+            .is_some_and(|(_, rx)| rx.same_channel(&self.mine))
+        {
+            local.remove(self.record);
+        }
     }
 }
 
@@ -305,12 +322,14 @@ where
         .local
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(record.to_owned(), (print.to_owned(), rx));
+        .insert(record.to_owned(), (print.to_owned(), rx.clone()));
     let _run = LocalRun {
         shared,
         record,
+        mine: rx,
         _done: tx,
     };
+    let lost = AtomicBool::new(false);
     let renew = async {
         let every = shared.settings.lease / 3;
         loop {
@@ -318,6 +337,10 @@ where
             match shared.store.renew(record, token, shared.settings.lease).await {
                 Ok(true) => {}
                 Ok(false) => {
+                    // The run checks this before it sends; an exchange
+                    // already under way cannot be recalled, and the settle
+                    // window keeps a successor from sending over it.
+                    lost.store(true, Ordering::SeqCst);
                     tracing::error!("idempotency lease lost while the call runs: another attempt resolves it");
                     break;
                 }
@@ -326,116 +349,180 @@ where
         }
         std::future::pending().await
     };
+    let claim = Owned {
+        shared,
+        record,
+        token,
+        lost: &lost,
+    };
     tokio::select! {
-        result = owned(shared, inner, request, record, token, earlier) => result,
+        result = claim.run(inner, request, earlier) => result,
         never = renew => never,
     }
 }
 
-async fn owned<S>(
-    shared: &Shared,
-    inner: S,
-    request: ProviderRequest,
-    record: &str,
-    token: &str,
-    earlier: Option<Duration>,
-) -> Result<ProviderAnswer, GatewayError>
-where
-    S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    let spec = request.call.spec();
-    let earlier_unknown = earlier.is_some();
-    if let Some(settle_left) = earlier {
-        match resolve(inner.clone(), &request).await {
-            Resolved::Landed(value) => {
-                tracing::info!(
-                    method = spec.method,
-                    "an earlier attempt with this key went through: recovered its outcome"
-                );
-                let result = Ok(value);
-                finish(
-                    shared,
-                    record,
-                    token,
-                    Next::after(spec.idempotency, &result, true, false),
-                )
-                .await;
-                return Ok(ProviderAnswer {
-                    result,
-                    replayed: false,
-                    recovered: true,
-                });
+/// A claim this run holds.
+struct Owned<'a> {
+    shared: &'a Shared,
+    record: &'a str,
+    token: &'a str,
+    lost: &'a AtomicBool,
+}
+
+impl Owned<'_> {
+    /// Another claimer holds the record now: this run must not send.
+    fn lost(&self) -> GatewayError {
+        GatewayError::InFlight {
+            retry_after: Duration::from_millis(500),
+        }
+    }
+
+    async fn finish(&self, next: Next) {
+        finish(self.shared, self.record, self.token, next).await;
+    }
+
+    async fn run<S>(
+        &self,
+        inner: S,
+        request: ProviderRequest,
+        earlier: Option<Duration>,
+    ) -> Result<ProviderAnswer, GatewayError>
+    where
+        S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError> + Clone + Send + 'static,
+        S::Future: Send,
+    {
+        let shared = self.shared;
+        let spec = request.call.spec();
+        // An earlier attempt may still have landed, unless a query proved it did not.
+        let mut pending_unknown = earlier.is_some();
+        if let Some(settle_left) = earlier {
+            match resolve(inner.clone(), &request).await {
+                Resolved::Landed(value) => {
+                    tracing::info!(
+                        method = spec.method,
+                        "an earlier attempt with this key went through: recovered its outcome"
+                    );
+                    let result = Ok(value);
+                    self.finish(Next::after(spec.idempotency, &result, true, Prior::None))
+                        .await;
+                    return Ok(ProviderAnswer {
+                        result,
+                        replayed: false,
+                        recovered: true,
+                    });
+                }
+                // The provider has no trace of it, but may still act on it:
+                // sending now could make a second order.
+                Resolved::Absent if !settle_left.is_zero() => {
+                    self.finish(Next::Unknown(Window::Keep)).await;
+                    return Err(GatewayError::Unresolved {
+                        cause: "EARLIER_ATTEMPT_SETTLING",
+                        detail: format!(
+                            "the provider has no trace of the earlier attempt yet, but may still process it \
+                             for {} ms; retry then",
+                            settle_left.as_millis()
+                        ),
+                        retry_after: Some(settle_left),
+                    });
+                }
+                Resolved::Absent => pending_unknown = false,
+                Resolved::Resend => {}
+                Resolved::Unresolved { cause, detail } => {
+                    self.finish(Next::Unknown(Window::Keep)).await;
+                    return Err(GatewayError::Unresolved {
+                        cause,
+                        detail,
+                        retry_after: None,
+                    });
+                }
+                Resolved::Refused(e) => {
+                    self.finish(Next::Unknown(Window::Keep)).await;
+                    return Err(e);
+                }
             }
-            // The provider has no trace of it, but may still act on it:
-            // sending now could make a second order.
-            Resolved::Absent if !settle_left.is_zero() => {
-                finish(shared, record, token, Next::Unknown(settle_left)).await;
-                return Err(GatewayError::Unresolved {
-                    cause: "EARLIER_ATTEMPT_SETTLING",
-                    detail: format!(
-                        "the provider has no trace of the earlier attempt yet, but may still process it \
-                         for {} ms; retry then",
-                        settle_left.as_millis()
-                    ),
-                    retry_after: Some(settle_left),
-                });
+            if self.lost.load(Ordering::SeqCst) {
+                return Err(self.lost());
             }
-            Resolved::Absent | Resolved::Resend => {
-                if let Err(e) = shared.store.sending(record, token, shared.settings.attempt()).await {
-                    finish(shared, record, token, Next::Unknown(settle_left)).await;
+            match shared
+                .store
+                .sending(self.record, self.token, shared.settings.attempt())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return Err(self.lost()),
+                Err(e) => {
+                    self.finish(Next::Unknown(Window::Keep)).await;
                     return Err(store_down(&e));
                 }
             }
-            Resolved::Unresolved { cause, detail } => {
-                finish(shared, record, token, Next::Unknown(settle_left)).await;
-                return Err(GatewayError::Unresolved {
-                    cause,
-                    detail,
-                    retry_after: None,
-                });
-            }
-            Resolved::Refused(e) => {
-                finish(shared, record, token, Next::Unknown(settle_left)).await;
-                return Err(e);
-            }
         }
-    }
-    match inner.oneshot(request).await {
-        // Refused by a layer below (quota, in-flight bound): nothing was sent.
-        Err(e) => {
-            let next = if earlier_unknown {
-                Next::Unknown(Duration::ZERO)
-            } else {
-                Next::Release
-            };
-            finish(shared, record, token, next).await;
-            Err(e)
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(self.lost());
         }
-        Ok(answer) => {
-            let next = Next::after(spec.idempotency, &answer.result, false, earlier_unknown);
-            let next = match next {
-                // An exchange that ended without an answer: the provider may go on with it.
-                Next::Unknown(_) if !answered(&answer.result) => Next::Unknown(shared.settings.settle),
-                other => other,
-            };
-            finish(shared, record, token, next).await;
-            Ok(answer)
+        let prior = match (earlier.is_some(), pending_unknown) {
+            (false, _) => Prior::None,
+            (true, false) => Prior::ProvedAbsent,
+            (true, true) => Prior::Unknown,
+        };
+        match inner.oneshot(request).await {
+            // Refused by a layer below (quota, in-flight bound): nothing was sent.
+            Err(e) => {
+                let next = if pending_unknown {
+                    Next::Unknown(Window::Keep)
+                } else {
+                    Next::Release
+                };
+                self.finish(next).await;
+                Err(e)
+            }
+            Ok(answer) => {
+                let next = match Next::after(spec.idempotency, &answer.result, false, prior) {
+                    // An exchange that ended without an answer: the provider may go on with it.
+                    Next::Unknown(_) if !answered(&answer.result) => {
+                        Next::Unknown(Window::Extend(shared.settings.settle))
+                    }
+                    other => other,
+                };
+                self.finish(next).await;
+                Ok(answer)
+            }
         }
     }
 }
 
-/// Whether the provider's answer was received (even unverified): it is
-/// done with the request, so a query afterwards sees what it did.
+/// Whether the provider's answer was received: it is then done with the
+/// request, so a query afterwards sees what it did. An answer that does not
+/// verify or parse may not be the provider's; an unsigned v1 refusal is
+/// how the provider answers (3.3).
 fn answered(result: &Result<Json, CallError>) -> bool {
     match result {
-        Ok(_) => true,
-        Err(CallError::OutcomeUnknown(_) | CallError::Http { .. }) => false,
+        Ok(_) | Err(CallError::NotSent(_) | CallError::RefusedUnread { .. } | CallError::Decrypt { .. }) => true,
+        Err(
+            CallError::OutcomeUnknown(_)
+            | CallError::Http { .. }
+            | CallError::BadSignature(_)
+            | CallError::Malformed(_),
+        ) => false,
         // 40007: the provider's channel timed out and may still complete.
         Err(CallError::Business { code, .. }) => code != "40007",
-        Err(_) => true,
     }
 }
+
+/// What earlier attempts of the key left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prior {
+    /// Nothing: this run made the first attempt.
+    None,
+    /// An attempt of unknown outcome that a query proved never landed.
+    ProvedAbsent,
+    /// An attempt that may have landed (the call is sent again regardless).
+    Unknown,
+}
+
+/// Provider codes that refuse a number already used: after an earlier
+/// attempt, they may be that attempt's doing. 30000 用户已经存在 (l.3240),
+/// 40017 订单已经存在 (l.3289).
+const DUPLICATE_NUMBER: [&str; 2] = ["30000", "40017"];
 
 /// What becomes of a record when its run ends.
 enum Next {
@@ -443,34 +530,32 @@ enum Next {
     Store(Stored),
     /// Nothing was sent and nothing earlier is unknown: forget the key.
     Release,
-    /// The provider may have acted: the next attempt resolves first; the
-    /// provider may go on acting for this long.
-    Unknown(Duration),
+    /// The provider may have acted: the next attempt resolves first.
+    Unknown(Window),
 }
 
 impl Next {
-    fn after(
-        idempotency: Idempotency,
-        result: &Result<Json, CallError>,
-        recovered: bool,
-        earlier_unknown: bool,
-    ) -> Next {
+    fn after(idempotency: Idempotency, result: &Result<Json, CallError>, recovered: bool, prior: Prior) -> Next {
+        let duplicate =
+            matches!(result, Err(CallError::Business { code, .. }) if DUPLICATE_NUMBER.contains(&code.as_str()));
         let refused = result.is_err();
         match Stored::of(result, recovered) {
-            // After an attempt whose outcome was unknown, a refusal may be
-            // the provider refusing a number the earlier attempt used: only
-            // a success is final then.
-            Some(_) if refused && earlier_unknown => Next::Unknown(Duration::ZERO),
+            // After an attempt that may have landed, only a success is
+            // final; after any earlier attempt, "number already used" may
+            // be its doing: the next attempt queries again.
+            Some(_) if refused && (prior == Prior::Unknown || (prior != Prior::None && duplicate)) => {
+                Next::Unknown(Window::Closed)
+            }
             // A refused confirmation (a wrong code) leaves the order as it
             // was: the next confirmation may be sent.
             Some(_) if refused && matches!(idempotency, Idempotency::Confirmation(_)) => Next::Release,
             Some(stored) => Next::Store(stored),
             None => {
                 let outcome = result.as_ref().err().map_or(Outcome::Unknown, CallError::outcome);
-                if outcome == Outcome::NotSent && !earlier_unknown {
-                    Next::Release
-                } else {
-                    Next::Unknown(Duration::ZERO)
+                match (outcome, prior) {
+                    (Outcome::NotSent, Prior::None | Prior::ProvedAbsent) => Next::Release,
+                    (Outcome::NotSent, Prior::Unknown) => Next::Unknown(Window::Keep),
+                    _ => Next::Unknown(Window::Closed),
                 }
             }
         }
@@ -491,7 +576,7 @@ async fn finish(shared: &Shared, record: &str, token: &str, next: Next) {
                     .await
             }
             Next::Release => store.release(record, token).await,
-            Next::Unknown(settle) => store.mark_unknown(record, token, *settle).await,
+            Next::Unknown(window) => store.mark_unknown(record, token, *window).await,
         };
         match written {
             Ok(true) => return,

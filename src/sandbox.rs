@@ -176,6 +176,9 @@ impl Reject {
 
 struct Shared {
     config: SandboxConfig,
+    /// Held (read) by every request being processed; `stop` takes it (write)
+    /// to wait for requests whose clients hung up.
+    processing: Arc<tokio::sync::RwLock<()>>,
     state: Mutex<SandboxState>,
     notifier: notifier::Notifier,
     faults: Mutex<Faults>,
@@ -200,6 +203,7 @@ impl Shared {
             dice: Mutex::new(faults::Dice::new(seed ^ 0x5eed)),
             state: Mutex::new(state),
             notifier: notifier::Notifier::default(),
+            processing: Arc::new(tokio::sync::RwLock::new(())),
             config,
         }
     }
@@ -220,6 +224,7 @@ pub struct RunningSandbox {
     task: JoinHandle<std::io::Result<()>>,
     /// The notifier loop and its deliveries; dropping the set aborts them.
     background: tokio::task::JoinSet<()>,
+    processing: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl RunningSandbox {
@@ -233,13 +238,16 @@ impl RunningSandbox {
         format!("http://{}/service/soa", self.addr)
     }
 
-    /// Stops accepting, finishes in-flight requests, and waits for the server to end.
+    /// Stops accepting, finishes in-flight requests (also those whose
+    /// clients hung up), and waits for the server to end.
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        let served = self.task.await.map_err(std::io::Error::other)?;
+        let _all_done = self.processing.write().await;
         self.background.abort_all();
-        self.task.await.map_err(std::io::Error::other)?
+        served
     }
 
     /// Waits until the server ends (on its own, or after `stop` from elsewhere).
@@ -256,6 +264,7 @@ pub async fn start(mut config: SandboxConfig, listen: SocketAddr) -> std::io::Re
         config.public_url = Some(format!("http://{addr}"));
     }
     let shared = Arc::new(Shared::new(config));
+    let processing = Arc::clone(&shared.processing);
     let background = notifier::spawn(Arc::clone(&shared));
     let mut app = Router::new();
     // Each page at the path of the environment played, and nowhere else:
@@ -288,6 +297,7 @@ pub async fn start(mut config: SandboxConfig, listen: SocketAddr) -> std::io::Re
         shutdown: Some(tx),
         task,
         background,
+        processing,
     })
 }
 
@@ -302,7 +312,9 @@ async fn soa(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body:
     let processing = std::time::Duration::from_millis(faults.processing_ms);
     // Like a real server, the sandbox finishes what it started when the
     // client hangs up: the processing is a task of its own.
+    let held = Arc::clone(&shared.processing).read_owned().await;
     let answer = tokio::spawn(async move {
+        let _held = held;
         if !processing.is_zero() {
             tokio::time::sleep(processing).await;
         }

@@ -222,11 +222,10 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         source,
     })?;
     let (tx, rx) = oneshot::channel::<()>();
-    // The server stack (serve/stack.rs): arrival, per-caller limit, then
-    // tonic's bound on requests in progress per connection.
+    // The server stack, in the order of serve/stack.rs.
     let router = tonic::transport::Server::builder()
-        .concurrency_limit_per_connection(MAX_CONCURRENT_PER_CONNECTION)
         .layer(stack::arrival())
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
         .layer(caller_limit)
         .add_service(health)
         .add_service(reflection_v1)
@@ -255,8 +254,12 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
 /// The label of the fingerprint key derived from the merchant key.
 const FINGERPRINT_LABEL: &str = "yungate idempotency fingerprint v1";
 
-/// Requests in progress per HTTP/2 connection before tonic holds further streams back.
-const MAX_CONCURRENT_PER_CONNECTION: usize = 1024;
+/// How long a provider call waits for a free slot before it is refused unsent.
+const PROVIDER_SLOT_WAIT: Duration = Duration::from_secs(1);
+
+/// Requests in progress in one replica before further ones wait (their
+/// deadline counting from arrival, before the wait).
+const MAX_CONCURRENT_REQUESTS: usize = 4096;
 
 /// The configured store: Redis, or in memory for a single replica.
 fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
@@ -293,10 +296,12 @@ fn stack_settings(config: &Config, derived_secret: &[u8; 32]) -> Result<StackSet
             lease: Duration::from_millis(i.lease_ms),
             settle: Duration::from_millis(i.settle_ms),
             exchange: Duration::from_millis(config.provider.request_timeout_ms),
+            // The quota check (one store command) and the wait for a provider slot.
+            gates: Duration::from_millis(config.store.timeout_ms) + PROVIDER_SLOT_WAIT,
         },
         rate_limits: config.rate_limits()?,
         max_in_flight: config.provider.max_in_flight,
-        in_flight_wait: Duration::from_secs(1),
+        in_flight_wait: PROVIDER_SLOT_WAIT,
     })
 }
 

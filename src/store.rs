@@ -57,6 +57,17 @@ pub enum Claim {
     Mismatch,
 }
 
+/// How long the provider may still act on an attempt whose outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// Not at all: it answered, so it was done with the request.
+    Closed,
+    /// For at least this long from now (an exchange that got no answer).
+    Extend(Duration),
+    /// As the record already says (nothing was sent in this run).
+    Keep,
+}
+
 /// What a claim needs besides the key and the token.
 #[derive(Debug, Clone)]
 pub struct ClaimTerms {
@@ -118,9 +129,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         retention: Duration,
     ) -> StoreFuture<'a, bool>;
 
-    /// Marks `token`'s claim as of unknown outcome and frees its lease; the
-    /// provider may still act on the attempt for `settle` from now.
-    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str, settle: Duration) -> StoreFuture<'a, bool>;
+    /// Marks `token`'s claim as of unknown outcome and frees its lease;
+    /// `window` says how long the provider may still act on the attempt.
+    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str, window: Window) -> StoreFuture<'a, bool>;
 
     /// Deletes `token`'s claim: nothing was sent, nothing is remembered.
     fn release<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool>;

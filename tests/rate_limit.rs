@@ -19,7 +19,10 @@ async fn rig(redis: Option<&RedisServer>, adjust: impl FnOnce(&mut Config)) -> R
     Rig::start(
         |_| {},
         |c| {
-            c.store.redis_url = url.map(Into::into);
+            if let Some(url) = url {
+                c.store.redis_url = Some(url.into());
+                c.idempotency.fingerprint_key = Some(support::rig::FINGERPRINT_KEY.into());
+            }
             adjust(c);
         },
     )

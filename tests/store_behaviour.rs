@@ -5,7 +5,7 @@ mod support;
 use std::time::Duration;
 
 use support::redis::RedisServer;
-use yungate::store::{Claim, ClaimTerms, Limit, MemoryStore, RateDecision, RedisStore, Store};
+use yungate::store::{Claim, ClaimTerms, Limit, MemoryStore, RateDecision, RedisStore, Store, Window};
 
 const LEASE: Duration = Duration::from_millis(300);
 const ZERO: Duration = Duration::ZERO;
@@ -55,7 +55,7 @@ async fn records(store: &dyn Store, prefix: &str) {
     assert_eq!(store.claim(&key, "t5", &fp2).await.unwrap(), Claim::Mismatch);
     // A finished record cannot be released, marked, renewed or resent by anyone.
     assert!(!store.release(&key, "t1").await.unwrap());
-    assert!(!store.mark_unknown(&key, "t1", ZERO).await.unwrap());
+    assert!(!store.mark_unknown(&key, "t1", Window::Closed).await.unwrap());
     assert!(!store.renew(&key, "t1", LEASE).await.unwrap());
     assert!(!store.sending(&key, "t1", LEASE).await.unwrap());
 
@@ -72,7 +72,7 @@ async fn records(store: &dyn Store, prefix: &str) {
     );
     assert!(!store.complete(&lapsed, "old", b"late", fp1.retention).await.unwrap());
     assert!(!store.renew(&lapsed, "old", LEASE).await.unwrap());
-    assert!(!store.mark_unknown(&lapsed, "old", ZERO).await.unwrap());
+    assert!(!store.mark_unknown(&lapsed, "old", Window::Closed).await.unwrap());
     assert!(!store.release(&lapsed, "old").await.unwrap());
     assert!(store.complete(&lapsed, "new", b"ok", fp1.retention).await.unwrap());
 
@@ -80,15 +80,38 @@ async fn records(store: &dyn Store, prefix: &str) {
     // long the provider may still act on the attempt.
     let marked = format!("yg:idem:{{{prefix}:4.2.2:C}}");
     assert_eq!(store.claim(&marked, "a", &fp1).await.unwrap(), Claim::Fresh);
-    assert!(store.mark_unknown(&marked, "a", ZERO).await.unwrap());
+    // An answered attempt closes the window.
+    assert!(store.mark_unknown(&marked, "a", Window::Closed).await.unwrap());
     assert_eq!(unknown(store.claim(&marked, "b", &fp1).await.unwrap()), ZERO);
-    assert!(store.mark_unknown(&marked, "b", Duration::from_secs(2)).await.unwrap());
+    // An unanswered one opens it for at least the settle time...
+    assert!(
+        store
+            .mark_unknown(&marked, "b", Window::Extend(Duration::from_secs(2)))
+            .await
+            .unwrap()
+    );
     let left = unknown(store.claim(&marked, "c", &fp1).await.unwrap());
-    assert!(left > Duration::from_millis(1500), "{left:?}");
-    // Sending again restarts the window; a takeover alone does not.
-    assert!(store.sending(&marked, "c", Duration::from_secs(3)).await.unwrap());
-    assert!(store.mark_unknown(&marked, "c", ZERO).await.unwrap());
-    assert_eq!(unknown(store.claim(&marked, "d", &fp1).await.unwrap()), ZERO);
+    assert!(
+        left > Duration::from_millis(1500) && left <= Duration::from_secs(2),
+        "{left:?}"
+    );
+    // ...a run that sends nothing keeps it as it is, and a shorter extension does not shorten it.
+    assert!(store.mark_unknown(&marked, "c", Window::Keep).await.unwrap());
+    let kept = unknown(store.claim(&marked, "d", &fp1).await.unwrap());
+    assert!(kept > Duration::from_millis(1400) && kept <= left, "{kept:?}");
+    assert!(
+        store
+            .mark_unknown(&marked, "d", Window::Extend(Duration::from_millis(10)))
+            .await
+            .unwrap()
+    );
+    let still = unknown(store.claim(&marked, "e", &fp1).await.unwrap());
+    assert!(still > Duration::from_millis(1300), "{still:?}");
+    // Sending again restarts it from now.
+    assert!(store.sending(&marked, "e", Duration::from_secs(3)).await.unwrap());
+    assert!(store.mark_unknown(&marked, "e", Window::Keep).await.unwrap());
+    let resent = unknown(store.claim(&marked, "d", &fp1).await.unwrap());
+    assert!(resent > Duration::from_millis(2500), "{resent:?}");
     // Released (nothing was sent): forgotten, the next claim is fresh.
     assert!(store.release(&marked, "d").await.unwrap());
     assert_eq!(store.claim(&marked, "e", &fp1).await.unwrap(), Claim::Fresh);

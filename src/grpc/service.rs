@@ -141,8 +141,14 @@ impl Gateway {
         let dynamic = DynamicMessage::decode(desc.clone(), request.encode_to_vec().as_slice())
             .map_err(|e| status::internal(&format!("cannot read the request: {e}")))?;
         let mut wire = to_wire(&dynamic);
-        let supplied = if call.spec().idempotency.is_mutation() {
-            serde_json::to_vec(&wire).map_err(|e| status::internal(&e.to_string()))?
+        let idempotency = call.spec().idempotency;
+        let supplied = if idempotency.is_mutation() {
+            let intent: Map<String, Json> = wire
+                .iter()
+                .filter(|(name, _)| idempotency.fingerprints(name))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            serde_json::to_vec(&intent).map_err(|e| status::internal(&e.to_string()))?
         } else {
             Vec::new()
         };

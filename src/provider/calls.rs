@@ -70,6 +70,18 @@ impl Idempotency {
         self != Idempotency::Query
     }
 
+    /// Whether the request field `name` belongs to the intent a fingerprint
+    /// covers. A confirmation's intent is the order it confirms (bizUserId,
+    /// bizOrderNo, tradeNo): its SMS code, password and IP may change
+    /// between attempts, so that a corrected code continues the same
+    /// confirmation instead of reading as another request.
+    pub fn fingerprints(self, name: &str) -> bool {
+        match self {
+            Idempotency::Confirmation(_) => matches!(name, "bizUserId" | "bizOrderNo" | "tradeNo"),
+            _ => true,
+        }
+    }
+
     /// The request field holding the call's own idempotency key, if it has one.
     pub fn natural_field(self) -> Option<&'static str> {
         match self {

@@ -5,10 +5,12 @@
 //! 1. arrival: stamps when the request came (`Arrival`), so that the
 //!    caller's deadline is measured from there, not from the handler;
 //!    tracing and metrics slots for the telemetry work go here too;
-//! 2. per-caller limit (`ratelimit::CallerLimitLayer`): the caller is the
+//! 2. concurrency: a bound on requests in progress in the replica (tower's
+//!    global concurrency limit); a request waits for a slot, its deadline
+//!    already counting;
+//! 3. per-caller limit (`ratelimit::CallerLimitLayer`): the caller is the
 //!    `x-yungate-caller` metadata (`ratelimit::caller_name`; mTLS identities
-//!    later); it runs before idempotency, so its refusals are never stored;
-//! 3. concurrency: tonic's per-connection bound on requests in progress.
+//!    later); it runs before idempotency, so its refusals are never stored.
 //!
 //! Provider stack (outermost first), between `Gateway` and the provider:
 //!

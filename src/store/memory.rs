@@ -9,7 +9,7 @@ use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-use super::{Claim, ClaimTerms, Limit, RateDecision, Store, StoreError, StoreFuture};
+use super::{Claim, ClaimTerms, Limit, RateDecision, Store, StoreError, StoreFuture, Window};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -162,12 +162,16 @@ impl Store for MemoryStore {
         ready(done)
     }
 
-    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str, settle: Duration) -> StoreFuture<'a, bool> {
+    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str, window: Window) -> StoreFuture<'a, bool> {
         let marked = self.with_record(key, |records, now| match records.map.get_mut(key) {
             Some(r) if r.token == token && r.state == State::Pending => {
                 r.state = State::Unknown;
                 r.lease_until = now;
-                r.settled = now + settle;
+                match window {
+                    Window::Closed => r.settled = now,
+                    Window::Extend(d) => r.settled = r.settled.max(now + d),
+                    Window::Keep => {}
+                }
                 true
             }
             _ => false,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
-use super::{Claim, ClaimTerms, Limit, RateDecision, Store, StoreError, StoreFuture};
+use super::{Claim, ClaimTerms, Limit, RateDecision, Store, StoreError, StoreFuture, Window};
 
 /// Milliseconds since the epoch by Redis' own clock.
 const NOW_MS: &str =
@@ -34,7 +34,8 @@ local exp = tonumber(r[2]) or 0
 if st == 'p' and exp > now then return {'busy', tostring(exp - now)} end
 redis.call('HSET', KEYS[1], 'st', 'p', 'tok', ARGV[2], 'exp', now + tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-local left = (tonumber(r[4]) or 0) - now
+-- A record without su (written before it existed) gets a whole window.
+local left = (tonumber(r[4]) or (now + tonumber(ARGV[5]))) - now
 if left < 0 then left = 0 end
 return {'unknown', tostring(left)}
 "#;
@@ -61,10 +62,17 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
 
-/// KEYS[1] record; ARGV token, settle ms.
+/// KEYS[1] record; ARGV token, window (c closed, e extend, k keep), ms.
 const MARK_UNKNOWN: &str = r#"
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
-redis.call('HSET', KEYS[1], 'st', 'u', 'exp', 0, 'su', now + tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], 'st', 'u', 'exp', 0)
+if ARGV[2] == 'c' then
+  redis.call('HSET', KEYS[1], 'su', now)
+elseif ARGV[2] == 'e' then
+  local su = tonumber(redis.call('HGET', KEYS[1], 'su')) or 0
+  local until_ = now + tonumber(ARGV[3])
+  if until_ > su then redis.call('HSET', KEYS[1], 'su', until_) end
+end
 return 1
 "#;
 
@@ -132,7 +140,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl RedisStore {
-    /// Connects lazily to `url` (`redis://host:port/db`, `rediss://`, or
+    /// Connects lazily to `url` (`redis://host:port/db` or
     /// `redis+unix:///path`): the gateway starts even when Redis is down,
     /// and every command waits at most `timeout`.
     pub fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
@@ -196,20 +204,21 @@ impl Store for RedisStore {
             let (Some(state), Some(payload)) = (reply.first().and_then(text), reply.get(1).and_then(text)) else {
                 return Err(StoreError("redis: unexpected claim reply".into()));
             };
-            let ms = || -> u64 {
+            // An unreadable number must not read as "no window left".
+            let ms = || -> Result<u64, StoreError> {
                 std::str::from_utf8(&payload)
                     .ok()
                     .and_then(|s| s.parse().ok())
-                    .unwrap_or(0)
+                    .ok_or_else(|| StoreError("redis: unreadable claim reply".into()))
             };
             Ok(match state.as_slice() {
                 b"fresh" => Claim::Fresh,
                 b"unknown" => Claim::Unknown {
-                    settle_left: Duration::from_millis(ms()),
+                    settle_left: Duration::from_millis(ms()?),
                 },
                 b"mismatch" => Claim::Mismatch,
                 b"busy" => Claim::Busy {
-                    retry_after: Duration::from_millis(ms().max(1)),
+                    retry_after: Duration::from_millis(ms()?.max(1)),
                 },
                 b"done" => Claim::Done(payload),
                 _ => return Err(StoreError("redis: unexpected claim state".into())),
@@ -251,11 +260,20 @@ impl Store for RedisStore {
         })
     }
 
-    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str, settle: Duration) -> StoreFuture<'a, bool> {
+    fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str, window: Window) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let settle = u64::try_from(settle.as_millis()).unwrap_or(u64::MAX).to_string();
-            self.flag(&self.scripts.mark_unknown, key, &[token.as_bytes(), settle.as_bytes()])
-                .await
+            let (mode, ms) = match window {
+                Window::Closed => ("c", 0),
+                Window::Extend(d) => ("e", millis(d)),
+                Window::Keep => ("k", 0),
+            };
+            let ms = ms.to_string();
+            self.flag(
+                &self.scripts.mark_unknown,
+                key,
+                &[token.as_bytes(), mode.as_bytes(), ms.as_bytes()],
+            )
+            .await
         })
     }
 

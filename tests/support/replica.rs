@@ -54,6 +54,9 @@ impl Replica {
             config.idempotency.lease_ms,
             config.idempotency.in_flight_wait_ms,
         );
+        if let Some(key) = &config.idempotency.fingerprint_key {
+            toml.push_str(&format!("fingerprint_key = {}\n", quoted(key.expose())));
+        }
         if let Some(url) = &config.store.redis_url {
             toml.push_str(&format!("[store]\nredis_url = {}\n", quoted(url.expose())));
         }

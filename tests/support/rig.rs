@@ -220,6 +220,9 @@ impl Rig {
     }
 }
 
+/// The fingerprint key of rigs on Redis (required there, and the same on every replica).
+pub const FINGERPRINT_KEY: &str = "test-fingerprint-key-0123456789abcdef";
+
 /// One RSA-1024 key for every rig of a test binary.
 fn rig_key() -> PrivateKey {
     static KEY: std::sync::OnceLock<PrivateKey> = std::sync::OnceLock::new();

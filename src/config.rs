@@ -18,6 +18,10 @@ use crate::provider::crypto::Protocol;
 use crate::provider::sensitive::Sensitive;
 use crate::store::Limit;
 
+/// How long a provider call waits for a free slot in its replica before it
+/// is refused unsent; a gRPC request waits as long for admission.
+pub const PROVIDER_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Everything `yungate serve` needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -369,7 +373,8 @@ impl Config {
             return Err(invalid("idempotency.settle_ms", "must be between 500 and 3600000"));
         }
         // A record must outlive every window it may still be in.
-        let windows = self.provider.request_timeout_ms + i.settle_ms + i.lease_ms;
+        let gates = u64::try_from(self.gates().as_millis()).unwrap_or(u64::MAX);
+        let windows = self.provider.request_timeout_ms + i.settle_ms + i.lease_ms + gates;
         if i.retention_secs.saturating_mul(1000) <= windows.saturating_mul(2) {
             return Err(invalid(
                 "idempotency.retention_secs",
@@ -380,6 +385,13 @@ impl Config {
             return Err(invalid("idempotency.fingerprint_key", "must be at least 32 characters"));
         }
         self.rate_limits().map(|_| ())
+    }
+
+    /// The longest time between an idempotency claim and the send: the
+    /// quota check (a store command, retried once by the connection
+    /// manager after up to 500 ms) and the wait for a provider slot (1 s).
+    pub fn gates(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(2 * self.store.timeout_ms + 500) + PROVIDER_SLOT_WAIT
     }
 
     /// The rate limits by class, checked.

@@ -69,6 +69,9 @@ pub enum GatewayError {
         class: RateClass,
         retry_after: Duration,
     },
+    /// The replica has too many requests in progress; nothing was sent.
+    #[error("the gateway is overloaded")]
+    Overloaded { retry_after: Duration },
     /// Too many provider calls are in flight; nothing was sent.
     #[error("too many provider calls in flight")]
     ProviderBusy { retry_after: Duration },

@@ -267,7 +267,6 @@ where
                 let next = now + backoff;
                 if next >= wait_until {
                     // No claim after the wait: its answer could come too late.
-                    tokio::time::sleep_until(wait_until).await;
                     return Err(in_flight(retry_after));
                 }
                 tokio::time::sleep_until(next).await;
@@ -479,7 +478,7 @@ impl Owned<'_> {
                 let next = match Next::after(spec.idempotency, &answer.result, false, prior) {
                     // An exchange that ended without an answer: the provider may go on with it.
                     Next::Unknown(_) if !answered(&answer.result) => {
-                        Next::Unknown(Window::Extend(shared.settings.settle))
+                        Next::Unknown(Window::Open(shared.settings.settle))
                     }
                     other => other,
                 };

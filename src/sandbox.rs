@@ -244,10 +244,10 @@ impl RunningSandbox {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let served = self.task.await.map_err(std::io::Error::other)?;
+        let served = self.task.await;
         let _all_done = self.processing.write().await;
         self.background.abort_all();
-        served
+        served.map_err(std::io::Error::other)?
     }
 
     /// Waits until the server ends (on its own, or after `stop` from elsewhere).

@@ -224,8 +224,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
     let (tx, rx) = oneshot::channel::<()>();
     // The server stack, in the order of serve/stack.rs.
     let router = tonic::transport::Server::builder()
-        .layer(stack::arrival())
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
+        .layer(stack::AdmissionLayer::new(MAX_CONCURRENT_REQUESTS))
         .layer(caller_limit)
         .add_service(health)
         .add_service(reflection_v1)
@@ -254,11 +253,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
 /// The label of the fingerprint key derived from the merchant key.
 const FINGERPRINT_LABEL: &str = "yungate idempotency fingerprint v1";
 
-/// How long a provider call waits for a free slot before it is refused unsent.
-const PROVIDER_SLOT_WAIT: Duration = Duration::from_secs(1);
-
-/// Requests in progress in one replica before further ones wait (their
-/// deadline counting from arrival, before the wait).
+/// gRPC requests in progress in one replica before further ones wait for
+/// admission (their deadline counting from arrival, before the wait).
 const MAX_CONCURRENT_REQUESTS: usize = 4096;
 
 /// The configured store: Redis, or in memory for a single replica.
@@ -296,12 +292,11 @@ fn stack_settings(config: &Config, derived_secret: &[u8; 32]) -> Result<StackSet
             lease: Duration::from_millis(i.lease_ms),
             settle: Duration::from_millis(i.settle_ms),
             exchange: Duration::from_millis(config.provider.request_timeout_ms),
-            // The quota check (one store command) and the wait for a provider slot.
-            gates: Duration::from_millis(config.store.timeout_ms) + PROVIDER_SLOT_WAIT,
+            gates: config.gates(),
         },
         rate_limits: config.rate_limits()?,
         max_in_flight: config.provider.max_in_flight,
-        in_flight_wait: PROVIDER_SLOT_WAIT,
+        in_flight_wait: crate::config::PROVIDER_SLOT_WAIT,
     })
 }
 

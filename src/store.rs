@@ -62,8 +62,9 @@ pub enum Claim {
 pub enum Window {
     /// Not at all: it answered, so it was done with the request.
     Closed,
-    /// For at least this long from now (an exchange that got no answer).
-    Extend(Duration),
+    /// For this long from now: an exchange that got no answer just ended
+    /// (the window of the claim, which covered the exchange, is replaced).
+    Open(Duration),
     /// As the record already says (nothing was sent in this run).
     Keep,
 }

@@ -69,10 +69,14 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-/// The caller's deadline from `grpc-timeout` (`<digits><H|M|S|m|u|n>`, at
-/// most 8 digits), counted from `arrival`.
+/// The caller's deadline from `grpc-timeout`, counted from `arrival`.
 pub fn deadline_of(metadata: &MetadataMap, arrival: Instant) -> Option<Instant> {
-    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let timeout = grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)?;
+    arrival.checked_add(timeout)
+}
+
+/// A `grpc-timeout` value: `<digits><H|M|S|m|u|n>`, at most 8 digits.
+pub fn grpc_timeout(text: &str) -> Option<Duration> {
     let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 {
         return None;
@@ -87,7 +91,7 @@ pub fn deadline_of(metadata: &MetadataMap, arrival: Instant) -> Option<Instant> 
         "n" => Duration::from_nanos(n),
         _ => return None,
     };
-    arrival.checked_add(timeout)
+    Some(timeout)
 }
 
 /// When to answer: a little before the caller's deadline (a tenth of the

@@ -326,6 +326,13 @@ pub fn from_gateway_error(error: &GatewayError) -> Status {
             ]),
             *retry_after,
         ),
+        GatewayError::Overloaded { retry_after } => retry(
+            Code::Unavailable,
+            "the gateway has too many requests in progress: this one was not started and is safe to retry".into(),
+            "GATEWAY_OVERLOADED",
+            HashMap::new(),
+            *retry_after,
+        ),
         GatewayError::ProviderBusy { retry_after } => retry(
             Code::Unavailable,
             "too many provider calls are in flight: this one was not sent and is safe to retry".into(),

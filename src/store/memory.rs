@@ -169,7 +169,7 @@ impl Store for MemoryStore {
                 r.lease_until = now;
                 match window {
                     Window::Closed => r.settled = now,
-                    Window::Extend(d) => r.settled = r.settled.max(now + d),
+                    Window::Open(d) => r.settled = now + d,
                     Window::Keep => {}
                 }
                 true

@@ -34,8 +34,13 @@ local exp = tonumber(r[2]) or 0
 if st == 'p' and exp > now then return {'busy', tostring(exp - now)} end
 redis.call('HSET', KEYS[1], 'st', 'p', 'tok', ARGV[2], 'exp', now + tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
--- A record without su (written before it existed) gets a whole window.
-local left = (tonumber(r[4]) or (now + tonumber(ARGV[5]))) - now
+-- A record without su (written before it existed) gets a whole window, once.
+local su = tonumber(r[4])
+if not su then
+  su = now + tonumber(ARGV[5])
+  redis.call('HSET', KEYS[1], 'su', su)
+end
+local left = su - now
 if left < 0 then left = 0 end
 return {'unknown', tostring(left)}
 "#;
@@ -62,16 +67,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
 
-/// KEYS[1] record; ARGV token, window (c closed, e extend, k keep), ms.
+/// KEYS[1] record; ARGV token, window (c closed, o open for ms, k keep), ms.
 const MARK_UNKNOWN: &str = r#"
+if ARGV[2] ~= 'c' and ARGV[2] ~= 'o' and ARGV[2] ~= 'k' then return redis.error_reply('bad window') end
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
 redis.call('HSET', KEYS[1], 'st', 'u', 'exp', 0)
 if ARGV[2] == 'c' then
   redis.call('HSET', KEYS[1], 'su', now)
-elseif ARGV[2] == 'e' then
-  local su = tonumber(redis.call('HGET', KEYS[1], 'su')) or 0
-  local until_ = now + tonumber(ARGV[3])
-  if until_ > su then redis.call('HSET', KEYS[1], 'su', until_) end
+elseif ARGV[2] == 'o' then
+  redis.call('HSET', KEYS[1], 'su', now + tonumber(ARGV[3]))
 end
 return 1
 "#;
@@ -264,7 +268,7 @@ impl Store for RedisStore {
         Box::pin(async move {
             let (mode, ms) = match window {
                 Window::Closed => ("c", 0),
-                Window::Extend(d) => ("e", millis(d)),
+                Window::Open(d) => ("o", millis(d)),
                 Window::Keep => ("k", 0),
             };
             let ms = ms.to_string();

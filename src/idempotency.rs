@@ -42,8 +42,8 @@ pub const MAX_CALLER_KEY: usize = 255;
 /// lease is renewed meanwhile).
 const FINISH_ATTEMPTS: u32 = 5;
 
-/// How the layer behaves.
-#[derive(Debug, Clone)]
+/// How the layer behaves. Its `Debug` leaves the secret out.
+#[derive(Clone)]
 pub struct IdempotencySettings {
     /// The merchant's system number: records are scoped by it.
     pub sysid: String,
@@ -64,6 +64,8 @@ pub struct IdempotencySettings {
     /// wait this long (quota check, in-flight bound).
     pub gates: Duration,
 }
+
+crate::debug_shows!(IdempotencySettings: sysid, retention, in_flight_wait, lease, settle, exchange, gates);
 
 impl IdempotencySettings {
     /// How long after a claim the provider may still act on its attempt.
@@ -449,9 +451,15 @@ impl Owned<'_> {
             {
                 Ok(true) => {}
                 Ok(false) => return Err(self.lost()),
+                // The earlier attempt is still unknown: not "nothing moved".
                 Err(e) => {
+                    tracing::warn!(error = %e, "idempotency store unavailable before a resend");
                     self.finish(Next::Unknown(Window::Keep)).await;
-                    return Err(store_down(&e));
+                    return Err(GatewayError::Unresolved {
+                        cause: "STORE_UNAVAILABLE",
+                        detail: "the idempotency store did not answer before the resend; nothing was sent again".into(),
+                        retry_after: Some(Duration::from_secs(1)),
+                    });
                 }
             }
         }
@@ -593,5 +601,31 @@ async fn finish(shared: &Shared, record: &str, token: &str, next: Next) {
                 "cannot record the outcome: the record stays pending until its lease lapses, then resolves"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::IdempotencySettings;
+
+    #[test]
+    fn settings_print_without_the_secret() {
+        let settings = IdempotencySettings {
+            sysid: "1902".into(),
+            secret: [0xab; 32],
+            retention: Duration::from_secs(60),
+            in_flight_wait: Duration::ZERO,
+            lease: Duration::ZERO,
+            settle: Duration::ZERO,
+            exchange: Duration::ZERO,
+            gates: Duration::ZERO,
+        };
+        let printed = format!("{settings:?}");
+        assert!(
+            printed.contains("1902") && !printed.contains("171") && !printed.contains("ab"),
+            "{printed}"
+        );
     }
 }

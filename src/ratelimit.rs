@@ -302,6 +302,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
+            // No per-caller limit configured (the default): nothing to look up.
+            if layer.limits.is_empty() {
+                return inner.call(request).await;
+            }
             let class = crate::grpc::call_of_path(request.uri().path()).map(|c| c.spec().rate_class);
             let caller = caller_name(request.headers().get(CALLER_HEADER).and_then(|v| v.to_str().ok())).to_owned();
             if let Some((class, limit)) = class.and_then(|c| layer.limit(&caller, c).map(|l| (c, l))) {

@@ -24,19 +24,7 @@ enum Backend {
 /// A rig on `backend`; the Redis server (if any) lives as long as the returned value.
 async fn rig(backend: Backend, adjust: impl FnOnce(&mut yungate::config::Config)) -> (Rig, Option<RedisServer>) {
     let redis = matches!(backend, Backend::Redis).then(RedisServer::start);
-    let url = redis.as_ref().map(RedisServer::url);
-    let rig = Rig::start(
-        |_| {},
-        |c| {
-            if let Some(url) = url {
-                c.store.redis_url = Some(url.into());
-                c.idempotency.fingerprint_key = Some(support::rig::FINGERPRINT_KEY.into());
-            }
-            adjust(c);
-        },
-    )
-    .await;
-    (rig, redis)
+    (Rig::on_store(redis.as_ref(), adjust).await, redis)
 }
 
 /// A member with a real name, a phone and a card bound for real-name pay.
@@ -46,26 +34,7 @@ async fn member(rig: &Rig, id: &str) {
     direct.bind_card(id, CARD).await;
 }
 
-fn deposit(order: &str, user: &str, amount: i64) -> proto::DepositApplyRequest {
-    proto::DepositApplyRequest {
-        biz_order_no: order.into(),
-        biz_user_id: user.into(),
-        account_set_no: "100000".into(),
-        amount,
-        fee: 0,
-        industry_code: "1010".into(),
-        industry_name: "保险代理".into(),
-        source: proto::Source::Pc as i32,
-        pay_method: Some(proto::PayMethod {
-            realnamepay: Some(proto::RealnamepayPayment {
-                bank_card_no: CARD.into(),
-                amount,
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
+use support::rig::{confirm_request, deposit_request as deposit};
 
 fn reason(status: &tonic::Status) -> String {
     status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
@@ -100,13 +69,7 @@ async fn replays_and_key_reuse(backend: Backend) {
     assert_eq!(other.get_details_error_info().unwrap().metadata["field"], "bizOrderNo");
     assert_eq!(rig.sent_for("depositApply"), 1);
     // The confirmation has a scope of its own: the same bizOrderNo is its key too.
-    let confirm = || proto::ConfirmPaySmsRequest {
-        biz_user_id: "idem-1".into(),
-        biz_order_no: "idem-dep-1".into(),
-        verification_code: "9999".into(),
-        consumer_ip: "127.0.0.1".into(),
-        ..Default::default()
-    };
+    let confirm = || confirm_request("idem-1", "idem-dep-1", "9999");
     let paid = orders.confirm_pay_sms(confirm()).await.unwrap().into_inner();
     let paid_again = orders.confirm_pay_sms(confirm()).await.unwrap();
     assert_eq!(paid_again.metadata().get("idempotent-replayed").unwrap(), "true");
@@ -223,13 +186,7 @@ async fn unknown_outcome_is_recovered(backend: Backend) {
     assert_eq!(rig.sent_for("depositApply"), 1);
     // Exactly one order at the sandbox: the confirmation pays it once.
     let paid = orders
-        .confirm_pay_sms(proto::ConfirmPaySmsRequest {
-            biz_user_id: "idem-u".into(),
-            biz_order_no: "idem-u-1".into(),
-            verification_code: "9999".into(),
-            consumer_ip: "127.0.0.1".into(),
-            ..Default::default()
-        })
+        .confirm_pay_sms(confirm_request("idem-u", "idem-u-1", "9999"))
         .await
         .unwrap()
         .into_inner();
@@ -479,13 +436,7 @@ async fn a_refused_confirmation_leaves_the_order_open_for_a_corrected_one() {
     // Refusals are signed over their code: verified, final for other calls.
     rig.set_faults(serde_json::json!({"v1ErrorSignature": "codeAndMessage"}))
         .await;
-    let confirm = |code: &str| proto::ConfirmPaySmsRequest {
-        biz_user_id: "idem-p".into(),
-        biz_order_no: "idem-p-1".into(),
-        verification_code: code.into(),
-        consumer_ip: "127.0.0.1".into(),
-        ..Default::default()
-    };
+    let confirm = |code: &str| confirm_request("idem-p", "idem-p-1", code);
     let wrong = orders.confirm_pay_sms(confirm("0000")).await.unwrap_err();
     assert_eq!(
         wrong.get_details_error_info().unwrap().metadata["verified"],
@@ -501,10 +452,7 @@ async fn a_refused_confirmation_leaves_the_order_open_for_a_corrected_one() {
     // (6.13 status 1 未支付: the first never landed), then goes through.
     rig.set_faults(serde_json::json!({})).await;
     orders.deposit_apply(deposit("idem-p-2", "idem-p", 400)).await.unwrap();
-    let second = |code: &str| proto::ConfirmPaySmsRequest {
-        biz_order_no: "idem-p-2".into(),
-        ..confirm(code)
-    };
+    let second = |code: &str| confirm_request("idem-p", "idem-p-2", code);
     let wrong = orders.confirm_pay_sms(second("0000")).await.unwrap_err();
     assert_eq!(
         wrong.get_details_error_info().unwrap().metadata["verified"],

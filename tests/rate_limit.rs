@@ -15,18 +15,7 @@ use yungate::grpc::proto::{self, member_service_client::MemberServiceClient};
 use yungate::store::Limit;
 
 async fn rig(redis: Option<&RedisServer>, adjust: impl FnOnce(&mut Config)) -> Rig {
-    let url = redis.map(RedisServer::url);
-    Rig::start(
-        |_| {},
-        |c| {
-            if let Some(url) = url {
-                c.store.redis_url = Some(url.into());
-                c.idempotency.fingerprint_key = Some(support::rig::FINGERPRINT_KEY.into());
-            }
-            adjust(c);
-        },
-    )
-    .await
+    Rig::on_store(redis, adjust).await
 }
 
 fn info_request(caller: Option<&str>) -> tonic::Request<proto::GetMemberInfoRequest> {

@@ -1,7 +1,10 @@
 //! `yungate serve` end to end: the real gRPC server on port 0 in front of the real sandbox over HTTP.
 
+mod support;
+
 use std::time::Duration;
 
+use support::rig::{confirm_request, deposit_request};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -104,36 +107,13 @@ async fn embedded_defaults_take_a_payment_end_to_end() {
         .await
         .unwrap();
     let deposit = orders
-        .deposit_apply(proto::DepositApplyRequest {
-            biz_order_no: "grpc-dep-1".into(),
-            biz_user_id: "grpc-1".into(),
-            account_set_no: "100000".into(),
-            amount: 10_000,
-            fee: 0,
-            industry_code: "1010".into(),
-            industry_name: "保险代理".into(),
-            source: proto::Source::Pc as i32,
-            pay_method: Some(proto::PayMethod {
-                realnamepay: Some(proto::RealnamepayPayment {
-                    bank_card_no: CARD.into(),
-                    amount: 10_000,
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
+        .deposit_apply(deposit_request("grpc-dep-1", "grpc-1", 10_000))
         .await
         .unwrap()
         .into_inner();
     assert!(!deposit.order_no.is_empty());
     let confirmed = orders
-        .confirm_pay_sms(proto::ConfirmPaySmsRequest {
-            biz_user_id: "grpc-1".into(),
-            biz_order_no: "grpc-dep-1".into(),
-            verification_code: "9999".into(),
-            consumer_ip: "127.0.0.1".into(),
-            ..Default::default()
-        })
+        .confirm_pay_sms(confirm_request("grpc-1", "grpc-dep-1", "9999"))
         .await
         .unwrap()
         .into_inner();

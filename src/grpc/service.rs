@@ -24,7 +24,7 @@ use super::status::{self, invalid_argument};
 use super::{proto, rpc_of, validate};
 use crate::error::GatewayError;
 use crate::exchange::{ProviderAnswer, ProviderRequest};
-use crate::provider::calls::{Call, Fill};
+use crate::provider::calls::{Call, Fill, Idempotency};
 use crate::provider::client::{CallError, SoaClient};
 use crate::serve::stack::ProviderStack;
 
@@ -146,15 +146,18 @@ impl Gateway {
             .map_err(|e| status::internal(&format!("cannot read the request: {e}")))?;
         let mut wire = to_wire(&dynamic);
         let idempotency = call.spec().idempotency;
-        let supplied = if idempotency.is_mutation() {
-            let intent: Map<String, Json> = wire
-                .iter()
-                .filter(|(name, _)| idempotency.fingerprints(name))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            serde_json::to_vec(&intent).map_err(|e| status::internal(&e.to_string()))?
-        } else {
-            Vec::new()
+        let supplied = match idempotency {
+            Idempotency::Query => Vec::new(),
+            // A confirmation's intent is a few of its fields: copy just those.
+            Idempotency::Confirmation(_) => {
+                let intent: Map<String, Json> = wire
+                    .iter()
+                    .filter(|(name, _)| idempotency.fingerprints(name))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                serde_json::to_vec(&intent).map_err(|e| status::internal(&e.to_string()))?
+            }
+            _ => serde_json::to_vec(&wire).map_err(|e| status::internal(&e.to_string()))?,
         };
         self.fill(call, &mut wire);
         let violations = validate::violations(call, &desc, &wire);

@@ -279,26 +279,19 @@ pub fn from_gateway_error(error: &GatewayError) -> Status {
             detail,
             retry_after,
         } => {
-            let status = outcome_unknown(
+            let metadata = HashMap::from([("cause".to_owned(), (*cause).to_owned())]);
+            let mut details = ErrorDetails::with_error_info(OUTCOME_UNKNOWN, DOMAIN, metadata);
+            if let Some(after) = retry_after {
+                details.set_retry_info(Some(*after));
+            }
+            Status::with_error_details(
                 Code::Unknown,
                 format!(
                     "an earlier attempt with this idempotency key may have been processed and its outcome \
                      cannot be learnt now; nothing new was sent: {detail}"
                 ),
-                cause,
-                HashMap::new(),
-            );
-            match retry_after {
-                None => status,
-                Some(after) => {
-                    let mut details = ErrorDetails::new();
-                    if let Some(info) = status.get_details_error_info() {
-                        details.set_error_info(info.reason, info.domain, info.metadata);
-                    }
-                    details.set_retry_info(Some(*after));
-                    Status::with_error_details(Code::Unknown, status.message().to_owned(), details)
-                }
-            }
+                details,
+            )
         }
         GatewayError::StoreUnavailable(detail) => retry(
             Code::Unavailable,

@@ -174,6 +174,23 @@ impl Rig {
         self.sent.lock().unwrap().len()
     }
 
+    /// A rig whose gateway keeps its records and buckets in `redis` (with
+    /// the fingerprint key Redis requires), or in memory without.
+    pub async fn on_store(redis: Option<&super::redis::RedisServer>, gateway: impl FnOnce(&mut Config)) -> Rig {
+        let url = redis.map(super::redis::RedisServer::url);
+        Rig::start(
+            |_| {},
+            |c| {
+                if let Some(url) = url {
+                    c.store.redis_url = Some(url.into());
+                    c.idempotency.fingerprint_key = Some(FINGERPRINT_KEY.into());
+                }
+                gateway(c);
+            },
+        )
+        .await
+    }
+
     /// Another gateway with the same configuration (a second replica in this process).
     pub async fn replica(&self) -> (RunningGateway, Channel) {
         let gateway = serve::start(self.config.clone()).await.unwrap();
@@ -217,6 +234,40 @@ impl Rig {
     pub async fn set_faults(&self, faults: Value) {
         let status = super::harness::put_faults(self.sandbox.addr(), &faults).await;
         assert_eq!(status, 200, "faults {faults} refused");
+    }
+}
+
+/// A DepositApply of `amount` to `user` by real-name pay with the test card (4.1.14's card).
+pub fn deposit_request(order: &str, user: &str, amount: i64) -> yungate::grpc::proto::DepositApplyRequest {
+    use yungate::grpc::proto;
+    proto::DepositApplyRequest {
+        biz_order_no: order.into(),
+        biz_user_id: user.into(),
+        account_set_no: "100000".into(),
+        amount,
+        fee: 0,
+        industry_code: "1010".into(),
+        industry_name: "保险代理".into(),
+        source: proto::Source::Pc as i32,
+        pay_method: Some(proto::PayMethod {
+            realnamepay: Some(proto::RealnamepayPayment {
+                bank_card_no: super::harness::CARD.into(),
+                amount,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A ConfirmPaySms (4.2.8) of `order` by `user` with the SMS `code`.
+pub fn confirm_request(user: &str, order: &str, code: &str) -> yungate::grpc::proto::ConfirmPaySmsRequest {
+    yungate::grpc::proto::ConfirmPaySmsRequest {
+        biz_user_id: user.into(),
+        biz_order_no: order.into(),
+        verification_code: code.into(),
+        consumer_ip: "127.0.0.1".into(),
+        ..Default::default()
     }
 }
 

@@ -89,4 +89,6 @@ const SENSITIVE_FIELDS: &[&str] = &[
     "mobile_no_mask",
     "acct",
     "auth_code",
+    // A notification as received may hold a phone (4.1.23 newPhone).
+    "raw_json",
 ];

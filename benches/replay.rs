@@ -42,6 +42,10 @@ async fn throughput(channel: &Channel, n: usize, concurrency: usize, id: impl Fn
 async fn measure(label: &str, redis_url: Option<String>, measuring: bool) {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        notify: yungate::config::NotifyConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        },
         ..Config::default()
     };
     if let Some(url) = redis_url {

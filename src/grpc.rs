@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod convert;
+pub mod notification;
 pub mod service;
 pub mod status;
 pub mod validate;

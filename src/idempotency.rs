@@ -13,6 +13,7 @@
 //! another replica poll it, within the in-flight wait.
 
 pub mod fingerprint;
+pub mod notified;
 pub mod outcome;
 pub mod resolve;
 

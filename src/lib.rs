@@ -9,7 +9,10 @@
 //! stacks (`serve/stack.rs`): a call goes [`grpc`] (validate, convert) ->
 //! [`idempotency`] -> [`ratelimit`] -> [`exchange`]'s `SoaService`, with
 //! records and buckets in a [`store`] (Redis, or in memory); every failure
-//! is an [`error::GatewayError`] mapped to a status once. [`cli`] holds the `yungate` command's subcommands: `crypto`
+//! is an [`error::GatewayError`] mapped to a status once. The provider's
+//! notifications come in through [`notify`] (verified by
+//! `provider::notify`, stored in the `store::notifications` log) and go out
+//! to subscribers through `grpc::notification`. [`cli`] holds the `yungate` command's subcommands: `crypto`
 //! (sign, verify, encrypt, decrypt, inspect for people debugging signatures)
 //! and `sandbox`.
 
@@ -19,6 +22,7 @@ pub mod error;
 pub mod exchange;
 pub mod grpc;
 pub mod idempotency;
+pub mod notify;
 pub mod provider;
 pub mod ratelimit;
 pub mod sandbox;

@@ -10,5 +10,6 @@ pub mod crypto;
 pub mod errors;
 pub mod formats;
 pub mod member;
+pub mod notify;
 pub mod sensitive;
 pub mod wire;

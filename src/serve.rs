@@ -11,24 +11,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use self::stack::StackSettings;
 use crate::config::{Config, ConfigError};
+use crate::grpc::notification::{FanoutSettings, Notifications};
 use crate::grpc::proto::member_pwd_service_server::MemberPwdServiceServer;
 use crate::grpc::proto::member_service_server::MemberServiceServer;
 use crate::grpc::proto::merchant_service_server::MerchantServiceServer;
+use crate::grpc::proto::notification_service_server::NotificationServiceServer;
 use crate::grpc::proto::order_service_server::OrderServiceServer;
 use crate::grpc::proto::page_service_server::PageServiceServer;
 use crate::grpc::service::{Gateway, GatewaySettings};
 use crate::idempotency::IdempotencySettings;
+use crate::idempotency::notified::Completion;
+use crate::notify::{self, Ingress, RunningIngress};
 use crate::provider::client::{SoaClient, SoaConfig};
 use crate::provider::crypto::{
     Keystore, PartyKeys, PrivateKey, Protocol, load_certificate_file, load_private_key_pem, load_public_key_pem,
 };
+use crate::provider::notify::Trust;
 use crate::sandbox::{self, RunningSandbox, SandboxConfig};
+use crate::store::notifications::{MemoryLog, NotificationLog, RedisLog};
 use crate::store::{MemoryStore, RedisStore, Store};
 
 /// Why the gateway could not start.
@@ -53,8 +59,11 @@ pub enum ServeError {
 /// A gateway serving on a socket.
 pub struct RunningGateway {
     addr: SocketAddr,
+    ingress: Option<RunningIngress>,
     sandbox: Option<RunningSandbox>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// Ends the Subscribe streams, which graceful shutdown would wait for forever.
+    streams: watch::Sender<bool>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
@@ -62,6 +71,11 @@ impl RunningGateway {
     /// The gRPC address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The notification ingress's address (`POST /notify`).
+    pub fn notify_addr(&self) -> SocketAddr {
+        self.ingress.as_ref().map_or(self.addr, RunningIngress::addr)
     }
 
     /// The embedded sandbox's address, when the gateway started one.
@@ -74,7 +88,12 @@ impl RunningGateway {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        let _ = self.streams.send(true);
         let served = self.task.await.map_err(|e| e.to_string())?;
+        // After the gRPC server: a notification arriving meanwhile is still stored.
+        if let Some(ingress) = self.ingress.take() {
+            ingress.stop().await.map_err(|e| e.to_string())?;
+        }
         if let Some(sandbox) = self.sandbox.take() {
             sandbox.stop().await.map_err(|e| e.to_string())?;
         }
@@ -164,6 +183,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         "page links use this environment's layout"
     );
     let keys_secret = keys.own.derived_secret(FINGERPRINT_LABEL).map_err(keys_error)?;
+    let trust = notification_trust(&config, &keys).await?;
     let client = SoaClient::new(
         SoaConfig {
             url,
@@ -177,13 +197,45 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
     .map_err(|e| ServeError::Setup(e.to_string()))?;
     let store = open_store(&config)?;
     let stack_settings = stack_settings(&config, &keys_secret)?;
+    let log = open_log(&config)?;
+    let ingress = notify::start(
+        config.notify.listen,
+        Ingress {
+            trust: Arc::new(trust),
+            log: Arc::clone(&log),
+            counters: Arc::default(),
+            completion: Some(Completion {
+                store: Arc::clone(&store),
+                sysid: stack_settings.idempotency.sysid.clone(),
+                secret: stack_settings.idempotency.secret,
+                retention: stack_settings.idempotency.retention,
+            }),
+        },
+    )
+    .await
+    .map_err(|source| ServeError::Listen {
+        addr: config.notify.listen,
+        source,
+    })?;
+    let notify_url = config.notify_url(ingress.addr());
+    tracing::info!(%notify_url, "the provider is told to send notifications here (backUrl)");
+    let (streams, streams_end) = watch::channel(false);
+    let notifications = Notifications::new(
+        log,
+        FanoutSettings {
+            visibility: Duration::from_millis(config.notify.visibility_timeout_ms),
+            max_deliveries: config.notify.max_deliveries,
+            max_in_flight: config.notify.max_in_flight,
+        },
+        streams_end,
+    );
     let provider = stack::provider_stack(client.clone(), Arc::clone(&store), &stack_settings);
     let caller_limit = stack::caller_limit(store, &config.provider.sysid, &stack_settings);
     let gateway = Gateway::new(
         client,
         provider,
         GatewaySettings {
-            notify_url: config.gateway.notify_url.clone(),
+            notify_url,
             page_base_url,
             default_front_url: config.gateway.default_front_url.clone(),
             default_jump_url: config.gateway.default_jump_url.clone(),
@@ -196,6 +248,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
     reporter.set_serving::<OrderServiceServer<Gateway>>().await;
     reporter.set_serving::<MerchantServiceServer<Gateway>>().await;
     reporter.set_serving::<PageServiceServer<Gateway>>().await;
+    reporter.set_serving::<NotificationServiceServer<Notifications>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::grpc::DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -233,7 +286,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         .add_service(MemberPwdServiceServer::new(gateway.clone()))
         .add_service(OrderServiceServer::new(gateway.clone()))
         .add_service(MerchantServiceServer::new(gateway.clone()))
-        .add_service(PageServiceServer::new(gateway));
+        .add_service(PageServiceServer::new(gateway))
+        .add_service(NotificationServiceServer::new(notifications));
     let task = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
@@ -244,8 +298,10 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
     tracing::info!(%addr, "yungate gRPC listening");
     Ok(RunningGateway {
         addr,
+        ingress: Some(ingress),
         sandbox,
         shutdown: Some(tx),
+        streams,
         task,
     })
 }
@@ -273,6 +329,60 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
             Ok(Arc::new(MemoryStore::new()))
         }
     }
+}
+
+/// The configured notification log: a Redis stream, or in memory.
+fn open_log(config: &Config) -> Result<Arc<dyn NotificationLog>, ServeError> {
+    let retention = Duration::from_secs(config.notify.retention_hours * 3600);
+    match &config.store.redis_url {
+        Some(url) => {
+            let log = RedisLog::open(
+                url.expose(),
+                Duration::from_millis(config.store.timeout_ms),
+                &config.provider.sysid,
+                retention,
+            )
+            .map_err(|e| ServeError::Setup(format!("store.redis_url: {e}")))?;
+            tracing::info!("notifications in a Redis stream, shared by every replica");
+            Ok(Arc::new(log))
+        }
+        None => {
+            tracing::warn!(
+                "no store.redis_url: notifications are kept in memory and LOST ON RESTART (one replica only); \
+                 set store.redis_url for durable delivery"
+            );
+            Ok(Arc::new(MemoryLog::new(retention)))
+        }
+    }
+}
+
+/// Whom notifications must come from: our sysid, signed by the provider's
+/// key (and, during a rotation, `notify.extra_cert`).
+async fn notification_trust(config: &Config, keys: &PartyKeys) -> Result<Trust, ServeError> {
+    let mut trusted = vec![keys.peer.clone()];
+    if let Some(path) = config.notify.extra_cert.clone() {
+        let extra = tokio::task::spawn_blocking(move || {
+            load_certificate_file(&path)
+                .map(|c| c.public_key().clone())
+                .or_else(|cert_error| {
+                    load_public_key_pem(&path).map_err(|key_error| {
+                        format!(
+                            "notify.extra_cert: not a certificate ({cert_error}) nor a PEM public key ({key_error})"
+                        )
+                    })
+                })
+        })
+        .await
+        .map_err(keys_error)?
+        .map_err(ServeError::Keys)?;
+        trusted.push(extra);
+    }
+    Ok(Trust {
+        sysid: config.provider.sysid.clone(),
+        protocol: keys.protocol,
+        keys: trusted,
+        window: time::Duration::seconds(i64::try_from(config.notify.timestamp_window_secs).unwrap_or(600)),
+    })
 }
 
 /// The stacks' settings from the configuration.

@@ -22,6 +22,7 @@
 //! `TIME`), never from a replica's.
 
 pub mod memory;
+pub mod notifications;
 pub mod redis;
 
 use std::future::Future;
@@ -133,6 +134,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Marks `token`'s claim as of unknown outcome and frees its lease;
     /// `window` says how long the provider may still act on the attempt.
     fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str, window: Window) -> StoreFuture<'a, bool>;
+
+    /// Stores `outcome` for a record of unknown outcome that nobody holds
+    /// (the provider told it, e.g. by notification); false when the record
+    /// is absent, held or finished.
+    fn complete_unknown<'a>(&'a self, key: &'a str, outcome: &'a [u8], retention: Duration) -> StoreFuture<'a, bool>;
 
     /// Deletes `token`'s claim: nothing was sent, nothing is remembered.
     fn release<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool>;

@@ -66,6 +66,10 @@ fn order(no: &str, extra: Json) -> Json {
 async fn every_rpc_through_the_gateway() {
     let running = serve::start(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        notify: yungate::config::NotifyConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        },
         ..Config::default()
     })
     .await

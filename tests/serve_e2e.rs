@@ -17,6 +17,10 @@ use yungate::serve::{self, RunningGateway};
 async fn start() -> (RunningGateway, Channel) {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        notify: yungate::config::NotifyConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        },
         ..Config::default()
     };
     let running = serve::start(config).await.unwrap();
@@ -402,6 +406,10 @@ async fn page_rpcs_return_signed_links_the_sandbox_accepts() {
 async fn a_provider_timeout_is_reported_as_outcome_unknown() {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        notify: yungate::config::NotifyConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        },
         provider: yungate::config::ProviderConfig {
             request_timeout_ms: 300,
             ..Default::default()

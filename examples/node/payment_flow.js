@@ -184,7 +184,7 @@ function freePort() {
 async function startGateway(binary) {
   const port = await freePort();
   const target = `127.0.0.1:${port}`;
-  const proc = spawn(binary, ["serve", "--listen", target], { stdio: ["ignore", "ignore", "ignore"] });
+  const proc = spawn(binary, ["serve", "--listen", target, "--notify-listen", "127.0.0.1:0"], { stdio: ["ignore", "ignore", "ignore"] });
   const client = new grpc.Client(target, grpc.credentials.createInsecure());
   await new Promise((resolve, reject) => client.waitForReady(Date.now() + 60_000, (e) => (e ? reject(e) : resolve())));
   client.close();

@@ -50,7 +50,11 @@ def free_port():
 
 def start_gateway(binary):
     port = free_port()
-    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
+    # Its notification ingress on any free port, so that it runs beside another gateway.
+    proc = subprocess.Popen(
+        [binary, "serve", "--listen", f"127.0.0.1:{port}", "--notify-listen", "127.0.0.1:0"],
+        stderr=subprocess.DEVNULL,
+    )
     target = f"127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -70,11 +74,21 @@ def payment_flow(target):
     member_grpc = importlib.import_module("yungate.v1.member_pb2_grpc")
     order = importlib.import_module("yungate.v1.order_pb2")
     order_grpc = importlib.import_module("yungate.v1.order_pb2_grpc")
+    notification = importlib.import_module("yungate.v1.notification_pb2")
+    notification_grpc = importlib.import_module("yungate.v1.notification_pb2_grpc")
 
     channel = grpc.insecure_channel(target)
     members = member_grpc.MemberServiceStub(channel)
     orders = order_grpc.OrderServiceStub(channel)
     user = f"py-{int(time.time() * 1000)}"
+    notifications = notification_grpc.NotificationServiceStub(channel)
+    # Subscribe before paying: a new subscriber starts with the next event. Only this user's events.
+    results = notifications.Subscribe(
+        notification.SubscribeRequest(
+            subscriber="python-example", filter=notification.NotificationFilter(biz_user_id=user)
+        ),
+        timeout=120,
+    )
 
     created = members.CreateMember(
         member.CreateMemberRequest(biz_user_id=user, member_type=common.MEMBER_TYPE_INDIVIDUAL, source=common.SOURCE_MOBILE)
@@ -135,6 +149,16 @@ def payment_flow(target):
     balance = orders.QueryBalance(order.QueryBalanceRequest(biz_user_id=user, account_set_no="100000"))
     assert balance.all_amount == 10000, balance
     print(f"deposit {deposit.order_no} confirmed; balance {balance.all_amount} fen")
+
+    # The provider's notification of the deposit (spec 4.2.12), through the gateway's stream.
+    for event in results:
+        if event.WhichOneof("event") == "order_result" and event.biz_order_no == f"{user}-dep":
+            result = event.order_result
+            print(f"notified: order {result.order_no} {result.status}, {result.amount} fen (cursor {event.cursor})")
+            assert result.status == "OK" and result.amount == 10000, result
+            notifications.Ack(notification.AckRequest(subscriber="python-example", cursors=[event.cursor]))
+            break
+    results.cancel()
 
 
 def main():

@@ -1,4 +1,4 @@
-//! `yungate serve [--config FILE] [--listen ADDR]`: loads the configuration and runs the gateway until SIGINT or SIGTERM.
+//! `yungate serve [--config FILE] [--listen ADDR] [--notify-listen ADDR]`: loads the configuration and runs the gateway until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +18,9 @@ pub struct ServeArgs {
     /// The gRPC listen address (overrides `listen`).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// The notification ingress's listen address (overrides `notify.listen`).
+    #[arg(long, value_name = "ADDR")]
+    notify_listen: Option<SocketAddr>,
 }
 
 /// Runs the gateway in its own runtime.
@@ -25,6 +28,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     let mut config = Config::load(args.config.as_deref()).map_err(|e| CliError(e.to_string()))?;
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if let Some(listen) = args.notify_listen {
+        config.notify.listen = listen;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -13,6 +13,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::error::GatewayError;
 use crate::provider::client::{CallError, UNKNOWN_OUTCOME_CODES};
+use crate::store::notifications::LogError;
 
 /// Section 7 code -> gRPC code. Refusals about the request's content are
 /// INVALID_ARGUMENT; about state (locked, not verified, no balance) are
@@ -363,6 +364,59 @@ pub fn from_gateway_error(error: &GatewayError) -> Status {
             HashMap::new(),
         ),
         GatewayError::Internal(what) => internal(what),
+    }
+}
+
+/// A Subscribe stream ended because this replica is stopping.
+pub fn shutting_down() -> Status {
+    let mut details = ErrorDetails::with_error_info("GATEWAY_SHUTTING_DOWN", DOMAIN, HashMap::new());
+    details.set_retry_info(Some(Duration::from_millis(100)));
+    Status::with_error_details(
+        Code::Unavailable,
+        "this gateway replica is stopping: subscribe again (unacknowledged events are redelivered)",
+        details,
+    )
+}
+
+/// The status of a notification log failure.
+pub fn from_log_error(error: &LogError) -> Status {
+    match error {
+        LogError::Unavailable(detail) => {
+            let mut details = ErrorDetails::with_error_info("STORE_UNAVAILABLE", DOMAIN, HashMap::new());
+            details.set_retry_info(Some(Duration::from_secs(1)));
+            Status::with_error_details(
+                Code::Unavailable,
+                format!("the notification store is unavailable; nothing changed, retry: {detail}"),
+                details,
+            )
+        }
+        LogError::CursorExpired { cursor } => with_info(
+            Code::FailedPrecondition,
+            format!(
+                "cursor {cursor} is older than the retained history: events after it are gone; reconcile \
+                 (query the orders) and subscribe without a cursor"
+            ),
+            "CURSOR_EXPIRED",
+            DOMAIN,
+            HashMap::from([("cursor".to_owned(), cursor.to_string())]),
+        ),
+        LogError::CursorAhead { cursor, newest } => with_info(
+            Code::FailedPrecondition,
+            format!(
+                "cursor {cursor} is ahead of the newest event ({newest}): it is not from this stream, or the \
+                 store lost its history; reconcile (query the orders) and subscribe without a cursor"
+            ),
+            "CURSOR_UNKNOWN",
+            DOMAIN,
+            HashMap::from([("cursor".to_owned(), cursor.to_string())]),
+        ),
+        LogError::NoSubscriber(name) => with_info(
+            Code::NotFound,
+            format!("subscriber {name:?} has never subscribed"),
+            "UNKNOWN_SUBSCRIBER",
+            DOMAIN,
+            HashMap::new(),
+        ),
     }
 }
 

@@ -162,6 +162,20 @@ impl Store for MemoryStore {
         ready(done)
     }
 
+    fn complete_unknown<'a>(&'a self, key: &'a str, outcome: &'a [u8], retention: Duration) -> StoreFuture<'a, bool> {
+        let done = self.with_record(key, |records, now| match records.map.get_mut(key) {
+            Some(r) if r.state == State::Unknown => {
+                r.state = State::Done;
+                r.outcome = outcome.to_vec();
+                r.token.clear();
+                r.expires = now + retention;
+                true
+            }
+            _ => false,
+        });
+        ready(done)
+    }
+
     fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str, window: Window) -> StoreFuture<'a, bool> {
         let marked = self.with_record(key, |records, now| match records.map.get_mut(key) {
             Some(r) if r.token == token && r.state == State::Pending => {

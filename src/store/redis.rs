@@ -67,6 +67,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
 
+/// KEYS[1] record; ARGV outcome, retention ms. Only an unknown record
+/// nobody holds: a live claim finds its own answer.
+const COMPLETE_UNKNOWN: &str = r#"
+if redis.call('HGET', KEYS[1], 'st') ~= 'u' then return 0 end
+redis.call('HSET', KEYS[1], 'st', 'd', 'out', ARGV[1], 'tok', '', 'exp', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+
 /// KEYS[1] record; ARGV token, window (c closed, o open for ms, k keep), ms.
 const MARK_UNKNOWN: &str = r#"
 if ARGV[2] ~= 'c' and ARGV[2] ~= 'o' and ARGV[2] ~= 'k' then return redis.error_reply('bad window') end
@@ -113,6 +122,7 @@ struct Scripts {
     renew: Script,
     sending: Script,
     complete: Script,
+    complete_unknown: Script,
     mark_unknown: Script,
     release: Script,
     gcra: Script,
@@ -162,6 +172,7 @@ impl RedisStore {
                 renew: with_clock(RENEW),
                 sending: with_clock(SENDING),
                 complete: with_clock(COMPLETE),
+                complete_unknown: Script::new(COMPLETE_UNKNOWN),
                 mark_unknown: with_clock(MARK_UNKNOWN),
                 release: with_clock(RELEASE),
                 gcra: Script::new(GCRA),
@@ -261,6 +272,14 @@ impl Store for RedisStore {
                 &[token.as_bytes(), outcome, retention.as_bytes()],
             )
             .await
+        })
+    }
+
+    fn complete_unknown<'a>(&'a self, key: &'a str, outcome: &'a [u8], retention: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let retention = millis(retention).to_string();
+            self.flag(&self.scripts.complete_unknown, key, &[outcome, retention.as_bytes()])
+                .await
         })
     }
 

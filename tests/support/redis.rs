@@ -63,6 +63,29 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers, nothing is lost.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("redis-server is running").id();
+        let status = Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// A connection for a test's own commands.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).unwrap()
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();

@@ -12,6 +12,8 @@ use yungate::config::Config;
 pub struct Replica {
     child: Child,
     pub addr: SocketAddr,
+    /// Its notification ingress.
+    pub notify_addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -45,17 +47,23 @@ impl Replica {
         let p = &config.provider;
         let mut toml = format!(
             "listen = \"127.0.0.1:0\"\n[provider]\nurl = {}\nkey = {}\nenvironment = \"test\"\nsysid = {}\n\
-             request_timeout_ms = {}\n[gateway]\nnotify_url = {}\n[idempotency]\nlease_ms = {}\nin_flight_wait_ms = {}\n",
+             request_timeout_ms = {}\n[notify]\nlisten = \"127.0.0.1:0\"\nvisibility_timeout_ms = {}\n\
+             max_deliveries = {}\nretention_hours = {}\n[idempotency]\nlease_ms = {}\nin_flight_wait_ms = {}\n",
             quoted(p.url.as_deref().unwrap()),
             quoted(&p.key.as_ref().unwrap().display().to_string()),
             quoted(&p.sysid),
             p.request_timeout_ms,
-            quoted(&config.gateway.notify_url),
+            config.notify.visibility_timeout_ms,
+            config.notify.max_deliveries,
+            config.notify.retention_hours,
             config.idempotency.lease_ms,
             config.idempotency.in_flight_wait_ms,
         );
         if let Some(key) = &config.idempotency.fingerprint_key {
             toml.push_str(&format!("fingerprint_key = {}\n", quoted(key.expose())));
+        }
+        if let Some(url) = &config.gateway.notify_url {
+            toml.push_str(&format!("[gateway]\nnotify_url = {}\n", quoted(url)));
         }
         if let Some(url) = &config.store.redis_url {
             toml.push_str(&format!("[store]\nredis_url = {}\n", quoted(url.expose())));
@@ -81,20 +89,33 @@ impl Replica {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr_in = |line: &str| -> SocketAddr {
+            let at = line.find("addr=").expect("the listening line names its addr") + 5;
+            line[at..].split_whitespace().next().unwrap().parse().unwrap()
+        };
+        let mut notify_addr = None;
         let addr = loop {
             let Some(Ok(line)) = lines.next() else {
                 let _ = child.kill();
                 panic!("yungate serve exited before listening");
             };
             let line = plain(&line);
+            if line.contains("notification ingress listening") {
+                notify_addr = Some(addr_in(&line));
+            }
             if line.contains("yungate gRPC listening") {
-                let at = line.find("addr=").expect("the listening line names its addr") + 5;
-                break line[at..].split_whitespace().next().unwrap().parse().unwrap();
+                break addr_in(&line);
             }
         };
+        let notify_addr = notify_addr.expect("the ingress listens before the gRPC server");
         // Keep draining the log so the process never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Replica { child, addr, _dir: dir }
+        Replica {
+            child,
+            addr,
+            notify_addr,
+            _dir: dir,
+        }
     }
 
     /// A channel to the replica.
@@ -105,6 +126,14 @@ impl Replica {
             .connect()
             .await
             .unwrap()
+    }
+}
+
+impl Replica {
+    /// Kills the process at once (SIGKILL): nothing it does is finished.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

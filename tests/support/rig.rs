@@ -121,6 +121,10 @@ impl Rig {
         let receiver = Receiver::start(keys.clone(), 0).await;
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
+            notify: yungate::config::NotifyConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                ..Default::default()
+            },
             provider: ProviderConfig {
                 url: Some(soa_url.clone()),
                 // Pages are not proxied: links go to the sandbox itself.
@@ -130,7 +134,7 @@ impl Rig {
                 ..ProviderConfig::default()
             },
             gateway: GatewayConfig {
-                notify_url: receiver.url.clone(),
+                notify_url: Some(receiver.url.clone()),
                 ..GatewayConfig::default()
             },
             ..Config::default()

@@ -1,0 +1,136 @@
+//! An order result notification (4.2.12) completes the idempotency records of that order whose outcome was unknown: a retry then replays the provider's word instead of querying.
+//!
+//! The notification does not say which call made the order, so every money
+//! call keyed by `bizOrderNo` is tried (the order call and its SMS
+//! confirmation share the number); only a record in the unknown state
+//! changes (`Store::complete_unknown`), so a finished record keeps its own
+//! answer and a claim in flight finds out by itself. Only final statuses
+//! complete: `OK` (6.13 交易成功, 4) and `error` (交易失败, 3); `pending` leaves
+//! the record unknown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json, json};
+
+use super::fingerprint::record_key;
+use super::outcome::{Stored, StoredResult};
+use crate::provider::calls::{Call, Idempotency, Resolution};
+use crate::provider::notify::{Kind, Verified};
+use crate::store::Store;
+
+/// 6.13 交易成功 and 交易失败 (l.2968-2973).
+const SUCCEEDED: i64 = 4;
+const FAILED: i64 = 3;
+
+/// What completing needs: the records' store and how their keys are made.
+#[derive(Clone)]
+pub struct Completion {
+    pub store: Arc<dyn Store>,
+    pub sysid: String,
+    pub secret: [u8; 32],
+    pub retention: Duration,
+}
+
+impl std::fmt::Debug for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completion")
+            .field("sysid", &self.sysid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The money calls an order result may answer: keyed by `bizOrderNo`, resolved by the order's status.
+fn order_calls() -> impl Iterator<Item = Call> {
+    Call::ALL.into_iter().filter(|call| {
+        let spec = call.spec();
+        spec.moves_money
+            && matches!(
+                spec.idempotency,
+                Idempotency::Natural("bizOrderNo") | Idempotency::Confirmation("bizOrderNo")
+            )
+            && matches!(
+                spec.resolution,
+                Resolution::OrderDetail { .. } | Resolution::PaymentDetail
+            )
+    })
+}
+
+/// The answer a notification stands for, as far as it tells: the fields a
+/// recovered answer has (see `resolve.rs`), with the order number it adds.
+pub fn answer_of(verified: &Verified) -> Option<Json> {
+    if verified.kind != Kind::OrderResult {
+        return None;
+    }
+    let (pay_status, order_status) = match verified.body.status.as_deref() {
+        Some("OK") => ("success", SUCCEEDED),
+        Some("error") => ("fail", FAILED),
+        _ => return None,
+    };
+    let value = &verified.body.return_value;
+    let mut answer = Map::new();
+    answer.insert("bizOrderNo".into(), json!(verified.biz_order_no.clone()?));
+    if let Some(no) = value.get("orderNo").filter(|v| !v.is_null()) {
+        answer.insert("orderNo".into(), no.clone());
+    }
+    answer.insert("payStatus".into(), json!(pay_status));
+    answer.insert("orderStatus".into(), json!(order_status));
+    if pay_status == "fail"
+        && let Some(message) = &verified.body.message
+    {
+        answer.insert("payFailMessage".into(), json!(message));
+    }
+    Some(Json::Object(answer))
+}
+
+impl Completion {
+    /// Completes the unknown records `verified` answers; how many changed.
+    /// A store failure is logged: the record stays unknown and a retry
+    /// resolves it by query.
+    pub async fn complete(&self, verified: &Verified) -> usize {
+        let (Some(answer), Some(order)) = (answer_of(verified), verified.biz_order_no.as_deref()) else {
+            return 0;
+        };
+        let outcome = Stored::V1 {
+            result: StoredResult::Answer(answer),
+            recovered: true,
+        }
+        .to_bytes();
+        let mut completed = 0;
+        for call in order_calls() {
+            let key = record_key(&self.secret, &self.sysid, call, order);
+            match self.store.complete_unknown(&key, &outcome, self.retention).await {
+                Ok(true) => {
+                    completed += 1;
+                    tracing::info!(
+                        call = call.spec().method,
+                        section = call.spec().section,
+                        "an unknown outcome completed by the provider's notification"
+                    );
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot complete idempotency records from a notification"),
+            }
+        }
+        completed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_order_calls_are_those_keyed_by_biz_order_no() {
+        let calls: Vec<Call> = order_calls().collect();
+        for call in [
+            Call::DepositApply,
+            Call::WithdrawApply,
+            Call::ConsumeApply,
+            Call::Refund,
+        ] {
+            assert!(calls.contains(&call), "{call:?}");
+        }
+        assert!(!calls.contains(&Call::BatchAgentPaySimplify), "keyed by bizBatchNo");
+    }
+}

@@ -1,0 +1,185 @@
+//! The notification ingress: `POST /notify` on a listener of its own, verified, deduplicated and appended to the log before the provider hears 200.
+//!
+//! The provider retries a notification until it gets HTTP 200 (3.6: up to 8
+//! times over about a day), so 200 is a promise that the event is stored:
+//! it is answered only after the append (or when the append finds the event
+//! already there, a retry), and any failure to store answers 503 so that
+//! the provider tries again. A refusal (forged, stale, foreign) is 4xx,
+//! counted, logged without the payload (it may hold phones), never stored.
+
+pub mod fanout;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::idempotency::notified::Completion;
+use crate::provider::notify::{self, Rejection, Trust, Verified};
+use crate::store::notifications::{NotificationLog, Record};
+
+/// What the ingress has seen since the process started.
+#[derive(Debug, Default)]
+pub struct Counters {
+    accepted: AtomicU64,
+    duplicates: AtomicU64,
+    store_failures: AtomicU64,
+    rejected: [AtomicU64; Rejection::REASONS.len()],
+}
+
+impl Counters {
+    fn reject(&self, rejection: &Rejection) {
+        if let Some(i) = Rejection::REASONS.iter().position(|r| *r == rejection.reason()) {
+            self.rejected[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counts as JSON: `accepted`, `duplicates`, `storeFailures`, `rejected{reason: n}`.
+    pub fn to_json(&self) -> Value {
+        let rejected: serde_json::Map<String, Value> = Rejection::REASONS
+            .iter()
+            .zip(&self.rejected)
+            .map(|(r, n)| ((*r).to_owned(), json!(n.load(Ordering::Relaxed))))
+            .collect();
+        json!({
+            "accepted": self.accepted.load(Ordering::Relaxed),
+            "duplicates": self.duplicates.load(Ordering::Relaxed),
+            "storeFailures": self.store_failures.load(Ordering::Relaxed),
+            "rejected": rejected,
+        })
+    }
+}
+
+/// What the ingress needs.
+#[derive(Debug, Clone)]
+pub struct Ingress {
+    pub trust: Arc<Trust>,
+    pub log: Arc<dyn NotificationLog>,
+    pub counters: Arc<Counters>,
+    /// Completes idempotency records of unknown outcome from order results.
+    pub completion: Option<Completion>,
+}
+
+/// The ingress serving on a socket.
+pub struct RunningIngress {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningIngress {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting and lets the requests in progress finish (their appends included).
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Binds `listen` and serves the ingress: `POST /notify`, and `GET /notify/stats` (the counters).
+pub async fn start(listen: SocketAddr, ingress: Ingress) -> std::io::Result<RunningIngress> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new()
+        .route("/notify", post(receive))
+        .route("/notify/stats", get(stats))
+        // Bigger bodies are refused (413) before they are buffered.
+        .layer(DefaultBodyLimit::max(notify::MAX_BODY_BYTES))
+        .with_state(ingress);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "notification ingress listening on /notify");
+    Ok(RunningIngress {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+async fn stats(State(ingress): State<Ingress>) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        ingress.counters.to_json().to_string(),
+    )
+}
+
+/// The record the log keeps of a verified notification.
+pub fn record_of(verified: &Verified) -> Record {
+    Record {
+        id: verified.id.clone(),
+        service: verified.body.service.clone(),
+        method: verified.body.method.clone(),
+        biz_order_no: verified.biz_order_no.clone(),
+        biz_user_id: verified.biz_user_id.clone(),
+        timestamp: verified.timestamp.clone(),
+        version: verified.version.clone(),
+        rps: verified.rps.clone(),
+    }
+}
+
+// The body is read as a form whatever its Content-Type says: the provider
+// has been seen labelling notifications `text/xml`.
+async fn receive(State(ingress): State<Ingress>, body: Bytes) -> (StatusCode, &'static str) {
+    let verified = match notify::verify(&body, &ingress.trust, OffsetDateTime::now_utc()) {
+        Ok(v) => v,
+        Err(rejection) => {
+            ingress.counters.reject(&rejection);
+            tracing::warn!(reason = rejection.reason(), detail = %rejection, "notification refused");
+            let status = match rejection {
+                Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
+                Rejection::ForeignSysid | Rejection::Stale | Rejection::BadSignature => StatusCode::FORBIDDEN,
+            };
+            return (status, "refused");
+        }
+    };
+    // Before the append: whoever sees the event can rely on the record
+    // knowing it. Verified data, so harmless when the append then fails
+    // (the retry completes nothing more).
+    if let Some(completion) = &ingress.completion {
+        completion.complete(&verified).await;
+    }
+    match ingress.log.append(&record_of(&verified)).await {
+        Ok(appended) => {
+            let counter = if appended.duplicate {
+                &ingress.counters.duplicates
+            } else {
+                &ingress.counters.accepted
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                service = %verified.body.service,
+                method = %verified.body.method,
+                cursor = %appended.cursor,
+                duplicate = appended.duplicate,
+                "notification stored"
+            );
+            (StatusCode::OK, "success")
+        }
+        Err(e) => {
+            ingress.counters.store_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "notification not stored: answered 503, the provider retries");
+            (StatusCode::SERVICE_UNAVAILABLE, "retry later")
+        }
+    }
+}

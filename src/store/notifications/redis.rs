@@ -1,0 +1,727 @@
+//! The notification log on Redis Streams: one stream per sysid, a consumer group per subscriber, dead letters in a sorted set; every multi-step change is one Lua script.
+//!
+//! Keys share the hash tag `{sysid}` so that the scripts' keys stay in one
+//! slot. Appends deduplicate on a `seen:<content id>` key written in the
+//! same script as the `XADD`, so that a provider retry after a crash
+//! between the append and the HTTP answer finds the event and adds nothing.
+//! A task per process blocks on `XREAD` over a connection of its own and
+//! wakes the local subscriptions when any replica appends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncConnectionConfig, Script, Value};
+use tokio::sync::watch;
+
+use super::{
+    Appended, Cursor, DeadLetter, Delivery, DeliveryState, Entry, FetchTerms, Fetched, ListQuery, LogError, LogFuture,
+    NotificationLog, Record, Start,
+};
+
+/// KEYS[1] stream, KEYS[2] seen key; ARGV[1] retention ms, then field/value pairs.
+const APPEND: &str = r#"
+local seen = redis.call('GET', KEYS[2])
+if seen then return {seen, 1} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local floor = now - tonumber(ARGV[1])
+if floor < 0 then floor = 0 end
+local id = redis.call('XADD', KEYS[1], 'MINID', string.format('%d', floor), '*', unpack(ARGV, 2))
+redis.call('SET', KEYS[2], id, 'PX', ARGV[1])
+return {id, 0}
+"#;
+
+/// KEYS[1] stream; ARGV group, cursor. Creates the group if needed, then
+/// moves it after the cursor unless events after it may have been trimmed
+/// or the cursor is ahead of the stream (Redis 7: `XINFO STREAM` has
+/// `entries-added` and `recorded-first-entry-id`).
+const JOIN_AFTER: &str = r#"
+redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '$', 'MKSTREAM')
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local last, first, length, added = '0-0', '0-0', 0, 0
+for i = 1, #info, 2 do
+  if info[i] == 'last-generated-id' then last = info[i + 1] end
+  if info[i] == 'recorded-first-entry-id' then first = info[i + 1] end
+  if info[i] == 'length' then length = tonumber(info[i + 1]) end
+  if info[i] == 'entries-added' then added = tonumber(info[i + 1]) end
+end
+local function parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function less(a, b)
+  local am, as = parts(a)
+  local bm, bs = parts(b)
+  return am < bm or (am == bm and as < bs)
+end
+if less(last, ARGV[2]) then return {'ahead', last} end
+-- Trimming removes from the front: when anything was removed, a cursor
+-- before the first retained event may have missed some (its own event
+-- trimmed counts as expired too: the boundary cannot be told apart).
+if added > length then
+  if (length == 0 and less(ARGV[2], last)) or (length > 0 and less(ARGV[2], first)) then
+    return {'expired', first}
+  end
+end
+redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], ARGV[2])
+return {'ok', ''}
+"#;
+
+/// KEYS[1] stream, KEYS[2] dead set, KEYS[3] dead info; ARGV group,
+/// consumer, room, visibility ms, max deliveries. Returns {deliveries
+/// {id, fields, attempt}, dead-lettered ids}.
+const FETCH: &str = r#"
+local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+local room, idle, maxd = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local out, dead = {}, {}
+local mine = redis.call('XPENDING', stream, group, '-', '+', room, consumer)
+room = room - #mine
+if room <= 0 then return {out, dead} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local stale = redis.call('XPENDING', stream, group, 'IDLE', idle, '-', '+', room + 100)
+for _, p in ipairs(stale) do
+  if room <= 0 then break end
+  local id, count = p[1], tonumber(p[4])
+  if count >= maxd then
+    redis.call('XACK', stream, group, id)
+    local ms = string.match(id, '^(%d+)-')
+    redis.call('ZADD', KEYS[2], ms, id)
+    redis.call('HSET', KEYS[3], id, count .. ':' .. now)
+    table.insert(dead, id)
+  else
+    local claimed = redis.call('XCLAIM', stream, group, consumer, idle, id)
+    if claimed[1] then
+      table.insert(out, {claimed[1][1], claimed[1][2], count + 1})
+      room = room - 1
+    else
+      -- trimmed from the stream: nothing left to deliver
+      redis.call('XACK', stream, group, id)
+    end
+  end
+end
+if room > 0 then
+  local fresh = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', room, 'STREAMS', stream, '>')
+  if fresh then
+    for _, e in ipairs(fresh[1][2]) do table.insert(out, {e[1], e[2], 1}) end
+  end
+end
+return {out, dead}
+"#;
+
+/// KEYS[1] stream, KEYS[2] dead set, KEYS[3] dead info; ARGV group, ids.
+const ACK: &str = r#"
+local n = redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
+for i = 2, #ARGV do
+  if redis.call('ZREM', KEYS[2], ARGV[i]) == 1 then
+    redis.call('HDEL', KEYS[3], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+"#;
+
+/// KEYS[1] stream; ARGV group, consumer.
+const LEAVE: &str = r#"
+local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if type(p) == 'table' and p.err == nil and #p == 0 then
+  redis.pcall('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
+return 1
+"#;
+
+/// KEYS[1] stream, KEYS[2] dead set, KEYS[3] dead info; ARGV group,
+/// visibility ms, then ids (none: all). A redriven event is pending again
+/// with no attempts and due at once, under a consumer no stream uses.
+const REDRIVE: &str = r#"
+local ids = {}
+if #ARGV > 2 then
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+else
+  ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+end
+local moved = 0
+for _, id in ipairs(ids) do
+  if redis.call('ZSCORE', KEYS[2], id) then
+    local c = redis.call('XCLAIM', KEYS[1], ARGV[1], 'yungate-redrive', 0, id, 'IDLE', ARGV[2], 'RETRYCOUNT', 0, 'FORCE', 'JUSTID')
+    if c[1] then
+      redis.call('ZREM', KEYS[2], id)
+      redis.call('HDEL', KEYS[3], id)
+      moved = moved + 1
+    end
+  end
+end
+return moved
+"#;
+
+/// KEYS[1] stream, KEYS[2] dead set, KEYS[3] dead info; ARGV group, from
+/// score, limit. Returns {id, info, entry or false}.
+const DEAD: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOGROUP no such subscriber') end
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], '+inf', 'LIMIT', 0, ARGV[3])) do
+  local e = redis.call('XRANGE', KEYS[1], id, id)
+  out[#out + 1] = {id, redis.call('HGET', KEYS[3], id) or '0:0', e[1] or false}
+end
+return out
+"#;
+
+/// KEYS[1] stream, KEYS[3] dead info; ARGV group, ids. Returns per id
+/// {'dead', info} | {'pending', attempts} | {'cmp', last delivered id}.
+const STATES: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOGROUP no such subscriber') end
+local last = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local name, ld
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then ld = g[i + 1] end
+  end
+  if name == ARGV[1] then last = ld end
+end
+if not last then return redis.error_reply('NOGROUP no such subscriber') end
+local out = {}
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local d = redis.call('HGET', KEYS[3], id)
+  if d then
+    out[#out + 1] = {'dead', d}
+  else
+    local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+    if p[1] then out[#out + 1] = {'pending', tostring(p[1][4])} else out[#out + 1] = {'cmp', last} end
+  end
+end
+return out
+"#;
+
+#[derive(Debug)]
+struct Scripts {
+    append: Script,
+    join_after: Script,
+    fetch: Script,
+    ack: Script,
+    leave: Script,
+    redrive: Script,
+    dead: Script,
+    states: Script,
+}
+
+/// Aborts the tail task when the last handle of the log goes.
+#[derive(Debug)]
+struct TailTask(tokio::task::AbortHandle);
+
+impl Drop for TailTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The Redis-backed log.
+pub struct RedisLog {
+    connection: ConnectionManager,
+    scripts: Arc<Scripts>,
+    prefix: String,
+    retention_ms: u64,
+    changes: watch::Sender<u64>,
+    _tail: TailTask,
+}
+
+impl std::fmt::Debug for RedisLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLog")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> LogError {
+    LogError::Unavailable(format!("redis: {e}"))
+}
+
+fn no_group_or(e: redis::RedisError, subscriber: &str) -> LogError {
+    if e.code() == Some("NOGROUP") || e.to_string().contains("NOGROUP") {
+        LogError::NoSubscriber(subscriber.to_owned())
+    } else {
+        unavailable(e)
+    }
+}
+
+fn bad_reply(what: &str) -> LogError {
+    LogError::Unavailable(format!("redis: unexpected {what} reply"))
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn array(value: &Value) -> Option<&[Value]> {
+    match value {
+        Value::Array(items) => Some(items),
+        _ => None,
+    }
+}
+
+fn cursor(value: &Value) -> Result<Cursor, LogError> {
+    text(value)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad_reply("stream id"))
+}
+
+/// `{id, {field, value, ...}}` as Redis returns a stream entry.
+fn entry(value: &Value) -> Result<Entry, LogError> {
+    let parts = array(value).ok_or_else(|| bad_reply("entry"))?;
+    let (Some(id), Some(fields)) = (parts.first(), parts.get(1).and_then(array)) else {
+        return Err(bad_reply("entry"));
+    };
+    let mut record = Record {
+        id: String::new(),
+        service: String::new(),
+        method: String::new(),
+        biz_order_no: None,
+        biz_user_id: None,
+        timestamp: String::new(),
+        version: String::new(),
+        rps: String::new(),
+    };
+    for pair in fields.chunks(2) {
+        let (Some(name), Some(value)) = (pair.first().and_then(text), pair.get(1).and_then(text)) else {
+            continue;
+        };
+        match name.as_str() {
+            "id" => record.id = value,
+            "svc" => record.service = value,
+            "mth" => record.method = value,
+            "ord" => record.biz_order_no = Some(value),
+            "usr" => record.biz_user_id = Some(value),
+            "ts" => record.timestamp = value,
+            "v" => record.version = value,
+            "rps" => record.rps = value,
+            _ => {}
+        }
+    }
+    Ok(Entry {
+        cursor: cursor(id)?,
+        record,
+    })
+}
+
+fn number<T: std::str::FromStr>(value: Option<&Value>, what: &str) -> Result<T, LogError> {
+    value
+        .and_then(text)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad_reply(what))
+}
+
+/// `attempts:at_ms` as the dead info hash keeps it.
+fn dead_info(text: &str) -> (u32, u64) {
+    let (a, t) = text.split_once(':').unwrap_or((text, "0"));
+    (a.parse().unwrap_or(0), t.parse().unwrap_or(0))
+}
+
+impl RedisLog {
+    /// Connects lazily to `url`; every command waits at most `timeout`.
+    /// Must be called inside a Tokio runtime (it starts the tail task).
+    pub fn open(url: &str, timeout: Duration, sysid: &str, retention: Duration) -> Result<Self, LogError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(unavailable)?;
+        let prefix = format!("yg:ntf:{{{sysid}}}:");
+        let changes = watch::channel(0).0;
+        let tail = tokio::spawn(tail(client, format!("{prefix}stream"), changes.clone(), timeout));
+        Ok(RedisLog {
+            connection,
+            scripts: Arc::new(Scripts {
+                append: Script::new(APPEND),
+                join_after: Script::new(JOIN_AFTER),
+                fetch: Script::new(FETCH),
+                ack: Script::new(ACK),
+                leave: Script::new(LEAVE),
+                redrive: Script::new(REDRIVE),
+                dead: Script::new(DEAD),
+                states: Script::new(STATES),
+            }),
+            prefix,
+            retention_ms: u64::try_from(retention.as_millis()).unwrap_or(u64::MAX).max(1),
+            changes,
+            _tail: TailTask(tail.abort_handle()),
+        })
+    }
+
+    fn stream(&self) -> String {
+        format!("{}stream", self.prefix)
+    }
+
+    /// `script` on the stream and `subscriber`'s dead-letter keys, with the
+    /// group name, `args` and `cursors` as its arguments.
+    fn for_subscriber<'s>(
+        &self,
+        script: &'s Script,
+        subscriber: &str,
+        args: &[String],
+        cursors: &[Cursor],
+    ) -> redis::ScriptInvocation<'s> {
+        let mut invocation = script.key(self.stream());
+        invocation
+            .key(format!("{}dead:{subscriber}", self.prefix))
+            .key(format!("{}deadn:{subscriber}", self.prefix))
+            .arg(subscriber);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        for c in cursors {
+            invocation.arg(c.to_string());
+        }
+        invocation
+    }
+
+    /// Wakes this replica's subscriptions.
+    fn bump(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// Blocks on `XREAD` after the newest id seen and bumps `changes` on every
+/// append, until the log is dropped. A lost connection is made again.
+async fn tail(client: redis::Client, stream: String, changes: watch::Sender<u64>, timeout: Duration) {
+    const BLOCK: Duration = Duration::from_millis(1000);
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(BLOCK + timeout));
+    let mut last = "$".to_owned();
+    let mut connection = None;
+    loop {
+        let conn = match &mut connection {
+            Some(c) => c,
+            None => match client.get_multiplexed_async_connection_with_config(&config).await {
+                Ok(c) => connection.insert(c),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                }
+            },
+        };
+        let reply: Result<Value, _> = redis::cmd("XREAD")
+            .arg("BLOCK")
+            .arg(u64::try_from(BLOCK.as_millis()).unwrap_or(1000))
+            .arg("COUNT")
+            .arg(100)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(&last)
+            .query_async(conn)
+            .await;
+        match reply {
+            Ok(Value::Nil) => {}
+            Ok(value) => {
+                // {{stream, {{id, fields}, ...}}}
+                let newest = array(&value)
+                    .and_then(|streams| streams.first())
+                    .and_then(array)
+                    .and_then(|s| s.get(1))
+                    .and_then(array)
+                    .and_then(|entries| entries.last())
+                    .and_then(array)
+                    .and_then(|e| e.first())
+                    .and_then(text);
+                if let Some(id) = newest {
+                    last = id;
+                    changes.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }
+            Err(_) => {
+                connection = None;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+impl NotificationLog for RedisLog {
+    fn append<'a>(&'a self, record: &'a Record) -> LogFuture<'a, Appended> {
+        Box::pin(async move {
+            let mut invocation = self.scripts.append.key(self.stream());
+            invocation
+                .key(format!("{}seen:{}", self.prefix, record.id))
+                .arg(self.retention_ms);
+            for (name, value) in [
+                ("id", Some(&record.id)),
+                ("svc", Some(&record.service)),
+                ("mth", Some(&record.method)),
+                ("ord", record.biz_order_no.as_ref()),
+                ("usr", record.biz_user_id.as_ref()),
+                ("ts", Some(&record.timestamp)),
+                ("v", Some(&record.version)),
+                ("rps", Some(&record.rps)),
+            ] {
+                if let Some(value) = value {
+                    invocation.arg(name).arg(value);
+                }
+            }
+            let mut connection = self.connection.clone();
+            let reply: Vec<Value> = invocation.invoke_async(&mut connection).await.map_err(unavailable)?;
+            let appended = Appended {
+                cursor: cursor(reply.first().ok_or_else(|| bad_reply("append"))?)?,
+                duplicate: number::<i64>(reply.get(1), "append")? == 1,
+            };
+            if !appended.duplicate {
+                self.bump();
+            }
+            Ok(appended)
+        })
+    }
+
+    fn join<'a>(&'a self, subscriber: &'a str, start: Start) -> LogFuture<'a, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            match start {
+                Start::Resume => {
+                    let created: Result<Value, redis::RedisError> = redis::cmd("XGROUP")
+                        .arg("CREATE")
+                        .arg(self.stream())
+                        .arg(subscriber)
+                        .arg("$")
+                        .arg("MKSTREAM")
+                        .query_async(&mut connection)
+                        .await;
+                    match created {
+                        Ok(_) => Ok(()),
+                        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+                        Err(e) => Err(unavailable(e)),
+                    }
+                }
+                Start::After(at) => {
+                    let reply: Vec<Value> = self
+                        .scripts
+                        .join_after
+                        .key(self.stream())
+                        .arg(subscriber)
+                        .arg(at.to_string())
+                        .invoke_async(&mut connection)
+                        .await
+                        .map_err(unavailable)?;
+                    match reply.first().and_then(text).as_deref() {
+                        Some("ok") => Ok(()),
+                        Some("ahead") => Err(LogError::CursorAhead {
+                            cursor: at,
+                            newest: cursor(reply.get(1).ok_or_else(|| bad_reply("join"))?)?,
+                        }),
+                        Some("expired") => Err(LogError::CursorExpired { cursor: at }),
+                        _ => Err(bad_reply("join")),
+                    }
+                }
+            }
+        })
+    }
+
+    fn fetch<'a>(&'a self, subscriber: &'a str, consumer: &'a str, terms: FetchTerms) -> LogFuture<'a, Fetched> {
+        Box::pin(async move {
+            let args = [
+                consumer.to_owned(),
+                terms.room.max(1).to_string(),
+                u64::try_from(terms.visibility.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .to_string(),
+                terms.max_deliveries.max(1).to_string(),
+            ];
+            let mut connection = self.connection.clone();
+            let reply: Vec<Value> = self
+                .for_subscriber(&self.scripts.fetch, subscriber, &args, &[])
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| no_group_or(e, subscriber))?;
+            let mut out = Fetched::default();
+            for item in reply.first().and_then(array).unwrap_or_default() {
+                let parts = array(item).ok_or_else(|| bad_reply("fetch"))?;
+                let (Some(id), Some(fields)) = (parts.first(), parts.get(1)) else {
+                    return Err(bad_reply("fetch"));
+                };
+                let entry = entry(&Value::Array(vec![id.clone(), fields.clone()]))?;
+                out.deliveries.push(Delivery {
+                    entry,
+                    attempt: number(parts.get(2), "fetch")?,
+                });
+            }
+            for id in reply.get(1).and_then(array).unwrap_or_default() {
+                out.dead_lettered.push(cursor(id)?);
+            }
+            if terms.room == 0 {
+                out.deliveries.clear();
+            }
+            Ok(out)
+        })
+    }
+
+    fn ack<'a>(&'a self, subscriber: &'a str, cursors: &'a [Cursor]) -> LogFuture<'a, usize> {
+        Box::pin(async move {
+            if cursors.is_empty() {
+                return Ok(0);
+            }
+            let mut connection = self.connection.clone();
+            let n: i64 = self
+                .for_subscriber(&self.scripts.ack, subscriber, &[], cursors)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| no_group_or(e, subscriber))?;
+            // A consumer of this replica that was full may take more now
+            // (one on another replica finds out at its next poll).
+            self.bump();
+            Ok(usize::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn leave<'a>(&'a self, subscriber: &'a str, consumer: &'a str) -> LogFuture<'a, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let _: i64 = self
+                .scripts
+                .leave
+                .key(self.stream())
+                .arg(subscriber)
+                .arg(consumer)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        subscriber: &'a str,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> LogFuture<'a, Vec<DeadLetter>> {
+        Box::pin(async move {
+            // Scored by the cursor's milliseconds: read a little past the page
+            // to order the ties of one millisecond by sequence.
+            let args = [
+                after.map_or(0, |a| a.ms).to_string(),
+                limit.saturating_add(super::MAX_BATCH).to_string(),
+            ];
+            let mut connection = self.connection.clone();
+            let reply: Vec<Value> = self
+                .for_subscriber(&self.scripts.dead, subscriber, &args, &[])
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| no_group_or(e, subscriber))?;
+            let mut out = Vec::new();
+            for item in &reply {
+                let parts = array(item).ok_or_else(|| bad_reply("dead letters"))?;
+                let c = cursor(parts.first().ok_or_else(|| bad_reply("dead letters"))?)?;
+                if after.is_some_and(|a| c <= a) {
+                    continue;
+                }
+                let (attempts, at_ms) = dead_info(&parts.get(1).and_then(text).unwrap_or_default());
+                let entry = match parts.get(2) {
+                    Some(v @ Value::Array(_)) => Some(entry(v)?),
+                    _ => None,
+                };
+                out.push(DeadLetter {
+                    cursor: c,
+                    entry,
+                    attempts,
+                    at_ms,
+                });
+            }
+            out.sort_by_key(|d| d.cursor);
+            out.truncate(limit);
+            Ok(out)
+        })
+    }
+
+    fn redrive<'a>(&'a self, subscriber: &'a str, cursors: &'a [Cursor], visibility: Duration) -> LogFuture<'a, usize> {
+        Box::pin(async move {
+            let args = [u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX).to_string()];
+            let mut connection = self.connection.clone();
+            let n: i64 = self
+                .for_subscriber(&self.scripts.redrive, subscriber, &args, cursors)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| no_group_or(e, subscriber))?;
+            self.bump();
+            Ok(usize::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn list<'a>(&'a self, query: &'a ListQuery) -> LogFuture<'a, Vec<Entry>> {
+        Box::pin(async move {
+            let since = query.since_ms.map(|ms| Cursor { ms, seq: 0 });
+            let start = match (query.after, since) {
+                (Some(a), Some(s)) if s > a => s.to_string(),
+                (Some(a), _) => format!("({a}"),
+                (None, Some(s)) => s.to_string(),
+                (None, None) => "-".to_owned(),
+            };
+            let end = query.until_ms.map_or("+".to_owned(), |ms| format!("({ms}-0"));
+            let mut connection = self.connection.clone();
+            let reply: Value = redis::cmd("XRANGE")
+                .arg(self.stream())
+                .arg(start)
+                .arg(end)
+                .arg("COUNT")
+                .arg(query.limit.max(1))
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for item in array(&reply).unwrap_or_default() {
+                out.push(entry(item)?);
+            }
+            if query.limit == 0 {
+                out.clear();
+            }
+            Ok(out)
+        })
+    }
+
+    fn states<'a>(&'a self, subscriber: &'a str, cursors: &'a [Cursor]) -> LogFuture<'a, Vec<DeliveryState>> {
+        Box::pin(async move {
+            if cursors.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut connection = self.connection.clone();
+            let reply: Vec<Value> = self
+                .for_subscriber(&self.scripts.states, subscriber, &[], cursors)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| no_group_or(e, subscriber))?;
+            let mut out = Vec::with_capacity(cursors.len());
+            for (item, c) in reply.iter().zip(cursors) {
+                let parts = array(item).ok_or_else(|| bad_reply("states"))?;
+                let kind = parts.first().and_then(text).unwrap_or_default();
+                let value = parts.get(1).and_then(text).unwrap_or_default();
+                out.push(match kind.as_str() {
+                    "dead" => DeliveryState::Dead {
+                        attempts: dead_info(&value).0,
+                    },
+                    "pending" => DeliveryState::Pending {
+                        attempts: value.parse().unwrap_or(0),
+                    },
+                    "cmp" => {
+                        let last: Cursor = value.parse().map_err(|_| bad_reply("states"))?;
+                        if *c <= last {
+                            DeliveryState::Acked
+                        } else {
+                            DeliveryState::Waiting
+                        }
+                    }
+                    _ => return Err(bad_reply("states")),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+}

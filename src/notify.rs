@@ -17,6 +17,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -101,6 +102,10 @@ pub async fn start(listen: SocketAddr, ingress: Ingress) -> std::io::Result<Runn
         .layer(DefaultBodyLimit::max(notify::MAX_BODY_BYTES))
         .with_state(ingress);
     let (tx, rx) = oneshot::channel::<()>();
+    // Without TCP_NODELAY a small answer waits for the peer's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {

@@ -9,6 +9,9 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "support/redis.rs"]
+mod bench_redis;
+
 use time::OffsetDateTime;
 use tonic::transport::Channel;
 use yungate::config::{Config, NotifyConfig};
@@ -169,27 +172,9 @@ fn main() {
     if !measuring {
         return;
     }
-    let socket = dir.path().join("redis.sock");
-    let server = std::process::Command::new("redis-server")
-        .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
-        .arg(&socket)
-        .stdout(std::process::Stdio::null())
-        .spawn();
-    let Ok(mut server) = server else {
+    let Some(redis) = bench_redis::BenchRedis::start(dir.path()) else {
         println!("redis-server not installed: Redis not measured");
         return;
     };
-    let started = Instant::now();
-    while !socket.exists() && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    runtime.block_on(measure(
-        "redis",
-        &key,
-        &key_file,
-        Some(format!("redis+unix://{}", socket.display())),
-        measuring,
-    ));
-    let _ = server.kill();
-    let _ = server.wait();
+    runtime.block_on(measure("redis", &key, &key_file, Some(redis.url.clone()), measuring));
 }

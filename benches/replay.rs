@@ -5,7 +5,10 @@
 //! (no `--bench` argument) it makes a few calls of each kind as a smoke test.
 //! The goal: a replay at least 10x a signed call.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+#[path = "support/redis.rs"]
+mod bench_redis;
 
 use tonic::transport::Channel;
 use yungate::config::Config;
@@ -86,25 +89,9 @@ fn main() {
         return;
     }
     let Ok(dir) = tempfile::tempdir() else { return };
-    let socket = dir.path().join("redis.sock");
-    let server = std::process::Command::new("redis-server")
-        .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
-        .arg(&socket)
-        .stdout(std::process::Stdio::null())
-        .spawn();
-    let Ok(mut server) = server else {
+    let Some(redis) = bench_redis::BenchRedis::start(dir.path()) else {
         println!("redis-server not installed: Redis not measured");
         return;
     };
-    let started = Instant::now();
-    while !socket.exists() && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    runtime.block_on(measure(
-        "redis",
-        Some(format!("redis+unix://{}", socket.display())),
-        measuring,
-    ));
-    let _ = server.kill();
-    let _ = server.wait();
+    runtime.block_on(measure("redis", Some(redis.url.clone()), measuring));
 }

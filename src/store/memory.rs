@@ -30,6 +30,16 @@ struct Record {
     expires: Instant,
 }
 
+impl Record {
+    /// Done with `outcome`, kept until `expires`, held by nobody.
+    fn finish(&mut self, outcome: &[u8], expires: Instant) {
+        self.state = State::Done;
+        self.outcome = outcome.to_vec();
+        self.token.clear();
+        self.expires = expires;
+    }
+}
+
 /// How many claims pass between sweeps of expired records and idle buckets.
 const SWEEP_EVERY: u32 = 4096;
 
@@ -151,10 +161,7 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, bool> {
         let done = self.with_record(key, |records, now| match records.map.get_mut(key) {
             Some(r) if r.token == token && r.state == State::Pending => {
-                r.state = State::Done;
-                r.outcome = outcome.to_vec();
-                r.token.clear();
-                r.expires = now + retention;
+                r.finish(outcome, now + retention);
                 true
             }
             _ => false,
@@ -165,10 +172,7 @@ impl Store for MemoryStore {
     fn complete_unknown<'a>(&'a self, key: &'a str, outcome: &'a [u8], retention: Duration) -> StoreFuture<'a, bool> {
         let done = self.with_record(key, |records, now| match records.map.get_mut(key) {
             Some(r) if r.state == State::Unknown => {
-                r.state = State::Done;
-                r.outcome = outcome.to_vec();
-                r.token.clear();
-                r.expires = now + retention;
+                r.finish(outcome, now + retention);
                 true
             }
             _ => false,

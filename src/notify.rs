@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
@@ -98,8 +98,6 @@ pub async fn start(listen: SocketAddr, ingress: Ingress) -> std::io::Result<Runn
     let app = axum::Router::new()
         .route("/notify", post(receive))
         .route("/notify/stats", get(stats))
-        // Bigger bodies are refused (413) before they are buffered.
-        .layer(DefaultBodyLimit::max(notify::MAX_BODY_BYTES))
         .with_state(ingress);
     let (tx, rx) = oneshot::channel::<()>();
     // Without TCP_NODELAY a small answer waits for the peer's delayed ACK (~40 ms).
@@ -142,10 +140,28 @@ pub fn record_of(verified: &Verified) -> Record {
     }
 }
 
+/// The body, at most [`notify::MAX_BODY_BYTES`] of it, read here rather
+/// than by an extractor so that a refusal for size is counted like any other.
+async fn read(body: Body) -> Result<Bytes, Rejection> {
+    match axum::body::to_bytes(body, notify::MAX_BODY_BYTES).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => {
+            if e.into_inner().is::<http_body_util::LengthLimitError>() {
+                Err(Rejection::TooLarge(notify::MAX_BODY_BYTES + 1))
+            } else {
+                Err(Rejection::Malformed("the body was cut short".into()))
+            }
+        }
+    }
+}
+
 // The body is read as a form whatever its Content-Type says: the provider
 // has been seen labelling notifications `text/xml`.
-async fn receive(State(ingress): State<Ingress>, body: Bytes) -> (StatusCode, &'static str) {
-    let verified = match notify::verify(&body, &ingress.trust, OffsetDateTime::now_utc()) {
+async fn receive(State(ingress): State<Ingress>, body: Body) -> (StatusCode, &'static str) {
+    let verified = match read(body)
+        .await
+        .and_then(|body| notify::verify(&body, &ingress.trust, OffsetDateTime::now_utc()))
+    {
         Ok(v) => v,
         Err(rejection) => {
             ingress.counters.reject(&rejection);
@@ -158,6 +174,9 @@ async fn receive(State(ingress): State<Ingress>, body: Bytes) -> (StatusCode, &'
             return (status, "refused");
         }
     };
+    if let Some(why) = &verified.unreadable {
+        tracing::warn!(detail = %why, "a verified notification's rps cannot be read: stored untyped (raw JSON only)");
+    }
     // Before the append: whoever sees the event can rely on the record
     // knowing it. Verified data, so harmless when the append then fails
     // (the retry completes nothing more).

@@ -219,6 +219,13 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
     })?;
     let notify_url = config.notify_url(ingress.addr());
     tracing::info!(%notify_url, "the provider is told to send notifications here (backUrl)");
+    if sandbox.is_none() && config.gateway.notify_url.is_none() {
+        // Only a provider on this host could reach the bound address.
+        tracing::warn!(
+            %notify_url,
+            "gateway.notify_url is unset: the provider is sent the ingress's own address, which it cannot reach from outside; set it to the address the provider can reach"
+        );
+    }
     let (streams, streams_end) = watch::channel(false);
     let notifications = Notifications::new(
         log,
@@ -382,7 +389,7 @@ async fn notification_trust(config: &Config, keys: &PartyKeys) -> Result<Trust, 
         sysid: config.provider.sysid.clone(),
         protocol: keys.protocol,
         keys: trusted,
-        window: time::Duration::seconds(i64::try_from(config.notify.timestamp_window_secs).unwrap_or(600)),
+        window: time::Duration::seconds(i64::try_from(config.notify.timestamp_window_secs).unwrap_or(25 * 3600)),
     })
 }
 

@@ -43,6 +43,7 @@ fn every_source_file_says_what_it_is_for() {
     let mut files = files_under("src");
     files.extend(files_under("tests"));
     files.extend(files_under("benches"));
+    files.extend(files_under("fuzz/fuzz_targets"));
     files.push((
         "build.rs".into(),
         std::fs::read_to_string(root().join("build.rs")).unwrap(),

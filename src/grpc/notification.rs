@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -55,6 +55,10 @@ impl Notifications {
 
 /// The most entries one listing reads through to fill a filtered page.
 const MAX_SCAN: usize = 10_000;
+/// Entries read at a time while filling a filtered page.
+const SCAN_BATCH: usize = 100;
+/// The raw JSON one page carries at most (it always carries one event).
+const PAGE_BYTES: usize = 1024 * 1024;
 /// Default page size.
 const PAGE: usize = 100;
 /// The most values one filter part lists, and their length.
@@ -239,9 +243,15 @@ impl NotificationService for Notifications {
             None => Some(Start::Resume),
             Some(c) => check_cursor("from_cursor", c, &mut violations).map(Start::After),
         };
+        if r.consumer == crate::store::notifications::REDRIVE_CONSUMER {
+            violations.push(violation("consumer", "is reserved for redriven events".to_owned()));
+        }
         invalid(violations)?;
         let start = start.unwrap_or(Start::Resume);
-        self.log.join(&r.subscriber, start).await.map_err(|e| log_status(&e))?;
+        self.log
+            .join(&r.subscriber, start, &filter.canonical())
+            .await
+            .map_err(|e| log_status(&e))?;
         let limit = self.settings.max_in_flight;
         let room = if r.max_in_flight == 0 || r.max_in_flight > limit {
             limit
@@ -270,10 +280,17 @@ impl NotificationService for Notifications {
             tx,
             self.shutdown.clone(),
         ));
-        let stream = ReceiverStream::new(rx).map(|feed| match feed {
-            Feed::Delivery(d) => Ok(notification_of(&d.entry, d.attempt)),
-            Feed::ShuttingDown => Err(status::shutting_down()),
-        });
+        // The gateway stopping ends the stream from here, whatever the
+        // channel holds: tonic ends a stream at its first error.
+        let stopping = WatchStream::new(self.shutdown.clone())
+            .filter(|stopping| *stopping)
+            .map(|_| Err(status::shutting_down()));
+        let stream = ReceiverStream::new(rx)
+            .map(|feed| match feed {
+                Feed::Delivery(d) => Ok(notification_of(&d.entry, d.attempt)),
+                Feed::Failed(e) => Err(log_status(&e)),
+            })
+            .merge(stopping);
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -311,9 +328,12 @@ impl NotificationService for Notifications {
             after,
             since_ms: (r.since_ms > 0).then_some(r.since_ms as u64),
             until_ms: (r.until_ms > 0).then_some(r.until_ms as u64),
-            limit: MAX_BATCH,
+            // Unfiltered, a page is one read; filtered, reads stay small
+            // (an event may be 64 KiB) however long the scan.
+            limit: if filter == Filter::default() { size } else { SCAN_BATCH },
         };
         let mut page = Vec::new();
+        let mut bytes = 0usize;
         let mut scanned = 0;
         let mut more = false;
         'scan: while scanned < MAX_SCAN {
@@ -323,8 +343,11 @@ impl NotificationService for Notifications {
                 scanned += 1;
                 query.after = Some(entry.cursor);
                 if filter.matches(&entry.record) {
+                    bytes = bytes.saturating_add(entry.record.rps.len());
                     page.push(entry);
-                    if page.len() == size {
+                    // A page stays well inside a client's default 4 MiB
+                    // message limit (the typed event about doubles each).
+                    if page.len() == size || bytes >= PAGE_BYTES {
                         more = true;
                         break 'scan;
                     }
@@ -428,5 +451,54 @@ impl NotificationService for Notifications {
         Ok(Response::new(RedriveResponse {
             redriven: u32::try_from(n).unwrap_or(u32::MAX),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::notify::tests::any_rps;
+    use crate::store::notifications::{Cursor, Record};
+
+    fn entry(rps: &str) -> Entry {
+        Entry {
+            cursor: Cursor { ms: 1, seq: 0 },
+            record: Record {
+                id: "id".into(),
+                service: "OrderService".into(),
+                method: "pay".into(),
+                biz_order_no: None,
+                biz_user_id: None,
+                timestamp: "2026-12-01 10:00:00".into(),
+                version: "1.0".into(),
+                rps: rps.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn an_order_result_is_typed_from_either_return_value_form() {
+        // 4.2.12: returnValue{orderNo, bizOrderNo, amount (Long, fen), payDatetime, buyerBizUserId}, rps.status OK.
+        let value = serde_json::json!({"orderNo": "1", "bizOrderNo": "B1", "amount": 100,
+                                       "payDatetime": "2026-12-01 10:00:00", "buyerBizUserId": "u1"});
+        for value in [value.clone(), Json::String(value.to_string())] {
+            let rps =
+                serde_json::json!({"service": "OrderService", "method": "pay", "status": "OK", "returnValue": value});
+            let Some(Event::OrderResult(o)) = notification_of(&entry(&rps.to_string()), 1).event else {
+                panic!("not typed");
+            };
+            assert_eq!(
+                (o.biz_order_no.as_str(), o.amount, o.status.as_str()),
+                ("B1", 100, "OK")
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_stored_rps_converts_without_panicking(rps in any_rps()) {
+            let n = notification_of(&entry(&rps), 1);
+            proptest::prop_assert_eq!(n.raw_json, rps);
+        }
     }
 }

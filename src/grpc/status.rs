@@ -386,19 +386,25 @@ pub fn from_log_error(error: &LogError) -> Status {
             details.set_retry_info(Some(Duration::from_secs(1)));
             Status::with_error_details(
                 Code::Unavailable,
-                format!("the notification store is unavailable; nothing changed, retry: {detail}"),
+                format!(
+                    "the notification store is unavailable; retrying is safe (acks and redrives may be repeated): {detail}"
+                ),
                 details,
             )
         }
-        LogError::CursorExpired { cursor } => with_info(
+        LogError::CursorExpired { cursor, resume_from } => with_info(
             Code::FailedPrecondition,
             format!(
-                "cursor {cursor} is older than the retained history: events after it are gone; reconcile \
-                 (query the orders) and subscribe without a cursor"
+                "position {cursor} is older than the retained history: events after it were trimmed before they \
+                 were read; reconcile (query the orders of that time), then subscribe with from_cursor \
+                 {resume_from}, which replays everything retained"
             ),
             "CURSOR_EXPIRED",
             DOMAIN,
-            HashMap::from([("cursor".to_owned(), cursor.to_string())]),
+            HashMap::from([
+                ("cursor".to_owned(), cursor.to_string()),
+                ("resume_from".to_owned(), resume_from.to_string()),
+            ]),
         ),
         LogError::CursorAhead { cursor, newest } => with_info(
             Code::FailedPrecondition,
@@ -409,6 +415,17 @@ pub fn from_log_error(error: &LogError) -> Status {
             "CURSOR_UNKNOWN",
             DOMAIN,
             HashMap::from([("cursor".to_owned(), cursor.to_string())]),
+        ),
+        LogError::FilterMismatch { subscriber, existing } => with_info(
+            Code::FailedPrecondition,
+            format!(
+                "subscriber {subscriber:?} was created with the filter {existing}: what a filter skips is \
+                 acknowledged for every instance of the subscriber, so all of them must use the same one; \
+                 subscribe under another name for another filter"
+            ),
+            "FILTER_MISMATCH",
+            DOMAIN,
+            HashMap::from([("filter".to_owned(), existing.clone())]),
         ),
         LogError::NoSubscriber(name) => with_info(
             Code::NotFound,

@@ -96,11 +96,21 @@ impl Completion {
             recovered: true,
         }
         .to_bytes();
-        let mut completed = 0;
-        for call in order_calls() {
+        // 4.2.12: `refundWhereabouts` is there for refunds only; such a
+        // result must never finish an order call of the same number.
+        let refund = verified.body.return_value.get("refundWhereabouts").is_some();
+        // All at once: with the store slow, the provider's answer waits for
+        // one store timeout, not one per call.
+        let mut tries = tokio::task::JoinSet::new();
+        for call in order_calls().filter(|call| !refund || *call == Call::Refund) {
             let key = record_key(&self.secret, &self.sysid, call, order);
-            match self.store.complete_unknown(&key, &outcome, self.retention).await {
-                Ok(true) => {
+            let (store, outcome, retention) = (Arc::clone(&self.store), outcome.clone(), self.retention);
+            tries.spawn(async move { (call, store.complete_unknown(&key, &outcome, retention).await) });
+        }
+        let mut completed = 0;
+        while let Some(done) = tries.join_next().await {
+            match done {
+                Ok((call, Ok(true))) => {
                     completed += 1;
                     tracing::info!(
                         call = call.spec().method,
@@ -108,8 +118,11 @@ impl Completion {
                         "an unknown outcome completed by the provider's notification"
                     );
                 }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot complete idempotency records from a notification"),
+                Ok((_, Ok(false))) => {}
+                Ok((_, Err(e))) => {
+                    tracing::warn!(error = %e, "cannot complete idempotency records from a notification")
+                }
+                Err(e) => tracing::warn!(error = %e, "a completion task failed"),
             }
         }
         completed

@@ -4,14 +4,16 @@
 //! fetch takes at most `room` minus those, and the channel to the gRPC
 //! stream holds at most `room`: a slow subscriber stops the fetching, never
 //! makes the gateway buffer. A store outage pauses the loop (it retries
-//! with back-off); a group that vanished (Redis lost its data) is made again.
+//! with back-off); a group that vanished is made again after the last event
+//! this loop handed out. Whatever was fetched and not handed out stays
+//! pending and is redelivered after the visibility timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::store::notifications::{Delivery, FetchTerms, LogError, NotificationLog, Record, Start};
+use crate::store::notifications::{Cursor, Delivery, FetchTerms, LogError, NotificationLog, Record, Start};
 
 /// Which events a subscription wants; empty parts match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +37,32 @@ impl Filter {
                 .as_ref()
                 .is_none_or(|o| record.biz_order_no.as_ref() == Some(o))
     }
+
+    /// The filter as the log binds it to a subscriber: JSON with sorted,
+    /// distinct values and no empty parts, so that equal filters are equal
+    /// text (and an operator can read it in an error).
+    pub fn canonical(&self) -> String {
+        let sorted = |values: &[String]| {
+            let mut v = values.to_vec();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let mut out = serde_json::Map::new();
+        if !self.services.is_empty() {
+            out.insert("services".into(), sorted(&self.services).into());
+        }
+        if !self.methods.is_empty() {
+            out.insert("methods".into(), sorted(&self.methods).into());
+        }
+        if let Some(u) = &self.biz_user_id {
+            out.insert("bizUserId".into(), u.clone().into());
+        }
+        if let Some(o) = &self.biz_order_no {
+            out.insert("bizOrderNo".into(), o.clone().into());
+        }
+        serde_json::Value::Object(out).to_string()
+    }
 }
 
 /// Who receives, and what.
@@ -45,28 +73,37 @@ pub struct Subscription {
     pub filter: Filter,
 }
 
-/// What a subscription's channel carries.
+/// What a subscription's channel carries besides the end of the stream
+/// (the gateway stopping ends it from the gRPC side).
 #[derive(Debug)]
 pub enum Feed {
     Delivery(Box<Delivery>),
-    /// The gateway is stopping: the stream ends, the subscriber subscribes again.
-    ShuttingDown,
+    /// The stream cannot go on (its position expired, its filter no longer
+    /// fits the subscriber): ends it with this error.
+    Failed(LogError),
 }
 
-/// Waits `backoff` (or until shutdown), then doubles it up to 2 s; true
-/// when the stream has ended meanwhile.
-async fn back_off(backoff: &mut Duration, shutdown: &mut watch::Receiver<bool>, tx: &mpsc::Sender<Feed>) -> bool {
-    let ended = tokio::select! {
-        _ = tokio::time::sleep(*backoff) => false,
-        _ = shutdown.changed() => false,
-        _ = tx.closed() => true,
-    };
-    *backoff = (*backoff * 2).min(Duration::from_secs(2));
-    ended
+/// How a wait ended.
+enum Woken {
+    /// Look again.
+    Again,
+    /// The stream ended, or the gateway is stopping: leave.
+    Leave,
 }
 
-/// Runs until the receiving side of `tx` is dropped (the stream ended) or
-/// `shutdown` turns true (then it sends [`Feed::ShuttingDown`] and ends).
+/// Waits for `wait` unless the stream ends or the gateway stops first.
+/// A dropped shutdown sender counts as stopping, never as a change.
+async fn pause(wait: Duration, shutdown: &mut watch::Receiver<bool>, tx: &mpsc::Sender<Feed>) -> Woken {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => Woken::Again,
+        changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { Woken::Leave } else { Woken::Again },
+        _ = tx.closed() => Woken::Leave,
+    }
+}
+
+/// Runs until the receiving side of `tx` is dropped (the stream ended),
+/// `shutdown` turns true (or its sender goes), or the log refuses the
+/// subscription (then it sends [`Feed::Failed`]).
 pub async fn run(
     log: Arc<dyn NotificationLog>,
     subscription: Subscription,
@@ -79,82 +116,113 @@ pub async fn run(
         consumer,
         filter,
     } = subscription;
+    let filter_key = filter.canonical();
+    deliver(
+        &*log,
+        &subscriber,
+        &consumer,
+        &filter,
+        &filter_key,
+        terms,
+        &tx,
+        &mut shutdown,
+    )
+    .await;
+    let _ = log.leave(&subscriber, &consumer).await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn deliver(
+    log: &dyn NotificationLog,
+    subscriber: &str,
+    consumer: &str,
+    filter: &Filter,
+    filter_key: &str,
+    terms: FetchTerms,
+    tx: &mpsc::Sender<Feed>,
+    shutdown: &mut watch::Receiver<bool>,
+) {
     let mut changes = log.changes();
     // Redeliveries fall due without any append: look again this often.
     let poll = (terms.visibility / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
     let mut backoff = Duration::from_millis(100);
+    // The newest cursor handed out: where a lost group is made again.
+    let mut handed_out: Option<Cursor> = None;
     loop {
         if *shutdown.borrow_and_update() {
-            let _ = tx.try_send(Feed::ShuttingDown);
-            let _ = log.leave(&subscriber, &consumer).await;
             return;
         }
         changes.borrow_and_update();
-        let took;
-        match log.fetch(&subscriber, &consumer, terms).await {
-            Ok(fetched) => {
-                backoff = Duration::from_millis(100);
-                if !fetched.dead_lettered.is_empty() {
-                    tracing::warn!(
-                        subscriber = %subscriber,
-                        count = fetched.dead_lettered.len(),
-                        max_deliveries = terms.max_deliveries,
-                        "events moved to the dead-letter list: delivered too often without an ack"
-                    );
-                }
-                took = !fetched.deliveries.is_empty();
-                let mut unwanted = Vec::new();
-                for delivery in fetched.deliveries {
-                    if !filter.matches(&delivery.entry.record) {
-                        unwanted.push(delivery.entry.cursor);
-                        continue;
-                    }
-                    // Unsent when the gateway stops: it stays pending and is redelivered.
-                    let sent = tokio::select! {
-                        sent = tx.send(Feed::Delivery(Box::new(delivery))) => sent.is_ok(),
-                        _ = shutdown.changed() => true,
-                    };
-                    if !sent {
-                        let _ = log.leave(&subscriber, &consumer).await;
-                        return;
-                    }
-                }
-                if !unwanted.is_empty()
-                    && let Err(e) = log.ack(&subscriber, &unwanted).await
-                {
-                    // They come back after the visibility timeout and are skipped then.
-                    tracing::warn!(subscriber = %subscriber, error = %e, "cannot acknowledge filtered events");
-                }
+        let fetched = match log.fetch(subscriber, consumer, terms).await {
+            Ok(fetched) => fetched,
+            Err(e @ (LogError::CursorExpired { .. } | LogError::FilterMismatch { .. })) => {
+                tracing::warn!(subscriber = %subscriber, error = %e, "subscription ended");
+                let _ = tx.try_send(Feed::Failed(e));
+                return;
             }
             Err(LogError::NoSubscriber(_)) => {
-                tracing::warn!(subscriber = %subscriber, "the subscriber's position is gone from the store: starting it again at the newest event");
-                if let Err(e) = log.join(&subscriber, Start::Resume).await {
-                    tracing::warn!(subscriber = %subscriber, error = %e, "cannot re-create the subscriber");
+                tracing::warn!(subscriber = %subscriber, after = ?handed_out, "the subscriber's position is gone from the store: making it again");
+                let again = match handed_out {
+                    Some(c) => match log.join(subscriber, Start::After(c), filter_key).await {
+                        Err(LogError::CursorAhead { .. }) => log.join(subscriber, Start::Resume, filter_key).await,
+                        other => other,
+                    },
+                    None => log.join(subscriber, Start::Resume, filter_key).await,
+                };
+                if let Err(e) = again {
+                    tracing::warn!(subscriber = %subscriber, error = %e, "cannot make the subscriber again");
                 }
-                if back_off(&mut backoff, &mut shutdown, &tx).await {
+                if let Woken::Leave = pause(backoff, shutdown, tx).await {
                     return;
                 }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
             Err(e) => {
                 tracing::warn!(subscriber = %subscriber, error = %e, "cannot fetch notifications: retrying");
-                if back_off(&mut backoff, &mut shutdown, &tx).await {
+                if let Woken::Leave = pause(backoff, shutdown, tx).await {
                     return;
                 }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
+        };
+        backoff = Duration::from_millis(100);
+        if !fetched.dead_lettered.is_empty() {
+            tracing::warn!(
+                subscriber = %subscriber,
+                count = fetched.dead_lettered.len(),
+                max_deliveries = terms.max_deliveries,
+                "events moved to the dead-letter list: delivered too often without an ack, or trimmed unacknowledged"
+            );
+        }
+        let took = !fetched.deliveries.is_empty();
+        let mut unwanted = Vec::new();
+        for delivery in fetched.deliveries {
+            let cursor = delivery.entry.cursor;
+            if !filter.matches(&delivery.entry.record) {
+                unwanted.push(cursor);
+                continue;
+            }
+            // Unsent when the gateway stops: it stays pending and is redelivered.
+            tokio::select! {
+                sent = tx.send(Feed::Delivery(Box::new(delivery))) => if sent.is_err() { return },
+                _ = shutdown.changed() => return,
+            }
+            handed_out = handed_out.max(Some(cursor));
+        }
+        if !unwanted.is_empty()
+            && let Err(e) = log.ack(subscriber, &unwanted).await
+        {
+            // They come back after the visibility timeout and are skipped then.
+            tracing::warn!(subscriber = %subscriber, error = %e, "cannot acknowledge filtered events");
         }
         if took {
             continue;
         }
         tokio::select! {
             _ = changes.changed() => {}
-            _ = shutdown.changed() => {}
-            _ = tokio::time::sleep(poll) => {}
-            _ = tx.closed() => {
-                let _ = log.leave(&subscriber, &consumer).await;
-                return;
-            }
+            woken = pause(poll, shutdown, tx) => if let Woken::Leave = woken { return },
         }
     }
 }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::crypto::{self, Protocol, PublicKey};
-use super::wire::{self, NotificationBody, NotificationEnvelope, WireError};
+use super::wire::{self, NotificationBody, NotificationEnvelope};
 
 /// The largest notification body read, in bytes. The biggest payload the
 /// spec defines (4.2.12) is a few hundred bytes; this leaves room for long
@@ -38,7 +38,7 @@ pub struct Trust {
 /// Why a notification was refused. Carries no payload data (it may hold phones).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
-    #[error("body of {0} bytes is larger than {MAX_BODY_BYTES}")]
+    #[error("body of at least {0} bytes is larger than {MAX_BODY_BYTES}")]
     TooLarge(usize),
     #[error("not a notification form: {0}")]
     Malformed(String),
@@ -95,9 +95,11 @@ impl Kind {
 /// A verified notification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
-    /// The same for every retry of one notification (which is signed afresh
-    /// with a new timestamp each time): hex SHA-256 of `rps` in canonical form.
+    /// What the log deduplicates on (see [`event_id`]).
     pub id: String,
+    /// Why `rps` could not be read, when it could not: then the kind is
+    /// `Other` and `body` holds what could be picked out of it.
+    pub unreadable: Option<String>,
     pub kind: Kind,
     /// The provider's timestamp, as sent (UTC+8).
     pub timestamp: String,
@@ -145,8 +147,17 @@ pub fn verify_envelope(
     {
         return Err(Rejection::BadSignature);
     }
-    let body = NotificationBody::parse(&envelope.rps).map_err(|e: WireError| Rejection::Malformed(e.to_string()))?;
-    let kind = Kind::of(&body.service, &body.method);
+    // Authentic from here on: whatever `rps` holds is stored (untyped if it
+    // cannot be read), since a refusal would make the provider retry it
+    // into oblivion.
+    let (body, unreadable) = match NotificationBody::parse(&envelope.rps) {
+        Ok(body) => (body, None),
+        Err(e) => (NotificationBody::untyped(&envelope.rps), Some(e.to_string())),
+    };
+    let kind = match unreadable {
+        None => Kind::of(&body.service, &body.method),
+        Some(_) => Kind::Other,
+    };
     let field = |name: &str| text_of(body.return_value.get(name));
     let biz_order_no = field("bizOrderNo");
     let biz_user_id = match kind {
@@ -154,7 +165,8 @@ pub fn verify_envelope(
         _ => field("bizUserId"),
     };
     Ok(Verified {
-        id: content_id(&envelope.rps),
+        id: event_id(kind, &envelope.rps, &envelope.timestamp),
+        unreadable,
         kind,
         timestamp: envelope.timestamp.clone(),
         version: envelope.v.clone(),
@@ -170,6 +182,21 @@ fn text_of(value: Option<&Value>) -> Option<String> {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+/// The id a notification is deduplicated on. Order results (one per order
+/// and status) and company audits (4.1.7: `checkTime` is required) are
+/// unique by content, so a retry is recognised however it is signed. A
+/// password page's result (4.1.20-4.1.23: often just `bizUserId`) repeats
+/// when a member changes the password twice, and an unknown kind may too:
+/// for those the timestamp is part of the id, so a second change is never
+/// taken for a retry (a retry signed afresh is then delivered twice: at
+/// least once, never lost).
+pub fn event_id(kind: Kind, rps: &str, timestamp: &str) -> String {
+    match kind {
+        Kind::OrderResult | Kind::CompanyAudit => content_id(rps),
+        Kind::PayPassword | Kind::Other => content_id(&format!("{}\n{}", content_id(rps), timestamp.trim())),
     }
 }
 
@@ -214,7 +241,7 @@ pub fn payload(body: &NotificationBody) -> Map<String, Value> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::json;
     use time::OffsetDateTime;
 
@@ -333,5 +360,97 @@ mod tests {
         )
         .unwrap();
         assert_eq!(payload(&pwd)["method"], "updatePhoneByPayPwd");
+    }
+
+    /// Any JSON value, nested a few levels: the shapes a provider (or a
+    /// forger holding a stolen key) could put in `rps`.
+    pub(crate) fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+            "(-?[0-9]{1,25}(\\.[0-9]{0,3})?)".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("bizOrderNo".to_owned()),
+                        Just("amount".to_owned()),
+                        Just("buyerBizUserId".to_owned()),
+                        Just("bizUserId".to_owned()),
+                        Just("status".to_owned()),
+                        Just("payDatetime".to_owned()),
+                        Just("extendInfo".to_owned()),
+                        "[a-zA-Z]{1,8}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// An `rps` with the service and method of a known kind (or not), whose
+    /// `returnValue` is any value, sent as an object or as a JSON string.
+    pub(crate) fn any_rps() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        (
+            prop_oneof![
+                Just(("OrderService", "pay")),
+                Just(("MemberService", "verifyResult")),
+                Just(("MemberPwdService", "updatePhoneByPayPwd")),
+                Just(("MemberPwdService", "setPayPwd")),
+                Just(("Other", "x")),
+            ],
+            any_json(),
+            any::<bool>(),
+            any_json(),
+        )
+            .prop_map(|((service, method), value, as_string, status)| {
+                let value = if as_string {
+                    Value::String(value.to_string())
+                } else {
+                    value
+                };
+                json!({"service": service, "method": method, "status": status, "returnValue": value}).to_string()
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_bodies_are_refused_not_panicked_on(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let now = OffsetDateTime::now_utc();
+            proptest::prop_assert!(verify(&body, &trust(Protocol::V1), now).is_err());
+        }
+
+        #[test]
+        fn any_signed_rps_is_accepted_and_kept_as_sent(rps in any_rps(), free in ".{0,64}") {
+            let now = OffsetDateTime::now_utc();
+            for rps in [rps, free] {
+                let verified = verify(&form(Protocol::V1, "1902271423530001", &rps, now), &trust(Protocol::V1), now);
+                if rps.is_empty() {
+                    // No rps at all: the envelope itself is incomplete.
+                    proptest::prop_assert!(matches!(verified, Err(Rejection::Malformed(_))));
+                    continue;
+                }
+                proptest::prop_assert!(verified.is_ok(), "{verified:?} for {rps}");
+                let v = verified.unwrap();
+                proptest::prop_assert_eq!(&v.rps, &rps);
+                proptest::prop_assert_eq!(v.id.len(), 64);
+                if v.unreadable.is_some() {
+                    proptest::prop_assert_eq!(v.kind, Kind::Other);
+                }
+                let _ = payload(&v.body);
+            }
+        }
     }
 }

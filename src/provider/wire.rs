@@ -347,6 +347,28 @@ pub struct NotificationBody {
 }
 
 impl NotificationBody {
+    /// What can be picked out of an `rps` that [`parse`](Self::parse)
+    /// refuses: the text fields where they are, the rest empty.
+    pub fn untyped(rps: &str) -> Self {
+        let obj = match serde_json::from_str::<Value>(rps) {
+            Ok(Value::Object(obj)) => obj,
+            _ => serde_json::Map::new(),
+        };
+        let text = |k: &str| match obj.get(k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Null) | None => None,
+            Some(other) => Some(other.to_string()),
+        };
+        NotificationBody {
+            service: text("service").unwrap_or_default(),
+            method: text("method").unwrap_or_default(),
+            status: text("status"),
+            error_code: text("errorCode"),
+            message: text("message"),
+            return_value: obj.get("returnValue").cloned().unwrap_or(Value::Null),
+        }
+    }
+
     /// Parses `rps`.
     pub fn parse(rps: &str) -> Result<Self, WireError> {
         let value: Value = serde_json::from_str(rps).map_err(|e| WireError::NotJson(e.to_string()))?;

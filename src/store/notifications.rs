@@ -3,12 +3,16 @@
 //! The model is Redis Streams' own, so that both backends mean the same:
 //!
 //! ```text
-//!   append (deduplicated by content id) --> stream: ... c1 c2 c3 ...    trimmed after the retention
-//!                                              |
-//!   per subscriber (a consumer group):   last delivered cursor, pending entries (consumer, attempts, since)
-//!      fetch: this consumer's pending < room? take stale pending (idle >= visibility) of any consumer,
-//!             attempts + 1, or dead-letter it after max deliveries; then new entries after the cursor
-//!      ack:   pending -> done;  redrive: dead letter -> pending, due at once, attempt 1 again
+//!   append (deduplicated by content id) --> stream: ... c1 c2 c3 ...    trimmed after the retention;
+//!                                              |                         the newest trimmed cursor is kept
+//!   per subscriber (a consumer group, bound to one filter):
+//!      last delivered cursor, pending entries (consumer, attempts, since), dead letters
+//!      fetch: position < newest trimmed? CursorExpired (events were lost to it, never skip silently)
+//!             this consumer's pending that is not yet stale < room? take stale pending (idle >= visibility)
+//!             of any consumer, attempts + 1, or dead-letter it after max deliveries (or when trimmed);
+//!             then new entries after the position
+//!      ack:   pending -> done;  redrive: dead letter -> pending, due at once, attempt 1 again;
+//!      dead letters go once their event is twice the retention old
 //! ```
 //!
 //! A cursor is a stream id `<ms>-<seq>`, the same for every subscriber.
@@ -35,15 +39,23 @@ pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, LogError>> + S
 pub enum LogError {
     #[error("the notification store is unavailable: {0}")]
     Unavailable(String),
-    /// Events after the cursor were trimmed: the subscriber must reconcile.
-    #[error("cursor {cursor} is older than the retained history")]
-    CursorExpired { cursor: Cursor },
+    /// Events after the cursor (or the subscriber's position) were trimmed:
+    /// the subscriber must reconcile, then may go on from `resume_from`
+    /// (the newest trimmed cursor: everything after it is retained).
+    #[error("cursor {cursor} is older than the retained history (resume from {resume_from} after reconciling)")]
+    CursorExpired { cursor: Cursor, resume_from: Cursor },
     /// The cursor is past the newest event: it is not from this log.
     #[error("cursor {cursor} is ahead of the newest event ({newest})")]
     CursorAhead { cursor: Cursor, newest: Cursor },
     /// The subscriber has never subscribed.
     #[error("subscriber {0:?} has never subscribed")]
     NoSubscriber(String),
+    /// The subscriber exists with another filter: events its filter skips
+    /// are acknowledged for the whole subscriber, so one name, one filter.
+    #[error(
+        "subscriber {subscriber:?} was created with the filter {existing}; subscribe under another name for another filter"
+    )]
+    FilterMismatch { subscriber: String, existing: String },
 }
 
 /// A position in the stream: `<milliseconds>-<sequence>`, ordered.
@@ -196,6 +208,9 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
+/// The consumer name redriven events are parked under (no stream may use it).
+pub const REDRIVE_CONSUMER: &str = "yungate-redrive";
+
 /// The most cursors one ack, redrive or listing takes.
 pub const MAX_BATCH: usize = 1000;
 
@@ -204,13 +219,18 @@ pub trait NotificationLog: Send + Sync + fmt::Debug {
     /// Appends `record` unless one with its id is already retained.
     fn append<'a>(&'a self, record: &'a Record) -> LogFuture<'a, Appended>;
 
-    /// Creates `subscriber`'s group if needed and moves it to `start`.
-    fn join<'a>(&'a self, subscriber: &'a str, start: Start) -> LogFuture<'a, ()>;
+    /// Creates `subscriber`'s group if needed (bound to `filter`, a
+    /// canonical rendering of the subscription's filter) and moves it to
+    /// `start`. A group bound to another filter is refused.
+    fn join<'a>(&'a self, subscriber: &'a str, start: Start, filter: &'a str) -> LogFuture<'a, ()>;
 
     /// Takes what `consumer` of `subscriber` may have now (nothing waits).
+    /// `CursorExpired` when events after the subscriber's position were
+    /// trimmed before it read them.
     fn fetch<'a>(&'a self, subscriber: &'a str, consumer: &'a str, terms: FetchTerms) -> LogFuture<'a, Fetched>;
 
-    /// Acknowledges events for `subscriber` (dead letters included): how many were outstanding.
+    /// Acknowledges events for `subscriber` (dead letters included): how
+    /// many were outstanding, each counted once.
     fn ack<'a>(&'a self, subscriber: &'a str, cursors: &'a [Cursor]) -> LogFuture<'a, usize>;
 
     /// Forgets `consumer` if it holds nothing (a stream ended).
@@ -228,7 +248,8 @@ pub trait NotificationLog: Send + Sync + fmt::Debug {
     /// `subscriber` at once; returns how many were still in the stream and moved.
     fn redrive<'a>(&'a self, subscriber: &'a str, cursors: &'a [Cursor], visibility: Duration) -> LogFuture<'a, usize>;
 
-    /// History, oldest first.
+    /// History, oldest first; `CursorExpired` when `query.after` is older
+    /// than the retained history.
     fn list<'a>(&'a self, query: &'a ListQuery) -> LogFuture<'a, Vec<Entry>>;
 
     /// Where each of `cursors` is for `subscriber`.

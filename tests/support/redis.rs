@@ -80,6 +80,11 @@ impl RedisServer {
         assert!(status.success(), "kill {signal} {pid}");
     }
 
+    /// The server's unix socket.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
     /// A connection for a test's own commands.
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).unwrap()

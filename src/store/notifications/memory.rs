@@ -17,12 +17,20 @@ pub const MAX_ENTRIES: usize = 100_000;
 #[derive(Debug)]
 struct Pending {
     consumer: String,
-    since: Instant,
+    /// When it was last delivered; `None`: due at once (redriven).
+    since: Option<Instant>,
     attempts: u32,
+}
+
+impl Pending {
+    fn stale(&self, now: Instant, visibility: Duration) -> bool {
+        self.since.is_none_or(|since| now.duration_since(since) >= visibility)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Group {
+    filter: String,
     last_delivered: Cursor,
     pending: BTreeMap<Cursor, Pending>,
     /// cursor -> (attempts, dead-lettered at, Unix ms)
@@ -45,6 +53,17 @@ impl State {
             .binary_search_by(|e| e.cursor.cmp(&cursor))
             .ok()
             .map(|i| &self.entries[i])
+    }
+
+    /// `CursorExpired` when an event after `position` has been trimmed.
+    fn check_retained(&self, position: Cursor) -> Result<(), LogError> {
+        match self.trimmed {
+            Some(trimmed) if position < trimmed => Err(LogError::CursorExpired {
+                cursor: position,
+                resume_from: trimmed,
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn trim(&mut self, floor_ms: u64, max: usize) {
@@ -95,6 +114,10 @@ impl MemoryLog {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn floor_ms(&self) -> u64 {
+        now_ms().saturating_sub(u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX))
+    }
+
     fn wake(&self) {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
@@ -109,7 +132,7 @@ impl NotificationLog for MemoryLog {
         let appended = {
             let mut state = self.lock();
             let now = now_ms();
-            let floor = now.saturating_sub(u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX));
+            let floor = self.floor_ms();
             state.trim(floor, self.max_entries);
             if let Some(cursor) = state.seen.get(&record.id) {
                 Appended {
@@ -145,31 +168,34 @@ impl NotificationLog for MemoryLog {
         ready(Ok(appended))
     }
 
-    fn join<'a>(&'a self, subscriber: &'a str, start: Start) -> LogFuture<'a, ()> {
+    fn join<'a>(&'a self, subscriber: &'a str, start: Start, filter: &'a str) -> LogFuture<'a, ()> {
         let mut state = self.lock();
         let last = state.last;
-        // As on Redis: with anything trimmed, a cursor before the first retained event is expired.
-        let expired = |cursor: Cursor| {
-            state.trimmed.is_some()
-                && match state.entries.front() {
-                    Some(first) => cursor < first.cursor,
-                    None => cursor < last,
-                }
-        };
+        if let Some(group) = state.groups.get(subscriber)
+            && group.filter != filter
+        {
+            return ready(Err(LogError::FilterMismatch {
+                subscriber: subscriber.to_owned(),
+                existing: group.filter.clone(),
+            }));
+        }
         let result = match start {
             Start::Resume => {
                 state.groups.entry(subscriber.to_owned()).or_insert_with(|| Group {
+                    filter: filter.to_owned(),
                     last_delivered: last,
                     ..Group::default()
                 });
                 Ok(())
             }
             Start::After(cursor) if cursor > last => Err(LogError::CursorAhead { cursor, newest: last }),
-            Start::After(cursor) if expired(cursor) => Err(LogError::CursorExpired { cursor }),
-            Start::After(cursor) => {
-                state.groups.entry(subscriber.to_owned()).or_default().last_delivered = cursor;
-                Ok(())
-            }
+            Start::After(cursor) => state.check_retained(cursor).map(|()| {
+                let group = state.groups.entry(subscriber.to_owned()).or_insert_with(|| Group {
+                    filter: filter.to_owned(),
+                    ..Group::default()
+                });
+                group.last_delivered = cursor;
+            }),
         };
         drop(state);
         self.wake();
@@ -177,11 +203,33 @@ impl NotificationLog for MemoryLog {
     }
 
     fn fetch<'a>(&'a self, subscriber: &'a str, consumer: &'a str, terms: FetchTerms) -> LogFuture<'a, Fetched> {
+        // Dead letters go once their event is twice the retention old (one
+        // trimmed unacknowledged is dead-lettered at about one retention).
+        let retention = u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX);
+        let dead_floor = now_ms().saturating_sub(retention.saturating_mul(2));
         let mut state = self.lock();
-        let State { entries, groups, .. } = &mut *state;
+        let State {
+            entries,
+            groups,
+            trimmed,
+            ..
+        } = &mut *state;
         let Some(group) = groups.get_mut(subscriber) else {
             return ready(Err(LogError::NoSubscriber(subscriber.to_owned())));
         };
+        if let Some(trimmed) = *trimmed
+            && group.last_delivered < trimmed
+        {
+            return ready(Err(LogError::CursorExpired {
+                cursor: group.last_delivered,
+                resume_from: trimmed,
+            }));
+        }
+        group.dead.retain(|c, _| c.ms >= dead_floor);
+        let mut out = Fetched::default();
+        if terms.room == 0 {
+            return ready(Ok(out));
+        }
         let find = |cursor: Cursor| {
             entries
                 .binary_search_by(|e| e.cursor.cmp(&cursor))
@@ -189,16 +237,20 @@ impl NotificationLog for MemoryLog {
                 .map(|i| entries[i].clone())
         };
         let now = Instant::now();
-        let mine = group.pending.values().filter(|p| p.consumer == consumer).count();
+        // Its own stale events do not count: they are due again, to it or another.
+        let mine = group
+            .pending
+            .values()
+            .filter(|p| p.consumer == consumer && !p.stale(now, terms.visibility))
+            .count();
         let mut room = terms.room.saturating_sub(mine);
-        let mut out = Fetched::default();
         if room == 0 {
             return ready(Ok(out));
         }
         let stale: Vec<Cursor> = group
             .pending
             .iter()
-            .filter(|(_, p)| now.duration_since(p.since) >= terms.visibility)
+            .filter(|(_, p)| p.stale(now, terms.visibility))
             .map(|(c, _)| *c)
             .collect();
         for cursor in stale {
@@ -208,20 +260,19 @@ impl NotificationLog for MemoryLog {
             let Some(pending) = group.pending.get_mut(&cursor) else {
                 continue;
             };
-            if pending.attempts >= terms.max_deliveries {
+            let entry = find(cursor);
+            if pending.attempts >= terms.max_deliveries || entry.is_none() {
+                // Delivered too often, or trimmed before it was acknowledged:
+                // either way the operator must see it.
                 let attempts = pending.attempts;
                 group.pending.remove(&cursor);
                 group.dead.insert(cursor, (attempts, now_ms()));
                 out.dead_lettered.push(cursor);
                 continue;
             }
-            let Some(entry) = find(cursor) else {
-                // Trimmed: nothing left to deliver.
-                group.pending.remove(&cursor);
-                continue;
-            };
+            let Some(entry) = entry else { continue };
             pending.attempts += 1;
-            pending.since = now;
+            pending.since = Some(now);
             pending.consumer = consumer.to_owned();
             out.deliveries.push(Delivery {
                 entry,
@@ -236,7 +287,7 @@ impl NotificationLog for MemoryLog {
                 entry.cursor,
                 Pending {
                     consumer: consumer.to_owned(),
-                    since: now,
+                    since: Some(now),
                     attempts: 1,
                 },
             );
@@ -277,7 +328,7 @@ impl NotificationLog for MemoryLog {
     ) -> LogFuture<'a, Vec<DeadLetter>> {
         let state = self.lock();
         let Some(group) = state.groups.get(subscriber) else {
-            return ready(Ok(Vec::new()));
+            return ready(Err(LogError::NoSubscriber(subscriber.to_owned())));
         };
         let letters = group
             .dead
@@ -294,19 +345,22 @@ impl NotificationLog for MemoryLog {
         ready(Ok(letters))
     }
 
-    fn redrive<'a>(&'a self, subscriber: &'a str, cursors: &'a [Cursor], visibility: Duration) -> LogFuture<'a, usize> {
+    fn redrive<'a>(
+        &'a self,
+        subscriber: &'a str,
+        cursors: &'a [Cursor],
+        _visibility: Duration,
+    ) -> LogFuture<'a, usize> {
         let mut state = self.lock();
         let State { entries, groups, .. } = &mut *state;
         let Some(group) = groups.get_mut(subscriber) else {
-            return ready(Ok(0));
+            return ready(Err(LogError::NoSubscriber(subscriber.to_owned())));
         };
         let chosen: Vec<Cursor> = if cursors.is_empty() {
             group.dead.keys().copied().collect()
         } else {
             cursors.iter().filter(|c| group.dead.contains_key(c)).copied().collect()
         };
-        // Due at once: it looks as if its visibility timeout had passed.
-        let due = Instant::now().checked_sub(visibility).unwrap_or_else(Instant::now);
         let mut moved = 0;
         for cursor in chosen {
             if entries.binary_search_by(|e| e.cursor.cmp(&cursor)).is_err() {
@@ -316,8 +370,8 @@ impl NotificationLog for MemoryLog {
             group.pending.insert(
                 cursor,
                 Pending {
-                    consumer: String::new(),
-                    since: due,
+                    consumer: super::REDRIVE_CONSUMER.to_owned(),
+                    since: None,
                     attempts: 0,
                 },
             );
@@ -330,6 +384,11 @@ impl NotificationLog for MemoryLog {
 
     fn list<'a>(&'a self, query: &'a ListQuery) -> LogFuture<'a, Vec<Entry>> {
         let state = self.lock();
+        if let Some(after) = query.after
+            && let Err(e) = state.check_retained(after)
+        {
+            return ready(Err(e));
+        }
         let out = state
             .entries
             .iter()

@@ -19,33 +19,8 @@ use super::{
     NotificationLog, Record, Start,
 };
 
-/// KEYS[1] stream, KEYS[2] seen key; ARGV[1] retention ms, then field/value pairs.
-const APPEND: &str = r#"
-local seen = redis.call('GET', KEYS[2])
-if seen then return {seen, 1} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local floor = now - tonumber(ARGV[1])
-if floor < 0 then floor = 0 end
-local id = redis.call('XADD', KEYS[1], 'MINID', string.format('%d', floor), '*', unpack(ARGV, 2))
-redis.call('SET', KEYS[2], id, 'PX', ARGV[1])
-return {id, 0}
-"#;
-
-/// KEYS[1] stream; ARGV group, cursor. Creates the group if needed, then
-/// moves it after the cursor unless events after it may have been trimmed
-/// or the cursor is ahead of the stream (Redis 7: `XINFO STREAM` has
-/// `entries-added` and `recorded-first-entry-id`).
-const JOIN_AFTER: &str = r#"
-redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '$', 'MKSTREAM')
-local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local last, first, length, added = '0-0', '0-0', 0, 0
-for i = 1, #info, 2 do
-  if info[i] == 'last-generated-id' then last = info[i + 1] end
-  if info[i] == 'recorded-first-entry-id' then first = info[i + 1] end
-  if info[i] == 'length' then length = tonumber(info[i + 1]) end
-  if info[i] == 'entries-added' then added = tonumber(info[i + 1]) end
-end
+/// Lua shared by the scripts: stream ids compared as numbers, a group's position.
+const IDS: &str = r#"
 local function parts(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
   return tonumber(ms), tonumber(seq)
@@ -55,50 +30,136 @@ local function less(a, b)
   local bm, bs = parts(b)
   return am < bm or (am == bm and as < bs)
 end
-if less(last, ARGV[2]) then return {'ahead', last} end
--- Trimming removes from the front: when anything was removed, a cursor
--- before the first retained event may have missed some (its own event
--- trimmed counts as expired too: the boundary cannot be told apart).
-if added > length then
-  if (length == 0 and less(ARGV[2], last)) or (length > 0 and less(ARGV[2], first)) then
-    return {'expired', first}
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function position(stream, group)
+  local groups = redis.pcall('XINFO', 'GROUPS', stream)
+  if type(groups) ~= 'table' or groups.err then return nil end
+  for _, g in ipairs(groups) do
+    local name, ld
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then ld = g[i + 1] end
+    end
+    if name == group then return ld end
+  end
+  return nil
+end
+"#;
+
+/// KEYS[1] stream, KEYS[2] seen key, KEYS[3] newest trimmed id; ARGV[1]
+/// retention ms, then field/value pairs. Before trimming by `MINID`, the
+/// newest id it removes is kept, so that "was anything after this
+/// position lost?" has an exact answer (Redis 7.0 does not keep it).
+const APPEND: &str = r#"
+local seen = redis.call('GET', KEYS[2])
+if seen then return {seen, 1} end
+local retention = tonumber(ARGV[1])
+local floor = now_ms() - retention
+if floor < 0 then floor = 0 end
+local min = string.format('%d', floor)
+local gone = redis.call('XREVRANGE', KEYS[1], '(' .. min .. '-0', '-', 'COUNT', 1)
+if gone[1] then
+  local before = redis.call('GET', KEYS[3])
+  if not before or less(before, gone[1][1]) then redis.call('SET', KEYS[3], gone[1][1]) end
+end
+local id = redis.call('XADD', KEYS[1], 'MINID', min, '*', unpack(ARGV, 2))
+-- A little longer than the entry lives, so that a retry never outlives its dedupe key.
+redis.call('SET', KEYS[2], id, 'PX', retention + 60000)
+return {id, 0}
+"#;
+
+/// KEYS[1] stream, KEYS[2] filters hash, KEYS[3] newest trimmed id; ARGV
+/// group, filter, cursor ('' to resume). Refuses another filter; with a
+/// cursor, refuses one ahead of the stream or with trimmed events after
+/// it, else creates the group there (or moves it).
+const JOIN: &str = r#"
+local existing = redis.call('HGET', KEYS[2], ARGV[1])
+if existing and existing ~= ARGV[2] then return {'filter', existing} end
+if ARGV[3] == '' then
+  redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '$', 'MKSTREAM')
+else
+  local last = '0-0'
+  local info = redis.pcall('XINFO', 'STREAM', KEYS[1])
+  if type(info) == 'table' and not info.err then
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then last = info[i + 1] end
+    end
+  end
+  if less(last, ARGV[3]) then return {'ahead', last} end
+  local trimmed = redis.call('GET', KEYS[3])
+  if trimmed and less(ARGV[3], trimmed) then return {'expired', trimmed} end
+  local created = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], ARGV[3], 'MKSTREAM')
+  if type(created) == 'table' and created.err then
+    redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], ARGV[3])
   end
 end
-redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return {'ok', ''}
 "#;
 
-/// KEYS[1] stream, KEYS[2] dead set, KEYS[3] dead info; ARGV group,
-/// consumer, room, visibility ms, max deliveries. Returns {deliveries
-/// {id, fields, attempt}, dead-lettered ids}.
+/// KEYS[1] stream, KEYS[2] dead set, KEYS[3] dead info, KEYS[4] newest
+/// trimmed id; ARGV group, consumer, room, visibility ms, max deliveries,
+/// retention ms. Returns {'ok', deliveries {id, fields, attempt},
+/// dead-lettered ids} or {'expired', position, newest trimmed}.
 const FETCH: &str = r#"
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local room, idle, maxd = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local ld = position(stream, group)
+if not ld then return redis.error_reply('NOGROUP no such subscriber') end
+local trimmed = redis.call('GET', KEYS[4])
+if trimmed and less(ld, trimmed) then return {'expired', ld, trimmed} end
+local now = now_ms()
 local out, dead = {}, {}
-local mine = redis.call('XPENDING', stream, group, '-', '+', room, consumer)
-room = room - #mine
-if room <= 0 then return {out, dead} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local stale = redis.call('XPENDING', stream, group, 'IDLE', idle, '-', '+', room + 100)
-for _, p in ipairs(stale) do
+-- Dead letters go once their event is twice the retention old (one
+-- trimmed unacknowledged is dead-lettered at about one retention), a
+-- bounded step each time.
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.format('%d', now - 2 * tonumber(ARGV[6])), 'LIMIT', 0, 100)
+for _, id in ipairs(old) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+end
+local function bury(id, count)
+  redis.call('XACK', stream, group, id)
+  redis.call('ZADD', KEYS[2], string.match(id, '^(%d+)-'), id)
+  redis.call('HSET', KEYS[3], id, count .. ':' .. now)
+  table.insert(dead, id)
+end
+-- What this consumer holds that is not yet stale (its stale ones are due again).
+local held = 0
+local summary = redis.call('XPENDING', stream, group)
+for _, c in ipairs(summary[4] or {}) do
+  if c[1] == consumer then held = tonumber(c[2]) end
+end
+if held > 0 then
+  held = held - #redis.call('XPENDING', stream, group, 'IDLE', idle, '-', '+', held, consumer)
+end
+room = room - held
+if room <= 0 then return {'ok', out, dead} end
+local owners = {}
+for _, p in ipairs(redis.call('XPENDING', stream, group, 'IDLE', idle, '-', '+', room + 100)) do
   if room <= 0 then break end
-  local id, count = p[1], tonumber(p[4])
+  local id, owner, count = p[1], p[2], tonumber(p[4])
+  owners[owner] = true
   if count >= maxd then
-    redis.call('XACK', stream, group, id)
-    local ms = string.match(id, '^(%d+)-')
-    redis.call('ZADD', KEYS[2], ms, id)
-    redis.call('HSET', KEYS[3], id, count .. ':' .. now)
-    table.insert(dead, id)
+    bury(id, count)
   else
     local claimed = redis.call('XCLAIM', stream, group, consumer, idle, id)
     if claimed[1] then
       table.insert(out, {claimed[1][1], claimed[1][2], count + 1})
       room = room - 1
     else
-      -- trimmed from the stream: nothing left to deliver
-      redis.call('XACK', stream, group, id)
+      -- trimmed before it was acknowledged: the operator must see it
+      bury(id, count)
     end
+  end
+end
+-- A consumer left with nothing pending is forgotten (a live one is made
+-- again by its next read), so that dead instances do not pile up.
+for owner in pairs(owners) do
+  if owner ~= consumer and #redis.call('XPENDING', stream, group, '-', '+', 1, owner) == 0 then
+    redis.call('XGROUP', 'DELCONSUMER', stream, group, owner)
   end
 end
 if room > 0 then
@@ -107,17 +168,18 @@ if room > 0 then
     for _, e in ipairs(fresh[1][2]) do table.insert(out, {e[1], e[2], 1}) end
   end
 end
-return {out, dead}
+return {'ok', out, dead}
 "#;
 
 /// KEYS[1] stream, KEYS[2] dead set, KEYS[3] dead info; ARGV group, ids.
+/// Each id counts once, pending or dead.
 const ACK: &str = r#"
-local n = redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
+local n = 0
 for i = 2, #ARGV do
-  if redis.call('ZREM', KEYS[2], ARGV[i]) == 1 then
-    redis.call('HDEL', KEYS[3], ARGV[i])
-    n = n + 1
-  end
+  local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+  local buried = redis.call('ZREM', KEYS[2], ARGV[i])
+  if buried == 1 then redis.call('HDEL', KEYS[3], ARGV[i]) end
+  if acked == 1 or buried == 1 then n = n + 1 end
 end
 return n
 "#;
@@ -132,19 +194,23 @@ return 1
 "#;
 
 /// KEYS[1] stream, KEYS[2] dead set, KEYS[3] dead info; ARGV group,
-/// visibility ms, then ids (none: all). A redriven event is pending again
-/// with no attempts and due at once, under a consumer no stream uses.
+/// visibility ms, consumer, offset, then ids (none: the page of at most
+/// 1000 dead letters from `offset`). A redriven event is pending again with
+/// no attempts and due at once, under a consumer no stream uses. Returns
+/// {moved, examined}.
 const REDRIVE: &str = r#"
+if not position(KEYS[1], ARGV[1]) then return redis.error_reply('NOGROUP no such subscriber') end
 local ids = {}
-if #ARGV > 2 then
-  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ARGV > 4 then
+  for i = 5, #ARGV do ids[#ids + 1] = ARGV[i] end
 else
-  ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+  local offset = tonumber(ARGV[4])
+  ids = redis.call('ZRANGE', KEYS[2], offset, offset + 999)
 end
 local moved = 0
 for _, id in ipairs(ids) do
   if redis.call('ZSCORE', KEYS[2], id) then
-    local c = redis.call('XCLAIM', KEYS[1], ARGV[1], 'yungate-redrive', 0, id, 'IDLE', ARGV[2], 'RETRYCOUNT', 0, 'FORCE', 'JUSTID')
+    local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, id, 'IDLE', ARGV[2], 'RETRYCOUNT', 0, 'FORCE', 'JUSTID')
     if c[1] then
       redis.call('ZREM', KEYS[2], id)
       redis.call('HDEL', KEYS[3], id)
@@ -152,13 +218,13 @@ for _, id in ipairs(ids) do
     end
   end
 end
-return moved
+return {moved, #ids}
 "#;
 
 /// KEYS[1] stream, KEYS[2] dead set, KEYS[3] dead info; ARGV group, from
 /// score, limit. Returns {id, info, entry or false}.
 const DEAD: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOGROUP no such subscriber') end
+if not position(KEYS[1], ARGV[1]) then return redis.error_reply('NOGROUP no such subscriber') end
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], '+inf', 'LIMIT', 0, ARGV[3])) do
   local e = redis.call('XRANGE', KEYS[1], id, id)
@@ -170,15 +236,7 @@ return out
 /// KEYS[1] stream, KEYS[3] dead info; ARGV group, ids. Returns per id
 /// {'dead', info} | {'pending', attempts} | {'cmp', last delivered id}.
 const STATES: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOGROUP no such subscriber') end
-local last = nil
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local name, ld
-  for i = 1, #g, 2 do
-    if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then ld = g[i + 1] end
-  end
-  if name == ARGV[1] then last = ld end
-end
+local last = position(KEYS[1], ARGV[1])
 if not last then return redis.error_reply('NOGROUP no such subscriber') end
 local out = {}
 for i = 2, #ARGV do
@@ -194,16 +252,28 @@ end
 return out
 "#;
 
+/// KEYS[1] stream, KEYS[2] newest trimmed id; ARGV start, end, count, the
+/// cursor listed after ('' for none). Returns {'ok', entries} or
+/// {'expired', newest trimmed}.
+const LIST: &str = r#"
+if ARGV[4] ~= '' then
+  local trimmed = redis.call('GET', KEYS[2])
+  if trimmed and less(ARGV[4], trimmed) then return {'expired', trimmed} end
+end
+return {'ok', redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])}
+"#;
+
 #[derive(Debug)]
 struct Scripts {
     append: Script,
-    join_after: Script,
+    join: Script,
     fetch: Script,
     ack: Script,
     leave: Script,
     redrive: Script,
     dead: Script,
     states: Script,
+    list: Script,
 }
 
 /// Aborts the tail task when the last handle of the log goes.
@@ -317,6 +387,11 @@ fn number<T: std::str::FromStr>(value: Option<&Value>, what: &str) -> Result<T, 
         .ok_or_else(|| bad_reply(what))
 }
 
+/// A script with the shared functions before it.
+fn lua(body: &str) -> Script {
+    Script::new(&format!("{IDS}{body}"))
+}
+
 /// `attempts:at_ms` as the dead info hash keeps it.
 fn dead_info(text: &str) -> (u32, u64) {
     let (a, t) = text.split_once(':').unwrap_or((text, "0"));
@@ -340,14 +415,15 @@ impl RedisLog {
         Ok(RedisLog {
             connection,
             scripts: Arc::new(Scripts {
-                append: Script::new(APPEND),
-                join_after: Script::new(JOIN_AFTER),
-                fetch: Script::new(FETCH),
-                ack: Script::new(ACK),
-                leave: Script::new(LEAVE),
-                redrive: Script::new(REDRIVE),
-                dead: Script::new(DEAD),
-                states: Script::new(STATES),
+                append: lua(APPEND),
+                join: lua(JOIN),
+                fetch: lua(FETCH),
+                ack: lua(ACK),
+                leave: lua(LEAVE),
+                redrive: lua(REDRIVE),
+                dead: lua(DEAD),
+                states: lua(STATES),
+                list: lua(LIST),
             }),
             prefix,
             retention_ms: u64::try_from(retention.as_millis()).unwrap_or(u64::MAX).max(1),
@@ -358,6 +434,11 @@ impl RedisLog {
 
     fn stream(&self) -> String {
         format!("{}stream", self.prefix)
+    }
+
+    /// The newest id the retention trimmed.
+    fn trimmed(&self) -> String {
+        format!("{}trimmed", self.prefix)
     }
 
     /// `script` on the stream and `subscriber`'s dead-letter keys, with the
@@ -373,6 +454,7 @@ impl RedisLog {
         invocation
             .key(format!("{}dead:{subscriber}", self.prefix))
             .key(format!("{}deadn:{subscriber}", self.prefix))
+            .key(self.trimmed())
             .arg(subscriber);
         for arg in args {
             invocation.arg(arg);
@@ -451,6 +533,7 @@ impl NotificationLog for RedisLog {
             let mut invocation = self.scripts.append.key(self.stream());
             invocation
                 .key(format!("{}seen:{}", self.prefix, record.id))
+                .key(self.trimmed())
                 .arg(self.retention_ms);
             for (name, value) in [
                 ("id", Some(&record.id)),
@@ -479,58 +562,58 @@ impl NotificationLog for RedisLog {
         })
     }
 
-    fn join<'a>(&'a self, subscriber: &'a str, start: Start) -> LogFuture<'a, ()> {
+    fn join<'a>(&'a self, subscriber: &'a str, start: Start, filter: &'a str) -> LogFuture<'a, ()> {
         Box::pin(async move {
+            let at = match start {
+                Start::Resume => String::new(),
+                Start::After(at) => at.to_string(),
+            };
             let mut connection = self.connection.clone();
-            match start {
-                Start::Resume => {
-                    let created: Result<Value, redis::RedisError> = redis::cmd("XGROUP")
-                        .arg("CREATE")
-                        .arg(self.stream())
-                        .arg(subscriber)
-                        .arg("$")
-                        .arg("MKSTREAM")
-                        .query_async(&mut connection)
-                        .await;
-                    match created {
-                        Ok(_) => Ok(()),
-                        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-                        Err(e) => Err(unavailable(e)),
-                    }
-                }
-                Start::After(at) => {
-                    let reply: Vec<Value> = self
-                        .scripts
-                        .join_after
-                        .key(self.stream())
-                        .arg(subscriber)
-                        .arg(at.to_string())
-                        .invoke_async(&mut connection)
-                        .await
-                        .map_err(unavailable)?;
-                    match reply.first().and_then(text).as_deref() {
-                        Some("ok") => Ok(()),
-                        Some("ahead") => Err(LogError::CursorAhead {
-                            cursor: at,
-                            newest: cursor(reply.get(1).ok_or_else(|| bad_reply("join"))?)?,
-                        }),
-                        Some("expired") => Err(LogError::CursorExpired { cursor: at }),
-                        _ => Err(bad_reply("join")),
-                    }
-                }
+            let reply: Vec<Value> = self
+                .scripts
+                .join
+                .key(self.stream())
+                .key(format!("{}filters", self.prefix))
+                .key(self.trimmed())
+                .arg(subscriber)
+                .arg(filter)
+                .arg(at)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            let detail = || reply.get(1).ok_or_else(|| bad_reply("join"));
+            match (reply.first().and_then(text).as_deref(), start) {
+                (Some("ok"), _) => Ok(()),
+                (Some("filter"), _) => Err(LogError::FilterMismatch {
+                    subscriber: subscriber.to_owned(),
+                    existing: text(detail()?).unwrap_or_default(),
+                }),
+                (Some("ahead"), Start::After(cursor)) => Err(LogError::CursorAhead {
+                    cursor,
+                    newest: self::cursor(detail()?)?,
+                }),
+                (Some("expired"), Start::After(cursor)) => Err(LogError::CursorExpired {
+                    cursor,
+                    resume_from: self::cursor(detail()?)?,
+                }),
+                _ => Err(bad_reply("join")),
             }
         })
     }
 
     fn fetch<'a>(&'a self, subscriber: &'a str, consumer: &'a str, terms: FetchTerms) -> LogFuture<'a, Fetched> {
         Box::pin(async move {
+            if terms.room == 0 {
+                return Ok(Fetched::default());
+            }
             let args = [
                 consumer.to_owned(),
-                terms.room.max(1).to_string(),
+                terms.room.to_string(),
                 u64::try_from(terms.visibility.as_millis())
                     .unwrap_or(u64::MAX)
                     .to_string(),
                 terms.max_deliveries.max(1).to_string(),
+                self.retention_ms.to_string(),
             ];
             let mut connection = self.connection.clone();
             let reply: Vec<Value> = self
@@ -538,8 +621,14 @@ impl NotificationLog for RedisLog {
                 .invoke_async(&mut connection)
                 .await
                 .map_err(|e| no_group_or(e, subscriber))?;
+            if reply.first().and_then(text).as_deref() == Some("expired") {
+                return Err(LogError::CursorExpired {
+                    cursor: cursor(reply.get(1).ok_or_else(|| bad_reply("fetch"))?)?,
+                    resume_from: cursor(reply.get(2).ok_or_else(|| bad_reply("fetch"))?)?,
+                });
+            }
             let mut out = Fetched::default();
-            for item in reply.first().and_then(array).unwrap_or_default() {
+            for item in reply.get(1).and_then(array).unwrap_or_default() {
                 let parts = array(item).ok_or_else(|| bad_reply("fetch"))?;
                 let (Some(id), Some(fields)) = (parts.first(), parts.get(1)) else {
                     return Err(bad_reply("fetch"));
@@ -550,11 +639,8 @@ impl NotificationLog for RedisLog {
                     attempt: number(parts.get(2), "fetch")?,
                 });
             }
-            for id in reply.get(1).and_then(array).unwrap_or_default() {
+            for id in reply.get(2).and_then(array).unwrap_or_default() {
                 out.dead_lettered.push(cursor(id)?);
-            }
-            if terms.room == 0 {
-                out.deliveries.clear();
             }
             Ok(out)
         })
@@ -640,44 +726,80 @@ impl NotificationLog for RedisLog {
 
     fn redrive<'a>(&'a self, subscriber: &'a str, cursors: &'a [Cursor], visibility: Duration) -> LogFuture<'a, usize> {
         Box::pin(async move {
-            let args = [u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX).to_string()];
+            let visibility = u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX).to_string();
             let mut connection = self.connection.clone();
-            let n: i64 = self
-                .for_subscriber(&self.scripts.redrive, subscriber, &args, cursors)
-                .invoke_async(&mut connection)
-                .await
-                .map_err(|e| no_group_or(e, subscriber))?;
+            let mut moved = 0usize;
+            // All of them: page by page, one script each, so that Redis is
+            // never held long; what cannot move (trimmed) is stepped over.
+            let mut offset = 0usize;
+            loop {
+                let args = [
+                    visibility.clone(),
+                    super::REDRIVE_CONSUMER.to_owned(),
+                    offset.to_string(),
+                ];
+                let reply: Vec<Value> = self
+                    .for_subscriber(&self.scripts.redrive, subscriber, &args, cursors)
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(|e| no_group_or(e, subscriber))?;
+                let n: usize = number(reply.first(), "redrive")?;
+                let examined: usize = number(reply.get(1), "redrive")?;
+                moved = moved.saturating_add(n);
+                if !cursors.is_empty() || examined == 0 {
+                    break;
+                }
+                offset = offset.saturating_add(examined - n.min(examined));
+            }
             self.bump();
-            Ok(usize::try_from(n).unwrap_or(0))
+            Ok(moved)
         })
     }
 
     fn list<'a>(&'a self, query: &'a ListQuery) -> LogFuture<'a, Vec<Entry>> {
         Box::pin(async move {
+            if query.limit == 0 {
+                return Ok(Vec::new());
+            }
             let since = query.since_ms.map(|ms| Cursor { ms, seq: 0 });
+            // Strictly after `a`: the next possible id (`(a` is refused for the largest).
+            let after = |a: Cursor| match (a.seq.checked_add(1), a.ms.checked_add(1)) {
+                (Some(seq), _) => Some(Cursor { ms: a.ms, seq }),
+                (None, Some(ms)) => Some(Cursor { ms, seq: 0 }),
+                (None, None) => None,
+            };
             let start = match (query.after, since) {
-                (Some(a), Some(s)) if s > a => s.to_string(),
-                (Some(a), _) => format!("({a}"),
-                (None, Some(s)) => s.to_string(),
-                (None, None) => "-".to_owned(),
+                (Some(a), s) => match (after(a), s) {
+                    (None, _) => return Ok(Vec::new()),
+                    (Some(next), Some(s)) if s > next => s,
+                    (Some(next), _) => next,
+                },
+                (None, Some(s)) => s,
+                (None, None) => Cursor::default(),
             };
             let end = query.until_ms.map_or("+".to_owned(), |ms| format!("({ms}-0"));
             let mut connection = self.connection.clone();
-            let reply: Value = redis::cmd("XRANGE")
-                .arg(self.stream())
-                .arg(start)
+            let reply: Vec<Value> = self
+                .scripts
+                .list
+                .key(self.stream())
+                .key(self.trimmed())
+                .arg(start.to_string())
                 .arg(end)
-                .arg("COUNT")
-                .arg(query.limit.max(1))
-                .query_async(&mut connection)
+                .arg(query.limit)
+                .arg(query.after.map(|a| a.to_string()).unwrap_or_default())
+                .invoke_async(&mut connection)
                 .await
                 .map_err(unavailable)?;
-            let mut out = Vec::new();
-            for item in array(&reply).unwrap_or_default() {
-                out.push(entry(item)?);
+            if reply.first().and_then(text).as_deref() == Some("expired") {
+                return Err(LogError::CursorExpired {
+                    cursor: query.after.unwrap_or_default(),
+                    resume_from: cursor(reply.get(1).ok_or_else(|| bad_reply("list"))?)?,
+                });
             }
-            if query.limit == 0 {
-                out.clear();
+            let mut out = Vec::new();
+            for item in reply.get(1).and_then(array).unwrap_or_default() {
+                out.push(entry(item)?);
             }
             Ok(out)
         })

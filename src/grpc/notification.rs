@@ -290,6 +290,9 @@ impl NotificationService for Notifications {
                 Feed::Delivery(d) => Ok(notification_of(&d.entry, d.attempt)),
                 Feed::Failed(e) => Err(log_status(&e)),
             })
+            // The merge would otherwise wait on `stopping` for ever once the
+            // fan-out is gone: its end is an error too.
+            .chain(tokio_stream::once(Err(status::subscription_ended())))
             .merge(stopping);
         Ok(Response::new(Box::pin(stream)))
     }

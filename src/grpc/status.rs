@@ -378,6 +378,19 @@ pub fn shutting_down() -> Status {
     )
 }
 
+/// A subscription's delivery ended on this replica without another
+/// reason (its task is gone): a stream must never end with OK, or the
+/// subscriber would not come back.
+pub fn subscription_ended() -> Status {
+    let mut details = ErrorDetails::with_error_info("SUBSCRIPTION_ENDED", DOMAIN, HashMap::new());
+    details.set_retry_info(Some(Duration::from_millis(100)));
+    Status::with_error_details(
+        Code::Unavailable,
+        "this stream's delivery ended: subscribe again (unacknowledged events are redelivered)",
+        details,
+    )
+}
+
 /// The status of a notification log failure.
 pub fn from_log_error(error: &LogError) -> Status {
     match error {

@@ -131,6 +131,16 @@ pub async fn run(
     let _ = log.leave(&subscriber, &consumer).await;
 }
 
+/// Ends the stream with `error`, waiting for room behind what the channel
+/// already holds (dropped, the stream would end without saying why).
+async fn fail(error: LogError, subscriber: &str, tx: &mpsc::Sender<Feed>, shutdown: &mut watch::Receiver<bool>) {
+    tracing::warn!(subscriber = %subscriber, error = %error, "subscription ended");
+    tokio::select! {
+        _ = tx.send(Feed::Failed(error)) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn deliver(
     log: &dyn NotificationLog,
@@ -156,8 +166,7 @@ async fn deliver(
         let fetched = match log.fetch(subscriber, consumer, terms).await {
             Ok(fetched) => fetched,
             Err(e @ (LogError::CursorExpired { .. } | LogError::FilterMismatch { .. })) => {
-                tracing::warn!(subscriber = %subscriber, error = %e, "subscription ended");
-                let _ = tx.try_send(Feed::Failed(e));
+                fail(e, subscriber, tx, shutdown).await;
                 return;
             }
             Err(LogError::NoSubscriber(_)) => {
@@ -169,8 +178,13 @@ async fn deliver(
                     },
                     None => log.join(subscriber, Start::Resume, filter_key).await,
                 };
-                if let Err(e) = again {
-                    tracing::warn!(subscriber = %subscriber, error = %e, "cannot make the subscriber again");
+                match again {
+                    Ok(()) => {}
+                    Err(e @ (LogError::CursorExpired { .. } | LogError::FilterMismatch { .. })) => {
+                        fail(e, subscriber, tx, shutdown).await;
+                        return;
+                    }
+                    Err(e) => tracing::warn!(subscriber = %subscriber, error = %e, "cannot make the subscriber again"),
                 }
                 if let Woken::Leave = pause(backoff, shutdown, tx).await {
                     return;
@@ -224,5 +238,60 @@ async fn deliver(
             _ = changes.changed() => {}
             woken = pause(poll, shutdown, tx) => if let Woken::Leave = woken { return },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::notifications::MemoryLog;
+
+    fn record(n: usize) -> Record {
+        Record {
+            id: format!("id-{n}"),
+            service: "OrderService".into(),
+            method: "pay".into(),
+            biz_order_no: None,
+            biz_user_id: None,
+            timestamp: String::new(),
+            version: "1.0".into(),
+            rps: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expiry_behind_a_full_channel_still_reaches_the_stream() {
+        let log: Arc<dyn NotificationLog> = Arc::new(MemoryLog::with_capacity(Duration::from_secs(3600), 2));
+        log.join("s", Start::Resume, "{}").await.unwrap();
+        log.append(&record(0)).await.unwrap();
+        let (tx, mut rx) = mpsc::channel(1);
+        let (_stop, shutdown) = watch::channel(false);
+        let subscription = Subscription {
+            subscriber: "s".into(),
+            consumer: "c".into(),
+            filter: Filter::default(),
+        };
+        let terms = FetchTerms {
+            room: 1,
+            visibility: Duration::from_secs(60),
+            max_deliveries: 3,
+        };
+        let task = tokio::spawn(run(Arc::clone(&log), subscription, terms, tx, shutdown));
+        // The first event fills the channel; the subscriber does not read yet.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Capacity 2: these trim the event after the subscriber's position that it never read.
+        for n in 1..4 {
+            log.append(&record(n)).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(matches!(rx.recv().await, Some(Feed::Delivery(_))));
+        assert!(matches!(
+            tokio::time::timeout(Duration::from_secs(5), rx.recv()).await,
+            Ok(Some(Feed::Failed(LogError::CursorExpired { .. })))
+        ));
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

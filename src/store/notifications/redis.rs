@@ -123,7 +123,7 @@ end
 local function bury(id, count)
   redis.call('XACK', stream, group, id)
   redis.call('ZADD', KEYS[2], string.match(id, '^(%d+)-'), id)
-  redis.call('HSET', KEYS[3], id, count .. ':' .. now)
+  redis.call('HSET', KEYS[3], id, string.format('%d:%d', count, now))
   table.insert(dead, id)
 end
 -- What this consumer holds that is not yet stale (its stale ones are due again).

@@ -3,7 +3,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -353,20 +353,12 @@ async fn redis_stopped_during_ingest_the_provider_retries_and_it_arrives_once() 
     rig.set_faults(json!({"notifications": {"delayMs": 400}})).await;
     paid_deposit(&rig, "ntf-r1", "ntf-rd-1", 300).await;
     redis.pause();
-    let paused = Instant::now();
     let addr = rig.gateway.notify_addr();
     // The ingress cannot store it: 503, and the sandbox keeps retrying (5s, 2m, 10m... x 0.001).
-    loop {
-        let failures = stats(addr).await["storeFailures"].as_u64().unwrap();
-        if failures >= 1 {
-            break;
-        }
-        assert!(
-            paused.elapsed() < Duration::from_secs(10),
-            "the notification never came"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the notification never came", async || {
+        stats(addr).await["storeFailures"].as_u64().unwrap() >= 1
+    })
+    .await;
     redis.resume();
     let n = next(&mut stream, Duration::from_secs(20))
         .await
@@ -389,49 +381,78 @@ async fn redis_stopped_during_ingest_the_provider_retries_and_it_arrives_once() 
     assert_eq!(codes.last().unwrap(), &json!(200), "{codes:?}");
 }
 
-/// A proxy in front of the ingress that forwards every notification but
-/// answers the first `lose` with 502, as if the gateway had died after the
-/// append and before its answer.
-async fn answer_losing_proxy(target: Arc<OnceLock<SocketAddr>>, lose: usize) -> SocketAddr {
-    let lost = Arc::new(Mutex::new(0usize));
-    let app = axum::Router::new().route(
-        "/notify",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let target = Arc::clone(&target);
-            let lost = Arc::clone(&lost);
-            async move {
-                let addr = target.get().copied().unwrap();
-                let status = reqwest::Client::new()
-                    .post(format!("http://{addr}/notify"))
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(body)
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .unwrap_or(502);
-                let mut lost = lost.lock().unwrap();
-                if status == 200 && *lost < lose {
-                    *lost += 1;
-                    return axum::http::StatusCode::BAD_GATEWAY;
+/// In front of the replicas' ingresses, as a Kubernetes Service would be:
+/// forwards each notification to the current target and answers what it
+/// answered (502 when it died mid-request), recording each outcome; the
+/// first `lose` answers of 200 become 502, as if the gateway had died after
+/// the append and before its answer.
+struct Front {
+    addr: SocketAddr,
+    target: Arc<Mutex<SocketAddr>>,
+    outcomes: Arc<Mutex<Vec<(SocketAddr, u16)>>>,
+}
+
+impl Front {
+    async fn start(lose: usize) -> Front {
+        // Nothing listens on the discard port until a target is set.
+        let target = Arc::new(Mutex::new(SocketAddr::from(([127, 0, 0, 1], 9))));
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let (to, seen) = (Arc::clone(&target), Arc::clone(&outcomes));
+        let app = axum::Router::new().route(
+            "/notify",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let (to, seen) = (Arc::clone(&to), Arc::clone(&seen));
+                async move {
+                    let addr = *to.lock().unwrap();
+                    let status = reqwest::Client::new()
+                        .post(format!("http://{addr}/notify"))
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(body)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(502);
+                    let mut seen = seen.lock().unwrap();
+                    let lost = seen.iter().filter(|(_, s)| *s == 200).count() < lose;
+                    seen.push((addr, status));
+                    let answer = if status == 200 && lost { 502 } else { status };
+                    axum::http::StatusCode::from_u16(answer).unwrap()
                 }
-                axum::http::StatusCode::from_u16(status).unwrap()
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Front { addr, target, outcomes }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/notify", self.addr)
+    }
+
+    fn send_to(&self, addr: SocketAddr) {
+        *self.target.lock().unwrap() = addr;
+    }
+
+    /// (target, its status) for each notification forwarded.
+    fn outcomes(&self) -> Vec<(SocketAddr, u16)> {
+        self.outcomes.lock().unwrap().clone()
+    }
+}
+
+/// Polls `done` until it holds, failing the test after 10 s with `what`.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 async fn lost_answers(backend: Backend) {
-    let target = Arc::new(OnceLock::new());
-    let proxy = answer_losing_proxy(Arc::clone(&target), 2).await;
-    let (rig, _redis) = rig(backend, |c| {
-        c.gateway.notify_url = Some(format!("http://{proxy}/notify"))
-    })
-    .await;
-    target.set(rig.gateway.notify_addr()).unwrap();
+    let front = Front::start(2).await;
+    let (rig, _redis) = rig(backend, |c| c.gateway.notify_url = Some(front.url())).await;
+    front.send_to(rig.gateway.notify_addr());
     let mut stream = subscribe(&rig.channel, named("ledger")).await;
     paid_deposit(&rig, "ntf-l1", "ntf-ld-1", 400).await;
     let n = next(&mut stream, Duration::from_secs(10)).await.unwrap();
@@ -918,36 +939,6 @@ impl AppendSwallowingProxy {
     }
 }
 
-/// In front of the replicas' ingresses, as a Kubernetes Service would be:
-/// forwards each notification to the current target and answers what it
-/// answered (502 when it died mid-request), recording each outcome.
-async fn switchable_front(target: Arc<Mutex<SocketAddr>>, outcomes: Arc<Mutex<Vec<(SocketAddr, u16)>>>) -> SocketAddr {
-    let app = axum::Router::new().route(
-        "/notify",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let target = Arc::clone(&target);
-            let outcomes = Arc::clone(&outcomes);
-            async move {
-                let addr = *target.lock().unwrap();
-                let status = reqwest::Client::new()
-                    .post(format!("http://{addr}/notify"))
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(body)
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .unwrap_or(502);
-                outcomes.lock().unwrap().push((addr, status));
-                axum::http::StatusCode::from_u16(status).unwrap()
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
 /// The "gateway killed after the append but before answering": a
 /// real `yungate serve` process is SIGKILLed once its append is in Redis and
 /// before it can answer; the provider's retry reaches another replica, which
@@ -956,40 +947,28 @@ async fn switchable_front(target: Arc<Mutex<SocketAddr>>, outcomes: Arc<Mutex<Ve
 async fn a_gateway_killed_between_append_and_answer_loses_and_doubles_nothing() {
     let redis = RedisServer::start();
     let proxy = AppendSwallowingProxy::start(&redis).await;
-    let outcomes = Arc::new(Mutex::new(Vec::new()));
-    let target = Arc::new(Mutex::new("127.0.0.1:9".parse::<SocketAddr>().unwrap()));
-    let front = switchable_front(Arc::clone(&target), Arc::clone(&outcomes)).await;
-    let rig = Rig::on_store(Some(&redis), |c| {
-        c.gateway.notify_url = Some(format!("http://{front}/notify"));
-    })
-    .await;
+    let front = Front::start(0).await;
+    let rig = Rig::on_store(Some(&redis), |c| c.gateway.notify_url = Some(front.url())).await;
     let mut doomed_config = rig.config.clone();
     doomed_config.store.redis_url = Some(yungate::provider::sensitive::Sensitive::new(proxy.url()));
     let mut doomed = support::replica::Replica::spawn(&doomed_config);
-    *target.lock().unwrap() = doomed.notify_addr;
+    front.send_to(doomed.notify_addr);
 
     // One earlier notification, straight to the surviving replica: the
     // append script is then in Redis's cache, so the doomed replica's first
     // EVALSHA is its append and not a NOSCRIPT round trip.
     post_order(&rig, rig.gateway.notify_addr(), "ntf-k-warm").await;
     let mut stream = subscribe(&rig.channel, named("ledger")).await;
-    let mut redis_client = redis.client().get_multiplexed_async_connection().await.unwrap();
-    let stream_key = format!("yg:ntf:{{{SYSID}}}:stream");
-    let length = |c: &mut redis::aio::MultiplexedConnection| {
-        let mut c = c.clone();
-        let key = stream_key.clone();
-        async move { redis::cmd("XLEN").arg(key).query_async::<u64>(&mut c).await.unwrap() }
-    };
-    assert_eq!(length(&mut redis_client).await, 1);
+    let mut conn = redis.client().get_multiplexed_async_connection().await.unwrap();
+    assert_eq!(stream_length(&mut conn).await, 1);
 
     paid_deposit(&rig, "ntf-k1", "ntf-kill-1", 500).await;
-    let started = Instant::now();
-    while !(proxy.swallowing() && length(&mut redis_client).await == 2) {
-        assert!(started.elapsed() < Duration::from_secs(10), "the append never came");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    eventually("the append never came", async || {
+        proxy.swallowing() && stream_length(&mut conn).await == 2
+    })
+    .await;
     // The append is in Redis; the doomed replica waits for its reply.
-    *target.lock().unwrap() = rig.gateway.notify_addr();
+    front.send_to(rig.gateway.notify_addr());
     doomed.kill();
 
     let n = next(&mut stream, Duration::from_secs(10))
@@ -998,22 +977,28 @@ async fn a_gateway_killed_between_append_and_answer_loses_and_doubles_nothing() 
     assert_eq!(n.biz_order_no, "ntf-kill-1");
     assert_eq!(n.delivery_attempt, 1);
     ack(&rig.channel, "ledger", &n).await;
-    // The retry reached the survivor and was recognised.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while stats(rig.gateway.notify_addr()).await["duplicates"] != 1 {
-        assert!(Instant::now() < deadline, "the retry never reached the survivor");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the retry never reached the survivor", async || {
+        stats(rig.gateway.notify_addr()).await["duplicates"] == 1
+    })
+    .await;
     assert!(
         next(&mut stream, Duration::from_millis(800)).await.is_none(),
         "exactly once"
     );
-    assert_eq!(length(&mut redis_client).await, 2, "stored once");
-    let outcomes = outcomes.lock().unwrap().clone();
+    assert_eq!(stream_length(&mut conn).await, 2, "stored once");
+    let outcomes = front.outcomes();
     assert_eq!(
         outcomes.first(),
         Some(&(doomed.notify_addr, 502)),
         "the doomed replica never answered: {outcomes:?}"
     );
     assert_eq!(outcomes.last(), Some(&(rig.gateway.notify_addr(), 200)), "{outcomes:?}");
+}
+
+async fn stream_length(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    redis::cmd("XLEN")
+        .arg(format!("yg:ntf:{{{SYSID}}}:stream"))
+        .query_async(conn)
+        .await
+        .unwrap()
 }

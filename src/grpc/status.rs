@@ -369,12 +369,9 @@ pub fn from_gateway_error(error: &GatewayError) -> Status {
 
 /// A Subscribe stream ended because this replica is stopping.
 pub fn shutting_down() -> Status {
-    let mut details = ErrorDetails::with_error_info("GATEWAY_SHUTTING_DOWN", DOMAIN, HashMap::new());
-    details.set_retry_info(Some(Duration::from_millis(100)));
-    Status::with_error_details(
-        Code::Unavailable,
+    subscribe_again(
+        "GATEWAY_SHUTTING_DOWN",
         "this gateway replica is stopping: subscribe again (unacknowledged events are redelivered)",
-        details,
     )
 }
 
@@ -382,13 +379,17 @@ pub fn shutting_down() -> Status {
 /// reason (its task is gone): a stream must never end with OK, or the
 /// subscriber would not come back.
 pub fn subscription_ended() -> Status {
-    let mut details = ErrorDetails::with_error_info("SUBSCRIPTION_ENDED", DOMAIN, HashMap::new());
-    details.set_retry_info(Some(Duration::from_millis(100)));
-    Status::with_error_details(
-        Code::Unavailable,
+    subscribe_again(
+        "SUBSCRIPTION_ENDED",
         "this stream's delivery ended: subscribe again (unacknowledged events are redelivered)",
-        details,
     )
+}
+
+/// The end of a stream that the subscriber answers by subscribing again at once.
+fn subscribe_again(reason: &str, message: &str) -> Status {
+    let mut details = ErrorDetails::with_error_info(reason, DOMAIN, HashMap::new());
+    details.set_retry_info(Some(Duration::from_millis(100)));
+    Status::with_error_details(Code::Unavailable, message, details)
 }
 
 /// The status of a notification log failure.

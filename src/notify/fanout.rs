@@ -111,24 +111,8 @@ pub async fn run(
     tx: mpsc::Sender<Feed>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let Subscription {
-        subscriber,
-        consumer,
-        filter,
-    } = subscription;
-    let filter_key = filter.canonical();
-    deliver(
-        &*log,
-        &subscriber,
-        &consumer,
-        &filter,
-        &filter_key,
-        terms,
-        &tx,
-        &mut shutdown,
-    )
-    .await;
-    let _ = log.leave(&subscriber, &consumer).await;
+    deliver(&*log, &subscription, terms, &tx, &mut shutdown).await;
+    let _ = log.leave(&subscription.subscriber, &subscription.consumer).await;
 }
 
 /// Ends the stream with `error`, waiting for room behind what the channel
@@ -141,17 +125,19 @@ async fn fail(error: LogError, subscriber: &str, tx: &mpsc::Sender<Feed>, shutdo
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn deliver(
     log: &dyn NotificationLog,
-    subscriber: &str,
-    consumer: &str,
-    filter: &Filter,
-    filter_key: &str,
+    subscription: &Subscription,
     terms: FetchTerms,
     tx: &mpsc::Sender<Feed>,
     shutdown: &mut watch::Receiver<bool>,
 ) {
+    let Subscription {
+        subscriber,
+        consumer,
+        filter,
+    } = subscription;
+    let filter_key = &filter.canonical();
     let mut changes = log.changes();
     // Redeliveries fall due without any append: look again this often.
     let poll = (terms.visibility / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));

@@ -749,7 +749,7 @@ impl NotificationLog for RedisLog {
                 if !cursors.is_empty() || examined == 0 {
                     break;
                 }
-                offset = offset.saturating_add(examined - n.min(examined));
+                offset = offset.saturating_add(examined.saturating_sub(n));
             }
             self.bump();
             Ok(moved)

@@ -40,6 +40,173 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// The notification ingress and the fan-out to subscribers.
     pub notify: NotifyConfig,
+    /// TLS on the gRPC listener.
+    pub tls: TlsConfig,
+    /// Who may call what.
+    pub access: AccessConfig,
+    /// What one replica accepts before it refuses or waits.
+    pub limits: LimitsConfig,
+    /// Health checks and the drain at shutdown.
+    pub health: HealthConfig,
+}
+
+/// TLS on the gRPC listener (PEM files, re-read when they change).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first. Unset: plaintext (behind a mesh
+    /// that terminates TLS, or on loopback).
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    pub key: Option<PathBuf>,
+    /// CA certificates that client certificates must chain to (mTLS). A
+    /// client without a certificate still connects, and is UNAUTHENTICATED
+    /// for everything but health when `access.identity = "tls"`.
+    pub client_ca: Option<PathBuf>,
+    /// How often the files are checked for changes, in seconds.
+    pub reload_interval_secs: u64,
+}
+
+/// Where a caller's identity comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentitySource {
+    /// No authenticated identity; `x-yungate-caller` names callers for rate limits.
+    None,
+    /// The client certificate (needs `tls.client_ca`): its first URI SAN,
+    /// else DNS SAN, else CN.
+    Tls,
+    /// A header set by a mesh sidecar that terminated mTLS
+    /// (`access.identity_header`; `x-forwarded-client-cert` is parsed as
+    /// Envoy writes it, any other header is taken verbatim).
+    Header,
+}
+
+/// Who may call what.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    pub identity: IdentitySource,
+    /// The header of `identity = "header"`.
+    pub identity_header: String,
+    /// Serve gRPC server reflection (grpcurl, Postman); off in production if the schema is private.
+    pub reflection: bool,
+    /// With rules, a call is allowed only when one rule names its caller and rpc.
+    pub rules: Vec<AccessRule>,
+}
+
+/// One access rule. Patterns are exact, `*`, or a prefix ending in `*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    /// Caller identities.
+    pub callers: Vec<String>,
+    /// `*`, `yungate.v1.OrderService`, `yungate.v1.OrderService/*` or
+    /// `yungate.v1.OrderService/DepositApply` (reflection is
+    /// `grpc.reflection.v1alpha.ServerReflection` and `...v1...`).
+    pub rpcs: Vec<String>,
+    /// The notification subscribers these callers may subscribe, ack, list
+    /// and redrive as (none unless named).
+    #[serde(default)]
+    pub subscribers: Vec<String>,
+}
+
+/// The limits of one replica. Each bounds what a client can make the gateway hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Connections open at once on the gRPC listener; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// HTTP/2 streams one connection may have open.
+    pub max_concurrent_streams: u32,
+    /// gRPC requests in progress in the replica before more wait for admission.
+    pub max_concurrent_requests: usize,
+    /// The largest request message, in bytes.
+    pub max_message_bytes: usize,
+    /// Request bytes one connection may have buffered at once.
+    pub connection_request_bytes: usize,
+    /// Request bytes the replica may have buffered at once.
+    pub request_bytes: usize,
+    /// How long a request message may take to arrive, in milliseconds.
+    pub request_body_timeout_ms: u64,
+    /// How long a TLS handshake may take, in milliseconds.
+    pub handshake_timeout_ms: u64,
+    /// A connection without a request in progress for this long is closed, in seconds.
+    pub idle_timeout_secs: u64,
+    /// HTTP/2 PING interval on idle connections, in seconds (0: none).
+    pub keepalive_interval_secs: u64,
+    /// How long a PING may go unanswered before the connection is closed, in seconds.
+    pub keepalive_timeout_secs: u64,
+    /// The largest header block of a request, in bytes.
+    pub max_header_list_bytes: u32,
+}
+
+/// Health checks and the drain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// A plaintext listener serving only grpc.health.v1, for the kubelet's
+    /// gRPC probes (they speak no TLS). Unset: health on the gRPC listener only.
+    pub listen: Option<SocketAddr>,
+    /// How often the store and the provider are checked, in milliseconds.
+    pub check_interval_ms: u64,
+    /// After SIGTERM, how long readiness says NOT_SERVING before the
+    /// listener closes (time for endpoints to drop the pod), in milliseconds.
+    pub drain_delay_ms: u64,
+    /// Then how long in-flight calls may take to finish, in milliseconds.
+    pub drain_deadline_ms: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            client_ca: None,
+            reload_interval_secs: 10,
+        }
+    }
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            identity: IdentitySource::None,
+            identity_header: crate::serve::access::XFCC.to_owned(),
+            reflection: true,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 1024,
+            max_concurrent_streams: 128,
+            max_concurrent_requests: 4096,
+            max_message_bytes: 4 << 20,
+            connection_request_bytes: 8 << 20,
+            request_bytes: 256 << 20,
+            request_body_timeout_ms: 10_000,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_secs: 300,
+            keepalive_interval_secs: 30,
+            keepalive_timeout_secs: 20,
+            max_header_list_bytes: 16 << 10,
+        }
+    }
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            listen: None,
+            check_interval_ms: 5_000,
+            drain_delay_ms: 2_000,
+            drain_deadline_ms: 30_000,
+        }
+    }
 }
 
 /// The provider's notifications: where they are received, how long they
@@ -128,9 +295,14 @@ pub struct RateLimitConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProviderConfig {
-    /// The SOA endpoint, e.g. `https://yun.allinpay.com/service/soa`. Unset:
-    /// the embedded sandbox.
+    /// The SOA endpoint, e.g. `https://yun.allinpay.com/service/soa`. Unset
+    /// with no other provider setting: the embedded sandbox (README's first
+    /// command); unset with any other provider setting: a start-up error.
     pub url: Option<String>,
+    /// Run the embedded sandbox on purpose (with `sysid`, `environment` or
+    /// `protocol` set, or beside a store, TLS, access rules or a notify
+    /// URL, which the defaults would otherwise refuse).
+    pub sandbox: bool,
     /// The host of the provider's pages, e.g. `https://yun.allinpay.com`
     /// (default: the scheme and host of `url`).
     pub page_base_url: Option<String>,
@@ -188,6 +360,10 @@ impl Default for Config {
             idempotency: IdempotencyConfig::default(),
             rate_limit: RateLimitConfig::default(),
             notify: NotifyConfig::default(),
+            tls: TlsConfig::default(),
+            access: AccessConfig::default(),
+            limits: LimitsConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -249,6 +425,7 @@ impl Default for ProviderConfig {
     fn default() -> Self {
         ProviderConfig {
             url: None,
+            sandbox: false,
             page_base_url: None,
             environment: None,
             sysid: "1902271423530001".into(),
@@ -320,7 +497,10 @@ impl Config {
         if p.max_in_flight == 0 || p.max_in_flight > 100_000 {
             return Err(invalid("provider.max_in_flight", "must be between 1 and 100000"));
         }
+        self.validate_sandbox()?;
         self.validate_store()?;
+        self.validate_listener()?;
+        crate::serve::access::AccessPolicy::new(&self.access)?;
         if let Some(url) = &self.gateway.notify_url {
             http_url("gateway.notify_url", url)?;
             if url.contains('#') {
@@ -361,6 +541,164 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Whether the gateway runs against the embedded sandbox.
+    pub fn sandbox_mode(&self) -> bool {
+        self.provider.url.is_none()
+    }
+
+    /// The embedded sandbox runs only when nothing about the provider is
+    /// configured, or on purpose: one variable missing from a deployment
+    /// must not make payments "succeed" against a fake.
+    fn validate_sandbox(&self) -> Result<(), ConfigError> {
+        let p = &self.provider;
+        let d = ProviderConfig::default();
+        let keys = [
+            ("provider.keystore", p.keystore.is_some()),
+            ("provider.keystore_password", p.keystore_password.is_some()),
+            ("provider.keystore_password_file", p.keystore_password_file.is_some()),
+            ("provider.alias", p.alias.is_some()),
+            ("provider.key", p.key.is_some()),
+            ("provider.cert", p.cert.is_some()),
+            ("provider.pubkey", p.pubkey.is_some()),
+            ("provider.page_base_url", p.page_base_url.is_some()),
+        ];
+        let chosen = [
+            ("provider.sysid", p.sysid != d.sysid),
+            ("provider.environment", p.environment.is_some()),
+            ("provider.protocol", p.protocol != d.protocol),
+            // A deployment (shared store, TLS, rules, a public notify URL) that lost its
+            // provider settings altogether must not start on the sandbox either.
+            ("store.redis_url", self.store.redis_url.is_some()),
+            ("tls.cert", self.tls.cert.is_some()),
+            ("access.rules", !self.access.rules.is_empty()),
+            ("gateway.notify_url", self.gateway.notify_url.is_some()),
+        ];
+        match (&p.url, p.sandbox) {
+            (Some(_), true) => Err(invalid(
+                "provider.sandbox",
+                "provider.url is set too: choose the real provider (url) or the embedded sandbox (sandbox = true)",
+            )),
+            (Some(_), false) => Ok(()),
+            (None, true) => match keys.iter().find(|(_, set)| *set) {
+                Some((key, _)) => Err(invalid(
+                    "provider.sandbox",
+                    format!(
+                        "{key} is set, but the embedded sandbox makes its own key pair: remove it, or set provider.url"
+                    ),
+                )),
+                None => Ok(()),
+            },
+            (None, false) => {
+                let set: Vec<&str> = keys
+                    .iter()
+                    .chain(&chosen)
+                    .filter(|(_, s)| *s)
+                    .map(|(k, _)| *k)
+                    .collect();
+                if set.is_empty() {
+                    return Ok(());
+                }
+                Err(invalid(
+                    "provider.url",
+                    format!(
+                        "unset while {} {} set: set provider.url to the provider's endpoint \
+                         (YUNGATE__PROVIDER__URL), or provider.sandbox = true to run the embedded sandbox on purpose",
+                        set.join(", "),
+                        if set.len() == 1 { "is" } else { "are" }
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn validate_listener(&self) -> Result<(), ConfigError> {
+        let t = &self.tls;
+        match (&t.cert, &t.key) {
+            (Some(_), None) => return Err(invalid("tls.key", "required with tls.cert")),
+            (None, Some(_)) => return Err(invalid("tls.cert", "required with tls.key")),
+            (None, None) if t.client_ca.is_some() => {
+                return Err(invalid("tls.client_ca", "needs tls.cert and tls.key"));
+            }
+            _ => {}
+        }
+        if !(1..=3600).contains(&t.reload_interval_secs) {
+            return Err(invalid("tls.reload_interval_secs", "must be between 1 and 3600"));
+        }
+        if self.access.identity == IdentitySource::Header && t.client_ca.is_some() {
+            return Err(invalid(
+                "access.identity",
+                "\"header\" with tls.client_ca: the header would override the certificates this listener verifies; choose one",
+            ));
+        }
+        if self.access.identity == IdentitySource::Tls && t.client_ca.is_none() {
+            return Err(invalid(
+                "access.identity",
+                "\"tls\" needs tls.client_ca, the CA that client certificates chain to",
+            ));
+        }
+        let l = &self.limits;
+        let range = |key, v: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("must be between {lo} and {hi}")))
+            }
+        };
+        range("limits.max_connections", l.max_connections as u64, 1, 1_000_000)?;
+        range(
+            "limits.max_concurrent_streams",
+            u64::from(l.max_concurrent_streams),
+            1,
+            10_000,
+        )?;
+        range(
+            "limits.max_concurrent_requests",
+            l.max_concurrent_requests as u64,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "limits.max_message_bytes",
+            l.max_message_bytes as u64,
+            64 << 10,
+            64 << 20,
+        )?;
+        range(
+            "limits.request_body_timeout_ms",
+            l.request_body_timeout_ms,
+            100,
+            600_000,
+        )?;
+        range("limits.handshake_timeout_ms", l.handshake_timeout_ms, 100, 600_000)?;
+        range("limits.idle_timeout_secs", l.idle_timeout_secs, 1, 86_400)?;
+        range("limits.keepalive_interval_secs", l.keepalive_interval_secs, 0, 86_400)?;
+        range("limits.keepalive_timeout_secs", l.keepalive_timeout_secs, 1, 3_600)?;
+        range(
+            "limits.max_header_list_bytes",
+            u64::from(l.max_header_list_bytes),
+            1 << 10,
+            1 << 20,
+        )?;
+        // A message is reserved whole (with its 5-byte prefix) from its connection's share, which must fit the whole.
+        if (l.connection_request_bytes as u64) < l.max_message_bytes as u64 + 5 {
+            return Err(invalid(
+                "limits.connection_request_bytes",
+                "must be at least limits.max_message_bytes + 5 (a message is reserved whole)",
+            ));
+        }
+        if l.request_bytes < l.connection_request_bytes || l.request_bytes > 1 << 40 {
+            return Err(invalid(
+                "limits.request_bytes",
+                "must be at least limits.connection_request_bytes (and at most 1 TiB)",
+            ));
+        }
+        let h = &self.health;
+        range("health.check_interval_ms", h.check_interval_ms, 100, 600_000)?;
+        range("health.drain_delay_ms", h.drain_delay_ms, 0, 600_000)?;
+        range("health.drain_deadline_ms", h.drain_deadline_ms, 0, 3_600_000)?;
         Ok(())
     }
 
@@ -505,10 +843,12 @@ impl Config {
         let r = &self.rate_limit;
         let mut callers = BTreeMap::new();
         for (caller, by_name) in &r.callers {
-            if caller != crate::ratelimit::DEFAULT_CALLER && crate::ratelimit::caller_name(Some(caller)) != caller {
+            if caller != crate::ratelimit::DEFAULT_CALLER && !crate::serve::access::identity_ok(caller) {
                 return Err(invalid(
                     "rate_limit.callers",
-                    format!("{caller:?} is not a caller name ([A-Za-z0-9._-], at most 64)"),
+                    format!(
+                        "{caller:?} is neither a caller name nor an identity (visible ASCII without braces, at most 256)"
+                    ),
                 ));
             }
             callers.insert(caller.clone(), classes("rate_limit.callers", by_name)?);
@@ -580,7 +920,7 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.create_file(
                 "yungate.toml",
-                "listen = \"0.0.0.0:6000\"\n[provider]\nsysid = \"from-file\"\nrequest_timeout_ms = 5000\n",
+                "listen = \"0.0.0.0:6000\"\n[provider]\nsandbox = true\nsysid = \"from-file\"\nrequest_timeout_ms = 5000\n",
             )?;
             jail.set_env("YUNGATE__PROVIDER__SYSID", "from-env");
             let config = Config::load(Some(Path::new("yungate.toml"))).map_err(|e| e.to_string())?;
@@ -611,6 +951,100 @@ mod tests {
             assert!(err.contains("gateway.notify_url"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_sandbox_runs_only_when_nothing_about_the_provider_is_set_or_on_purpose() {
+        // README's first command: nothing configured.
+        assert!(Config::default().validate().is_ok());
+        let with = |adjust: fn(&mut Config)| {
+            let mut c = Config::default();
+            adjust(&mut c);
+            c.validate().map_err(|e| e.to_string())
+        };
+        // One variable missing from a deployment (the URL), others set: refused, naming both.
+        let err = with(|c| c.provider.keystore = Some("/keys/merchant.p12".into())).unwrap_err();
+        assert!(
+            err.contains("provider.url") && err.contains("provider.keystore"),
+            "{err}"
+        );
+        let err = with(|c| c.provider.sysid = "2001010000000001".into()).unwrap_err();
+        assert!(err.contains("provider.sysid"), "{err}");
+        // On purpose, with a sysid of one's own.
+        assert!(
+            with(|c| {
+                c.provider.sandbox = true;
+                c.provider.sysid = "2001010000000001".into();
+            })
+            .is_ok()
+        );
+        // But not with keys (the sandbox makes its own), nor with a URL.
+        let err = with(|c| {
+            c.provider.sandbox = true;
+            c.provider.key = Some("/keys/key.pem".into());
+        })
+        .unwrap_err();
+        assert!(err.contains("provider.key"), "{err}");
+        let err = with(|c| {
+            c.provider.sandbox = true;
+            c.provider.url = Some("https://yun.allinpay.com/service/soa".into());
+            c.provider.key = Some("/keys/key.pem".into());
+        })
+        .unwrap_err();
+        assert!(err.contains("provider.sandbox"), "{err}");
+    }
+
+    #[test]
+    fn listener_settings_are_checked() {
+        let with = |adjust: fn(&mut Config)| {
+            let mut c = Config::default();
+            // TLS beside no provider settings is a deployment: the sandbox on purpose.
+            c.provider.sandbox = true;
+            adjust(&mut c);
+            c.validate().map_err(|e| e.to_string())
+        };
+        assert!(
+            with(|c| c.tls.cert = Some("/tls/tls.crt".into()))
+                .unwrap_err()
+                .contains("tls.key")
+        );
+        assert!(
+            with(|c| c.tls.client_ca = Some("/tls/ca.crt".into()))
+                .unwrap_err()
+                .contains("tls.client_ca")
+        );
+        assert!(
+            with(|c| c.access.identity = IdentitySource::Tls)
+                .unwrap_err()
+                .contains("tls.client_ca")
+        );
+        let header_over_certificates = with(|c| {
+            c.tls.cert = Some("/tls/tls.crt".into());
+            c.tls.key = Some("/tls/tls.key".into());
+            c.tls.client_ca = Some("/tls/ca.crt".into());
+            c.access.identity = IdentitySource::Header;
+        });
+        assert!(header_over_certificates.unwrap_err().contains("access.identity"));
+        let bad_header = with(|c| {
+            c.access.identity = IdentitySource::Header;
+            c.access.identity_header = "x bad".into();
+        });
+        assert!(bad_header.unwrap_err().contains("access.identity_header"));
+        assert!(
+            with(|c| c.limits.connection_request_bytes = c.limits.max_message_bytes)
+                .unwrap_err()
+                .contains("limits.connection_request_bytes")
+        );
+        assert!(
+            with(|c| c.limits.max_connections = 0)
+                .unwrap_err()
+                .contains("limits.max_connections")
+        );
+        assert!(
+            with(|c| c.rate_limit.callers = BTreeMap::from([("bad name".into(), BTreeMap::new())]))
+                .unwrap_err()
+                .contains("rate_limit.callers")
+        );
     }
 
     #[test]

@@ -80,6 +80,12 @@ pub enum GatewayError {
     /// records its outcome for a retry with the same key.
     #[error("the caller's deadline passed")]
     DeadlineExceeded { sent: bool, continues: bool },
+    /// The caller did not prove who it is, and this gateway requires it; nothing was done.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The access rules do not let this caller do this; nothing was done.
+    #[error("{caller} may not call {what}")]
+    PermissionDenied { caller: String, what: String },
     /// A failure inside the gateway, never the caller's fault.
     #[error("internal: {0}")]
     Internal(String),

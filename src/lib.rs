@@ -5,8 +5,10 @@
 //! and knows nothing else. [`grpc`] is the public gRPC contract generated
 //! from `proto/yungate/v1`. [`sandbox`] is a simulator of the provider, an HTTP
 //! server of its own that the gateway and the tests reach over sockets like
-//! the real one. [`serve`] starts the gateway and assembles the tower
-//! stacks (`serve/stack.rs`): a call goes [`grpc`] (validate, convert) ->
+//! the real one. [`serve`] starts the gateway: its own accept loop with TLS
+//! and limits (`serve/listener.rs`), who may call (`serve/access.rs`),
+//! health and the drain, and the tower stacks (`serve/stack.rs`): a call
+//! goes [`grpc`] (validate, convert) ->
 //! [`idempotency`] -> [`ratelimit`] -> [`exchange`]'s `SoaService`, with
 //! records and buckets in a [`store`] (Redis, or in memory); every failure
 //! is an [`error::GatewayError`] mapped to a status once. The provider's

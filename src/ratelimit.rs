@@ -19,7 +19,8 @@ use crate::exchange::{ProviderAnswer, ProviderRequest, StackFuture};
 use crate::provider::calls::RateClass;
 use crate::store::{Limit, MemoryStore, RateDecision, Store};
 
-/// The metadata key naming the calling service (until mTLS identities).
+/// The metadata key naming the calling service when callers do not
+/// authenticate (`access.identity = "none"`); otherwise ignored.
 pub const CALLER_HEADER: &str = "x-yungate-caller";
 
 /// The caller name used when a request names none (or an unusable one).
@@ -307,7 +308,11 @@ where
                 return inner.call(request).await;
             }
             let class = crate::grpc::call_of_path(request.uri().path()).map(|c| c.spec().rate_class);
-            let caller = caller_name(request.headers().get(CALLER_HEADER).and_then(|v| v.to_str().ok())).to_owned();
+            // The access layer has named the caller (its identity when callers authenticate).
+            let caller = match request.extensions().get::<crate::serve::access::Caller>() {
+                Some(c) => c.name.to_string(),
+                None => caller_name(request.headers().get(CALLER_HEADER).and_then(|v| v.to_str().ok())).to_owned(),
+            };
             if let Some((class, limit)) = class.and_then(|c| layer.limit(&caller, c).map(|l| (c, l))) {
                 if let Err(e) = layer.limiter.check(LimitScope::Caller, &caller, class, limit).await {
                     return Ok(crate::grpc::status::from_gateway_error(&e).into_http());

@@ -1,9 +1,14 @@
 //! `yungate serve`: builds the provider client from the configuration and serves the gRPC API with health and reflection.
 //!
-//! With no `provider.url` it first starts the embedded sandbox on a local
-//! port with a throw-away key pair, and says so in its log: the gateway
-//! still reaches it over HTTP only (invariant 8).
+//! With no provider configured at all (or `provider.sandbox = true`) it
+//! first starts the embedded sandbox on a local port with a throw-away key
+//! pair, says so at WARN, and marks every response `x-yungate-sandbox:
+//! true`: the gateway still reaches it over HTTP only (invariant 8).
 
+pub mod access;
+pub mod body;
+pub mod health;
+pub mod listener;
 pub mod stack;
 
 use std::net::SocketAddr;
@@ -13,7 +18,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
 
 use self::stack::StackSettings;
 use crate::config::{Config, ConfigError};
@@ -59,12 +63,22 @@ pub enum ServeError {
 /// A gateway serving on a socket.
 pub struct RunningGateway {
     addr: SocketAddr,
+    health_addr: Option<SocketAddr>,
     ingress: Option<RunningIngress>,
     sandbox: Option<RunningSandbox>,
     shutdown: Option<oneshot::Sender<()>>,
-    /// Ends the Subscribe streams, which graceful shutdown would wait for forever.
+    /// Ends the Subscribe streams, which graceful shutdown would wait for
+    /// forever, the accept loop, and the health and TLS watchers.
     streams: watch::Sender<bool>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// Tells the listeners' connections to end: idle ones at once, all at the deadline.
+    phase: watch::Sender<listener::Phase>,
+    health_task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+    health: Arc<health::Health>,
+    listener: Arc<listener::ListenerCounters>,
+    tls: Option<Arc<listener::ReloadingTls>>,
+    drain_delay: Duration,
+    drain_deadline: Duration,
 }
 
 impl RunningGateway {
@@ -83,13 +97,75 @@ impl RunningGateway {
         self.sandbox.as_ref().map(RunningSandbox::addr)
     }
 
-    /// Stops accepting, lets in-flight calls finish, then stops the embedded sandbox.
+    /// The plaintext health listener's address, when `health.listen` is set.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_addr
+    }
+
+    /// The replica's health.
+    pub fn health(&self) -> &health::Health {
+        &self.health
+    }
+
+    /// What the gRPC listener's accept loop has seen.
+    pub fn listener_counters(&self) -> &listener::ListenerCounters {
+        &self.listener
+    }
+
+    /// How many times the TLS files were reloaded.
+    pub fn tls_reloads(&self) -> u64 {
+        self.tls.as_ref().map_or(0, |t| t.reloads())
+    }
+
+    /// The drain of SIGTERM: readiness NOT_SERVING at once, then after
+    /// `health.drain_delay_ms` (while load balancers take the replica out)
+    /// the listener closes and in-flight calls get `health.drain_deadline_ms`
+    /// to finish.
+    pub async fn drain(self) -> Result<(), String> {
+        self.health.drain().await;
+        tracing::info!(
+            delay_ms = self.drain_delay.as_millis() as u64,
+            "draining: readiness is NOT_SERVING; the listener closes after the delay"
+        );
+        tokio::time::sleep(self.drain_delay).await;
+        self.stop().await
+    }
+
+    /// Stops accepting, lets in-flight calls finish within the drain
+    /// deadline, then stops the ingress and the embedded sandbox.
     pub async fn stop(mut self) -> Result<(), String> {
+        self.health.drain().await;
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         let _ = self.streams.send(true);
-        let served = self.task.await.map_err(|e| e.to_string())?;
+        let _ = self.phase.send(listener::Phase::Stopping);
+        let deadline = tokio::time::Instant::now() + self.drain_deadline;
+        let served = match tokio::time::timeout_at(deadline, &mut self.task).await {
+            Ok(joined) => joined.map_err(|e| e.to_string())?,
+            Err(_) => {
+                // What is still open is a client's (a health Watch, a slow call whose
+                // provider exchange records its outcome in a task of its own).
+                tracing::warn!(
+                    deadline_ms = self.drain_deadline.as_millis() as u64,
+                    "drain deadline passed with calls or connections still open: closing them"
+                );
+                let _ = self.phase.send(listener::Phase::Closing);
+                if tokio::time::timeout(CLOSE_WAIT, &mut self.task).await.is_err() {
+                    self.task.abort();
+                }
+                Ok(())
+            }
+        };
+        if let Some(mut task) = self.health_task.take() {
+            if tokio::time::timeout_at(deadline.max(tokio::time::Instant::now()) + CLOSE_WAIT, &mut task)
+                .await
+                .is_err()
+            {
+                let _ = self.phase.send(listener::Phase::Closing);
+                task.abort();
+            }
+        }
         // After the gRPC server: a notification arriving meanwhile is still stored.
         if let Some(ingress) = self.ingress.take() {
             ingress.stop().await.map_err(|e| e.to_string())?;
@@ -142,6 +218,23 @@ fn configured_keys(config: &Config) -> Result<PartyKeys, ServeError> {
 /// Starts the gateway (and, without a provider URL, the embedded sandbox).
 pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
     config.validate()?;
+    // Before anything slow: a bad certificate or rule should fail at once.
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => {
+            let files = listener::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: config.tls.client_ca.clone(),
+            };
+            let loaded = tokio::task::spawn_blocking(move || listener::ReloadingTls::load(files))
+                .await
+                .map_err(keys_error)?
+                .map_err(|e| ServeError::Setup(e.to_string()))?;
+            Some(Arc::new(loaded))
+        }
+        _ => None,
+    };
+    let access = access::AccessPolicy::new(&config.access)?;
     let (keys, url, sandbox) = match &config.provider.url {
         Some(url) => {
             // PKCS#12 decryption and key parsing are CPU work: off the executor.
@@ -169,9 +262,10 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
             let running = sandbox::start(sandbox_config, SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
                 .map_err(ServeError::Sandbox)?;
-            tracing::info!(
+            tracing::warn!(
                 url = %running.soa_url(),
-                "no provider.url configured: started the embedded sandbox with a throw-away key pair"
+                "SANDBOX MODE: no provider is configured, so calls go to the embedded sandbox (a simulator; \
+                 nothing reaches Allinpay and no money moves). Set provider.url for the real provider."
             );
             (keys, running.soa_url(), Some(running))
         }
@@ -237,7 +331,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         streams_end,
     );
     let provider = stack::provider_stack(client.clone(), Arc::clone(&store), &stack_settings);
-    let caller_limit = stack::caller_limit(store, &config.provider.sysid, &stack_settings);
+    let caller_limit = stack::caller_limit(Arc::clone(&store), &config.provider.sysid, &stack_settings);
+    let probe = client.clone();
     let gateway = Gateway::new(
         client,
         provider,
@@ -249,13 +344,18 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         },
     );
 
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<MemberServiceServer<Gateway>>().await;
-    reporter.set_serving::<MemberPwdServiceServer<Gateway>>().await;
-    reporter.set_serving::<OrderServiceServer<Gateway>>().await;
-    reporter.set_serving::<MerchantServiceServer<Gateway>>().await;
-    reporter.set_serving::<PageServiceServer<Gateway>>().await;
-    reporter.set_serving::<NotificationServiceServer<Notifications>>().await;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = health::Health::new(reporter).await;
+    let check_timeout = Duration::from_millis(config.store.timeout_ms.max(1000));
+    // Readiness is known before the first request: the store answers or not.
+    health.check_store(store.as_ref(), check_timeout).await;
+    tokio::spawn(Arc::clone(&health).watch(
+        store,
+        probe,
+        Duration::from_millis(config.health.check_interval_ms),
+        check_timeout,
+        streams.subscribe(),
+    ));
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::grpc::DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -281,45 +381,162 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         addr: config.listen,
         source,
     })?;
+    let health_listener = match config.health.listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .map_err(|source| ServeError::Listen { addr: at, source })?,
+        ),
+        None => None,
+    };
     let (tx, rx) = oneshot::channel::<()>();
+    let l = &config.limits;
+    let max_message = l.max_message_bytes;
+    let sandbox_marker = sandbox
+        .is_some()
+        .then(|| tonic::codegen::http::HeaderValue::from_static("true"));
     // The server stack, in the order of serve/stack.rs.
     let router = tonic::transport::Server::builder()
-        .layer(stack::AdmissionLayer::new(MAX_CONCURRENT_REQUESTS))
+        .max_concurrent_streams(l.max_concurrent_streams)
+        .http2_keepalive_interval(
+            (l.keepalive_interval_secs > 0).then(|| Duration::from_secs(l.keepalive_interval_secs)),
+        )
+        .http2_keepalive_timeout(Some(Duration::from_secs(l.keepalive_timeout_secs)))
+        .http2_max_header_list_size(l.max_header_list_bytes)
+        .max_frame_size(u32::try_from(body::FRAME_BYTES).unwrap_or(16_384))
+        // Small windows: what a stalled stream holds unread is bounded per
+        // stream and per connection (serve/body.rs).
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .layer(tower::util::MapResponseLayer::new(
+            move |mut response: stack::HttpResponse| {
+                if let Some(marker) = &sandbox_marker {
+                    response.headers_mut().insert(SANDBOX_HEADER, marker.clone());
+                }
+                response
+            },
+        ))
+        .layer(stack::AdmissionLayer::new(stack::AdmissionSettings {
+            max_requests: l.max_concurrent_requests,
+            body_timeout: Duration::from_millis(l.request_body_timeout_ms),
+            request_bytes: l.request_bytes,
+            connection_request_bytes: l.connection_request_bytes,
+            max_message: l.max_message_bytes,
+        }))
+        .layer(access::AccessLayer::new(access.clone()))
         .layer(caller_limit)
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(MemberServiceServer::new(gateway.clone()))
-        .add_service(MemberPwdServiceServer::new(gateway.clone()))
-        .add_service(OrderServiceServer::new(gateway.clone()))
-        .add_service(MerchantServiceServer::new(gateway.clone()))
-        .add_service(PageServiceServer::new(gateway))
-        .add_service(NotificationServiceServer::new(notifications));
+        .add_service(health_service.clone())
+        .add_optional_service(config.access.reflection.then_some(reflection_v1))
+        .add_optional_service(config.access.reflection.then_some(reflection_v1alpha))
+        .add_service(MemberServiceServer::new(gateway.clone()).max_decoding_message_size(max_message))
+        .add_service(MemberPwdServiceServer::new(gateway.clone()).max_decoding_message_size(max_message))
+        .add_service(OrderServiceServer::new(gateway.clone()).max_decoding_message_size(max_message))
+        .add_service(MerchantServiceServer::new(gateway.clone()).max_decoding_message_size(max_message))
+        .add_service(PageServiceServer::new(gateway).max_decoding_message_size(max_message))
+        .add_service(
+            NotificationServiceServer::new(notifications.with_access(access)).max_decoding_message_size(max_message),
+        );
+    let counters = Arc::new(listener::ListenerCounters::default());
+    let (phase, _) = watch::channel(listener::Phase::Serving);
+    let listener_settings = listener::ListenerSettings {
+        max_connections: l.max_connections,
+        handshake_timeout: Duration::from_millis(l.handshake_timeout_ms),
+        idle_timeout: Duration::from_secs(l.idle_timeout_secs),
+        connection_request_bytes: l.connection_request_bytes,
+    };
+    let incoming = listener::incoming(
+        listener,
+        listener_settings.clone(),
+        tls.clone(),
+        Arc::clone(&counters),
+        phase.subscribe(),
+    );
+    if let Some(tls) = &tls {
+        tokio::spawn(Arc::clone(tls).watch(
+            Duration::from_secs(config.tls.reload_interval_secs),
+            streams.subscribe(),
+        ));
+    }
     let task = tokio::spawn(async move {
         router
-            // Without TCP_NODELAY a stream's message waits for the client's delayed ACK (~40 ms).
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
+            .serve_with_incoming_shutdown(incoming, async {
                 let _ = rx.await;
             })
             .await
     });
-    tracing::info!(%addr, "yungate gRPC listening");
+    let (health_addr, health_task) = match health_listener {
+        Some(bound) => {
+            let at = bound.local_addr().map_err(|source| ServeError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+            let mut stop = phase.subscribe();
+            // Only grpc.health.v1, plaintext, for the kubelet's probes; no layer, no
+            // API; the same accept loop, with few connections.
+            let incoming = listener::incoming(
+                bound,
+                listener::ListenerSettings {
+                    max_connections: HEALTH_CONNECTIONS,
+                    ..listener_settings
+                },
+                None,
+                Arc::default(),
+                phase.subscribe(),
+            );
+            let task = tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(health_service)
+                    .serve_with_incoming_shutdown(incoming, async move {
+                        let _ = stop.wait_for(|p| *p >= listener::Phase::Stopping).await;
+                    }),
+            );
+            tracing::info!(addr = %at, "health listening (plaintext, grpc.health.v1 only)");
+            (Some(at), Some(task))
+        }
+        None => (None, None),
+    };
+    tracing::info!(
+        %addr,
+        tls = tls.is_some(),
+        client_certificates = config.tls.client_ca.is_some(),
+        identity = ?config.access.identity,
+        rules = config.access.rules.len(),
+        reflection = config.access.reflection,
+        "yungate gRPC listening"
+    );
     Ok(RunningGateway {
         addr,
+        health_addr,
         ingress: Some(ingress),
         sandbox,
         shutdown: Some(tx),
         streams,
         task,
+        phase,
+        health_task,
+        health,
+        listener: counters,
+        tls,
+        drain_delay: Duration::from_millis(config.health.drain_delay_ms),
+        drain_deadline: Duration::from_millis(config.health.drain_deadline_ms),
     })
 }
 
+/// Connections the plaintext health listener takes at once (probes are few).
+const HEALTH_CONNECTIONS: usize = 64;
+
+/// After the drain deadline, how long connections get to close before the server task is dropped.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// The response header that marks a gateway running against the embedded sandbox.
+pub const SANDBOX_HEADER: &str = "x-yungate-sandbox";
+
+/// HTTP/2 flow-control windows of the gRPC listener, in bytes.
+const STREAM_WINDOW: u32 = 256 << 10;
+const CONNECTION_WINDOW: u32 = 1 << 20;
+
 /// The label of the fingerprint key derived from the merchant key.
 const FINGERPRINT_LABEL: &str = "yungate idempotency fingerprint v1";
-
-/// gRPC requests in progress in one replica before further ones wait for
-/// admission (their deadline counting from arrival, before the wait).
-const MAX_CONCURRENT_REQUESTS: usize = 4096;
 
 /// The configured store: Redis, or in memory for a single replica.
 fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {

@@ -145,4 +145,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Takes one request from the GCRA bucket `bucket` limited by `limit`.
     fn acquire<'a>(&'a self, bucket: &'a str, limit: Limit) -> StoreFuture<'a, RateDecision>;
+
+    /// Answers when the store can serve (readiness).
+    fn ping(&self) -> StoreFuture<'_, ()>;
 }

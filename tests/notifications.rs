@@ -303,11 +303,12 @@ async fn refusals(backend: Backend) {
     assert_eq!(post(addr, genuine, "text/xml").await, 200);
     let n = next(&mut stream, Duration::from_secs(5)).await.unwrap();
     assert_eq!(n.biz_order_no, "g1");
+    // Acknowledged first: the 500 ms visibility timeout would redeliver it during the wait.
+    ack(&rig.channel, "ledger", &n).await;
     assert!(
         next(&mut stream, Duration::from_millis(500)).await.is_none(),
         "nothing refused was delivered"
     );
-    ack(&rig.channel, "ledger", &n).await;
 
     // Authentic but unreadable (returnValue a string that is not JSON): stored and delivered
     // untyped, since a refusal would make the provider retry it until it gives up.

@@ -39,8 +39,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     runtime.block_on(async {
         let running = crate::serve::start(config).await.map_err(|e| CliError(e.to_string()))?;
         shutdown_signal().await;
-        tracing::info!("shutting down: draining in-flight calls");
-        running.stop().await.map_err(CliError)?;
+        tracing::info!("shutting down: readiness NOT_SERVING, then in-flight calls drain");
+        running.drain().await.map_err(CliError)?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -22,6 +22,7 @@ use crate::error::{GatewayError, Violation};
 use crate::notify::fanout::{self, Feed, Filter, Subscription};
 use crate::provider::notify::{Kind, payload};
 use crate::provider::wire::NotificationBody;
+use crate::serve::access::{AccessPolicy, Caller};
 use crate::store::notifications::{
     Cursor, DeliveryState, Entry, FetchTerms, ListQuery, MAX_BATCH, NotificationLog, Start,
 };
@@ -40,6 +41,7 @@ pub struct Notifications {
     log: Arc<dyn NotificationLog>,
     settings: FanoutSettings,
     shutdown: watch::Receiver<bool>,
+    access: Option<AccessPolicy>,
 }
 
 impl Notifications {
@@ -49,6 +51,30 @@ impl Notifications {
             log,
             settings,
             shutdown,
+            access: None,
+        }
+    }
+
+    /// Checks the access rules' `subscribers` on every rpc that acts as a subscriber.
+    pub fn with_access(self, access: AccessPolicy) -> Self {
+        Notifications {
+            access: Some(access),
+            ..self
+        }
+    }
+
+    /// Whether the caller may act as `subscriber` in `rpc`.
+    fn permit<T>(&self, request: &Request<T>, rpc: &str, subscriber: &str) -> Result<(), Status> {
+        match &self.access {
+            // A name that is not one is refused by validation; the rules see only names.
+            Some(access) if is_name(subscriber) => access
+                .check_subscriber(
+                    request.extensions().get::<Caller>(),
+                    &format!("/yungate.v1.NotificationService/{rpc}"),
+                    subscriber,
+                )
+                .map_err(|e| status::from_gateway_error(&e)),
+            _ => Ok(()),
         }
     }
 }
@@ -234,6 +260,7 @@ impl NotificationService for Notifications {
     type SubscribeStream = NotificationStream;
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+        self.permit(&request, "Subscribe", &request.get_ref().subscriber)?;
         let r = request.into_inner();
         let mut violations = Vec::new();
         check_name("subscriber", &r.subscriber, true, &mut violations);
@@ -298,6 +325,7 @@ impl NotificationService for Notifications {
     }
 
     async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckResponse>, Status> {
+        self.permit(&request, "Ack", &request.get_ref().subscriber)?;
         let r = request.into_inner();
         let cursors = subscriber_and_cursors(&r.subscriber, &r.cursors)?;
         let n = self
@@ -314,6 +342,7 @@ impl NotificationService for Notifications {
         &self,
         request: Request<ListNotificationsRequest>,
     ) -> Result<Response<ListNotificationsResponse>, Status> {
+        self.permit(&request, "ListNotifications", &request.get_ref().subscriber)?;
         let r = request.into_inner();
         let mut violations = Vec::new();
         let after = optional_cursor("after_cursor", &r.after_cursor, &mut violations);
@@ -405,6 +434,7 @@ impl NotificationService for Notifications {
         &self,
         request: Request<ListDeadLettersRequest>,
     ) -> Result<Response<ListDeadLettersResponse>, Status> {
+        self.permit(&request, "ListDeadLetters", &request.get_ref().subscriber)?;
         let r = request.into_inner();
         let mut violations = Vec::new();
         check_name("subscriber", &r.subscriber, true, &mut violations);
@@ -443,6 +473,7 @@ impl NotificationService for Notifications {
     }
 
     async fn redrive(&self, request: Request<RedriveRequest>) -> Result<Response<RedriveResponse>, Status> {
+        self.permit(&request, "Redrive", &request.get_ref().subscriber)?;
         let r = request.into_inner();
         let cursors = subscriber_and_cursors(&r.subscriber, &r.cursors)?;
         let n = self

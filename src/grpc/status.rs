@@ -363,8 +363,38 @@ pub fn from_gateway_error(error: &GatewayError) -> Status {
             DOMAIN,
             HashMap::new(),
         ),
+        GatewayError::Unauthenticated(why) => with_info(
+            Code::Unauthenticated,
+            format!("the caller is not authenticated, so nothing was done: {why}"),
+            "UNAUTHENTICATED",
+            DOMAIN,
+            HashMap::new(),
+        ),
+        GatewayError::PermissionDenied { caller, what } => with_info(
+            Code::PermissionDenied,
+            format!(
+                "{caller} may not call {what}: nothing was done; the gateway's access.rules must name this caller for it"
+            ),
+            "PERMISSION_DENIED",
+            DOMAIN,
+            HashMap::from([("caller".to_owned(), caller.clone())]),
+        ),
         GatewayError::Internal(what) => internal(what),
     }
+}
+
+/// A request message did not arrive in time; the call never started.
+pub fn request_body_timeout(limit: Duration) -> Status {
+    let mut details = ErrorDetails::with_error_info("REQUEST_BODY_TIMEOUT", DOMAIN, HashMap::new());
+    details.set_retry_info(Some(Duration::from_millis(100)));
+    Status::with_error_details(
+        Code::Unavailable,
+        format!(
+            "the request message did not arrive within {} ms, so the call was not started and is safe to retry",
+            limit.as_millis()
+        ),
+        details,
+    )
 }
 
 /// A Subscribe stream ended because this replica is stopping.

@@ -183,6 +183,28 @@ impl SoaClient {
         })
     }
 
+    /// Whether the provider's host accepts a TCP connection within the
+    /// connect timeout: a reachability probe that sends nothing (no HTTP
+    /// leaves this client but through `call`).
+    pub async fn reachable(&self) -> Result<(), String> {
+        let url = reqwest::Url::parse(&self.config.url).map_err(|e| format!("provider.url: {e}"))?;
+        let host = url.host_str().ok_or("provider.url has no host")?.to_owned();
+        let port = url.port_or_known_default().ok_or("provider.url has no port")?;
+        match tokio::time::timeout(
+            self.config.connect_timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("cannot connect to {host}:{port}: {e}")),
+            Err(_) => Err(format!(
+                "no connection to {host}:{port} within {} ms",
+                self.config.connect_timeout.as_millis()
+            )),
+        }
+    }
+
     /// The merchant's system number.
     pub fn sysid(&self) -> &str {
         &self.config.sysid

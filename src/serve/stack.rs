@@ -2,14 +2,22 @@
 //!
 //! Server stack (outermost first), around every gRPC service:
 //!
+//! 0. sandbox marker: in sandbox mode every response carries
+//!    `x-yungate-sandbox: true`, so no caller mistakes it for the provider;
 //! 1. admission (`AdmissionLayer`): stamps when the request came
 //!    (`Arrival`), so that the caller's deadline is measured from there, not
-//!    from the handler, then bounds the gateway requests in progress in the
-//!    replica (a request waits for a slot, its deadline already counting);
-//!    tracing and metrics slots for the telemetry work go here too;
-//! 2. per-caller limit (`ratelimit::CallerLimitLayer`): the caller is the
-//!    `x-yungate-caller` metadata (`ratelimit::caller_name`; mTLS identities
-//!    later); it runs before idempotency, so its refusals are never stored.
+//!    from the handler; bounds the request message in time and bytes
+//!    (`serve/body.rs`) and counts the connection busy until the response
+//!    ends (the idle timeout); then bounds the gateway requests in progress
+//!    in the replica (a request waits for a slot, its deadline already
+//!    counting); tracing and metrics slots for the telemetry work go here too;
+//! 2. access (`access::AccessLayer`): who is calling (client certificate,
+//!    mesh header, or an unauthenticated name) and whether the rules let
+//!    it call this rpc: UNAUTHENTICATED / PERMISSION_DENIED before anything
+//!    else is spent on it;
+//! 3. per-caller limit (`ratelimit::CallerLimitLayer`): by the name the
+//!    access layer put in the request (`access::Caller`); it runs before
+//!    idempotency, so its refusals are never stored.
 //!
 //! Provider stack (outermost first), between `Gateway` and the provider:
 //!
@@ -26,6 +34,8 @@ use std::time::Duration;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
+use super::body::{BoundedBody, Budgets, CountedBody, FRAME_BYTES};
+use super::listener::Peer;
 use crate::config::PROVIDER_SLOT_WAIT;
 use crate::error::GatewayError;
 use crate::exchange::{ProviderAnswer, ProviderRequest, SoaService};
@@ -38,8 +48,8 @@ use crate::store::Store;
 #[derive(Debug, Clone, Copy)]
 pub struct Arrival(pub tokio::time::Instant);
 
-type HttpRequest = tonic::codegen::http::Request<tonic::body::Body>;
-type HttpResponse = tonic::codegen::http::Response<tonic::body::Body>;
+pub type HttpRequest = tonic::codegen::http::Request<tonic::body::Body>;
+pub type HttpResponse = tonic::codegen::http::Response<tonic::body::Body>;
 
 /// The first layer of the server stack: stamps a request's arrival, then
 /// admits it within the replica's bound on gateway requests in progress.
@@ -50,12 +60,32 @@ type HttpResponse = tonic::codegen::http::Response<tonic::body::Body>;
 #[derive(Debug, Clone)]
 pub struct AdmissionLayer {
     permits: Arc<tokio::sync::Semaphore>,
+    settings: AdmissionSettings,
+    /// The request bytes the replica may hold (see `serve/body.rs`).
+    request_bytes: Arc<tokio::sync::Semaphore>,
+}
+
+/// What admission bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmissionSettings {
+    /// Gateway requests in progress in the replica.
+    pub max_requests: usize,
+    /// How long a request message may take to arrive.
+    pub body_timeout: Duration,
+    /// Request bytes buffered in the replica at once.
+    pub request_bytes: usize,
+    /// Request bytes buffered per connection at once.
+    pub connection_request_bytes: usize,
+    /// The largest request message.
+    pub max_message: usize,
 }
 
 impl AdmissionLayer {
-    pub fn new(max: usize) -> Self {
+    pub fn new(settings: AdmissionSettings) -> Self {
         AdmissionLayer {
-            permits: Arc::new(tokio::sync::Semaphore::new(max.max(1))),
+            permits: Arc::new(tokio::sync::Semaphore::new(settings.max_requests.max(1))),
+            request_bytes: Arc::new(tokio::sync::Semaphore::new(settings.request_bytes.max(FRAME_BYTES))),
+            settings,
         }
     }
 }
@@ -66,7 +96,7 @@ impl<S> tower::Layer<S> for AdmissionLayer {
     fn layer(&self, inner: S) -> Admission<S> {
         Admission {
             inner,
-            permits: Arc::clone(&self.permits),
+            layer: self.clone(),
         }
     }
 }
@@ -75,7 +105,7 @@ impl<S> tower::Layer<S> for AdmissionLayer {
 #[derive(Debug, Clone)]
 pub struct Admission<S> {
     inner: S,
-    permits: Arc<tokio::sync::Semaphore>,
+    layer: AdmissionLayer,
 }
 
 impl<S> tower::Service<HttpRequest> for Admission<S>
@@ -93,11 +123,26 @@ where
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: HttpRequest) -> Self::Future {
+    fn call(&mut self, request: HttpRequest) -> Self::Future {
         let arrival = tokio::time::Instant::now();
+        let layer = &self.layer;
+        let peer = request.extensions().get::<Peer>();
+        let active = peer.map(|p| p.state.begin());
+        let connection_bytes = peer.map_or_else(
+            || Arc::new(tokio::sync::Semaphore::new(layer.settings.connection_request_bytes)),
+            |p| Arc::clone(&p.state.request_bytes),
+        );
+        let (parts, body) = request.into_parts();
+        let budgets = Budgets {
+            connection: connection_bytes,
+            global: Arc::clone(&layer.request_bytes),
+            max_message: layer.settings.max_message,
+        };
+        let body = BoundedBody::new(body, arrival, layer.settings.body_timeout, budgets);
+        let mut request = HttpRequest::from_parts(parts, tonic::body::Body::new(body));
         request.extensions_mut().insert(Arrival(arrival));
         let inner = self.inner.clone();
-        let permits = Arc::clone(&self.permits);
+        let permits = Arc::clone(&layer.permits);
         Box::pin(async move {
             let _permit = if request.uri().path().starts_with("/yungate.v1.") {
                 let timeout = request
@@ -118,7 +163,8 @@ where
             } else {
                 None
             };
-            inner.oneshot(request).await
+            let response = inner.oneshot(request).await?;
+            Ok(response.map(|body| tonic::body::Body::new(CountedBody::new(body, active))))
         })
     }
 }
@@ -180,7 +226,14 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(400)).await;
             Ok::<_, std::convert::Infallible>(HttpResponse::new(tonic::body::Body::empty()))
         });
-        let admission = AdmissionLayer::new(1).layer(slow);
+        let admission = AdmissionLayer::new(AdmissionSettings {
+            max_requests: 1,
+            body_timeout: Duration::from_secs(5),
+            request_bytes: 1 << 20,
+            connection_request_bytes: 1 << 20,
+            max_message: 1 << 19,
+        })
+        .layer(slow);
         let busy = tokio::spawn(
             admission
                 .clone()

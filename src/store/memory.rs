@@ -211,6 +211,10 @@ impl Store for MemoryStore {
         ready(released)
     }
 
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn acquire<'a>(&'a self, bucket: &'a str, limit: Limit) -> StoreFuture<'a, RateDecision> {
         let limiter = self.limiter(limit);
         let decision = match limiter.check_key(&bucket.to_owned()) {

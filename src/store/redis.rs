@@ -304,6 +304,17 @@ impl Store for RedisStore {
         Box::pin(async move { self.flag(&self.scripts.release, key, &[token.as_bytes()]).await })
     }
 
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let _: String = redis::cmd("PING")
+                .query_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            Ok(())
+        })
+    }
+
     fn acquire<'a>(&'a self, bucket: &'a str, limit: Limit) -> StoreFuture<'a, RateDecision> {
         Box::pin(async move {
             let interval = u64::try_from(limit.interval().as_micros()).unwrap_or(u64::MAX).max(1);

@@ -126,3 +126,5 @@ pub mod harness;
 pub mod redis;
 pub mod replica;
 pub mod rig;
+pub mod sandboxed;
+pub mod tls;

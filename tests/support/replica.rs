@@ -77,10 +77,39 @@ impl Replica {
         }
         let file = dir.path().join("yungate.toml");
         std::fs::write(&file, toml).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_yungate"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&file)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_yungate"));
+        command.arg("serve").arg("--config").arg(&file);
+        Replica::launch(command, dir)
+    }
+
+    /// `yungate serve` on the embedded sandbox with `YUNGATE__*` settings
+    /// `env`, its descriptors limited to `fd_limit` (`ulimit -n`) if given.
+    pub fn sandbox(env: &[(&str, &str)], fd_limit: Option<u32>) -> Replica {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = match fd_limit {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_yungate"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_yungate")),
+        };
+        command.args(["serve", "--listen", "127.0.0.1:0", "--notify-listen", "127.0.0.1:0"]);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Replica::launch(command, dir)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn launch(mut command: Command, dir: tempfile::TempDir) -> Replica {
+        let mut child = command
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("YUNGATE__STORE__REDIS_URL")

@@ -1073,4 +1073,35 @@ mod example_file {
             Ok(())
         });
     }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn the_images_environment_is_a_valid_configuration() {
+        let dockerfile = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
+        // `ENV A=1 \` continued by `    B=2 \` lines: every YUNGATE__ pair the image sets.
+        let pairs: Vec<(String, String)> = dockerfile
+            .split_whitespace()
+            .filter_map(|word| word.split_once('='))
+            .filter(|(k, _)| k.starts_with("YUNGATE__"))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(pairs.len(), 3, "{pairs:?}");
+        figment::Jail::expect_with(|jail| {
+            for (k, v) in &pairs {
+                jail.set_env(k, v);
+            }
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert!(
+                config.listen.ip().is_unspecified(),
+                "the gRPC port faces the pod network"
+            );
+            assert!(config.notify.listen.ip().is_unspecified());
+            let health = config.health.listen.expect("a health port for the kubelet");
+            // The ports the image exposes are the ones it listens on.
+            for port in [config.listen.port(), config.notify.listen.port(), health.port()] {
+                assert!(dockerfile.contains(&format!(" {port}")), "EXPOSE {port}");
+            }
+            Ok(())
+        });
+    }
 }

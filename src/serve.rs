@@ -168,10 +168,19 @@ impl RunningGateway {
         }
         // After the gRPC server: a notification arriving meanwhile is still stored.
         if let Some(ingress) = self.ingress.take() {
-            ingress.stop().await.map_err(|e| e.to_string())?;
+            // axum's graceful shutdown waits for every connection: bounded by the deadline here.
+            match tokio::time::timeout_at(deadline.max(tokio::time::Instant::now()) + CLOSE_WAIT, ingress.stop()).await
+            {
+                Ok(stopped) => stopped.map_err(|e| e.to_string())?,
+                Err(_) => tracing::warn!("the notification ingress did not stop by the drain deadline: left behind"),
+            }
         }
         if let Some(sandbox) = self.sandbox.take() {
-            sandbox.stop().await.map_err(|e| e.to_string())?;
+            match tokio::time::timeout_at(deadline.max(tokio::time::Instant::now()) + CLOSE_WAIT, sandbox.stop()).await
+            {
+                Ok(stopped) => stopped.map_err(|e| e.to_string())?,
+                Err(_) => tracing::warn!("the embedded sandbox did not stop by the drain deadline: left behind"),
+            }
         }
         served.map_err(|e| e.to_string())
     }

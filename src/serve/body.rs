@@ -139,9 +139,13 @@ where
         if this.ended {
             return Pin::new(&mut this.inner).poll_frame(cx).map_err(Into::into);
         }
-        if this.deadline.as_mut().poll(cx).is_ready() {
+        // A body whose data all came in time is not failed for a late poll of its end.
+        if !this.inner.is_end_stream() && this.deadline.as_mut().poll(cx).is_ready() {
             this.failed = true;
             this.held = None;
+            // A reservation still queued would hold back the bodies behind it.
+            this.reserving = None;
+            this.to_reserve = None;
             return Poll::Ready(Some(Err(Box::new(crate::grpc::status::request_body_timeout(
                 this.timeout,
             )))));
@@ -182,6 +186,8 @@ where
             Poll::Ready(Some(Err(e))) => {
                 this.failed = true;
                 this.held = None;
+                this.reserving = None;
+                this.to_reserve = None;
                 Poll::Ready(Some(Err(e.into())))
             }
         }

@@ -323,6 +323,9 @@ pub struct Connection {
     /// Ready at the drain deadline: the connection ends even if busy.
     closing: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     counters: Arc<ListenerCounters>,
+    /// Ended (EOF given): the `stopping`/`closing` futures, finished, must
+    /// never be polled again (a finished async block panics when polled).
+    ended: bool,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -379,11 +382,15 @@ impl tonic::transport::server::Connected for Connection {
 impl AsyncRead for Connection {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(Ok(()));
+        }
         let read = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         };
         if read.is_pending() && this.poll_idle(cx) {
+            this.ended = true;
             tracing::debug!(remote = %this.peer.remote, "closing an idle connection (or the drain ended)");
             // End of stream: hyper closes the connection.
             return Poll::Ready(Ok(()));
@@ -553,6 +560,7 @@ async fn accept_loop(
             stopping,
             closing,
             counters: counted,
+            ended: false,
             _slot: slot,
         };
         match &tls {

@@ -117,7 +117,9 @@ pub struct AccessRule {
 pub struct LimitsConfig {
     /// Connections open at once on the gRPC listener; more wait in the kernel's backlog.
     pub max_connections: usize,
-    /// HTTP/2 streams one connection may have open.
+    /// HTTP/2 streams one connection may have open; each may hold 64 KiB
+    /// unread (its HTTP/2 window), so the connection's window is this many
+    /// times 64 KiB.
     pub max_concurrent_streams: u32,
     /// gRPC requests in progress in the replica before more wait for admission.
     pub max_concurrent_requests: usize,
@@ -652,7 +654,7 @@ impl Config {
             "limits.max_concurrent_streams",
             u64::from(l.max_concurrent_streams),
             1,
-            10_000,
+            1_000,
         )?;
         range(
             "limits.max_concurrent_requests",

@@ -141,8 +141,11 @@ impl RunningGateway {
         let _ = self.streams.send(true);
         let _ = self.phase.send(listener::Phase::Stopping);
         let deadline = tokio::time::Instant::now() + self.drain_deadline;
+        // Kept, not returned at once: the ingress and the sandbox stop whatever happened here.
         let served = match tokio::time::timeout_at(deadline, &mut self.task).await {
-            Ok(joined) => joined.map_err(|e| e.to_string())?,
+            Ok(joined) => joined
+                .map_err(|e| format!("the gRPC server task failed: {e}"))
+                .and_then(|served| served.map_err(|e| e.to_string())),
             Err(_) => {
                 // What is still open is a client's (a health Watch, a slow call whose
                 // provider exchange records its outcome in a task of its own).
@@ -157,6 +160,10 @@ impl RunningGateway {
                 Ok(())
             }
         };
+        let mut failures = Vec::new();
+        if let Err(e) = served {
+            failures.push(e);
+        }
         if let Some(mut task) = self.health_task.take() {
             if tokio::time::timeout_at(deadline.max(tokio::time::Instant::now()) + CLOSE_WAIT, &mut task)
                 .await
@@ -171,18 +178,24 @@ impl RunningGateway {
             // axum's graceful shutdown waits for every connection: bounded by the deadline here.
             match tokio::time::timeout_at(deadline.max(tokio::time::Instant::now()) + CLOSE_WAIT, ingress.stop()).await
             {
-                Ok(stopped) => stopped.map_err(|e| e.to_string())?,
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failures.push(format!("the notification ingress: {e}")),
                 Err(_) => tracing::warn!("the notification ingress did not stop by the drain deadline: left behind"),
             }
         }
         if let Some(sandbox) = self.sandbox.take() {
             match tokio::time::timeout_at(deadline.max(tokio::time::Instant::now()) + CLOSE_WAIT, sandbox.stop()).await
             {
-                Ok(stopped) => stopped.map_err(|e| e.to_string())?,
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failures.push(format!("the embedded sandbox: {e}")),
                 Err(_) => tracing::warn!("the embedded sandbox did not stop by the drain deadline: left behind"),
             }
         }
-        served.map_err(|e| e.to_string())
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
     }
 }
 
@@ -416,7 +429,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         // Small windows: what a stalled stream holds unread is bounded per
         // stream and per connection (serve/body.rs).
         .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
+        .initial_connection_window_size(connection_window(l.max_concurrent_streams))
         .layer(tower::util::MapResponseLayer::new(
             move |mut response: stack::HttpResponse| {
                 if let Some(marker) = &sandbox_marker {
@@ -434,9 +447,19 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         }))
         .layer(access::AccessLayer::new(access.clone()))
         .layer(caller_limit)
-        .add_service(health_service.clone())
-        .add_optional_service(config.access.reflection.then_some(reflection_v1))
-        .add_optional_service(config.access.reflection.then_some(reflection_v1alpha))
+        .add_service(health_service.clone().max_decoding_message_size(max_message))
+        .add_optional_service(
+            config
+                .access
+                .reflection
+                .then(|| reflection_v1.max_decoding_message_size(max_message)),
+        )
+        .add_optional_service(
+            config
+                .access
+                .reflection
+                .then(|| reflection_v1alpha.max_decoding_message_size(max_message)),
+        )
         .add_service(MemberServiceServer::new(gateway.clone()).max_decoding_message_size(max_message))
         .add_service(MemberPwdServiceServer::new(gateway.clone()).max_decoding_message_size(max_message))
         .add_service(OrderServiceServer::new(gateway.clone()).max_decoding_message_size(max_message))
@@ -480,8 +503,9 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
                 source,
             })?;
             let mut stop = phase.subscribe();
-            // Only grpc.health.v1, plaintext, for the kubelet's probes; no layer, no
-            // API; the same accept loop, with few connections.
+            // Only grpc.health.v1, plaintext, for the kubelet's probes: no API, the
+            // same accept loop with few connections, and admission so that a probe
+            // (a Watch too) counts its connection busy and its small body is bounded.
             let incoming = listener::incoming(
                 bound,
                 listener::ListenerSettings {
@@ -494,7 +518,16 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
             );
             let task = tokio::spawn(
                 tonic::transport::Server::builder()
-                    .add_service(health_service)
+                    .max_concurrent_streams(HEALTH_STREAMS)
+                    .max_frame_size(u32::try_from(body::FRAME_BYTES).unwrap_or(16_384))
+                    .layer(stack::AdmissionLayer::new(stack::AdmissionSettings {
+                        max_requests: HEALTH_CONNECTIONS,
+                        body_timeout: Duration::from_millis(l.request_body_timeout_ms),
+                        request_bytes: HEALTH_CONNECTIONS * HEALTH_MESSAGE,
+                        connection_request_bytes: l.connection_request_bytes,
+                        max_message: HEALTH_MESSAGE,
+                    }))
+                    .add_service(health_service.max_decoding_message_size(HEALTH_MESSAGE))
                     .serve_with_incoming_shutdown(incoming, async move {
                         let _ = stop.wait_for(|p| *p >= listener::Phase::Stopping).await;
                     }),
@@ -534,15 +567,31 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
 /// Connections the plaintext health listener takes at once (probes are few).
 const HEALTH_CONNECTIONS: usize = 64;
 
+/// Streams per health connection, and the largest health request (a service name).
+const HEALTH_STREAMS: u32 = 8;
+const HEALTH_MESSAGE: usize = 1024;
+
 /// After the drain deadline, how long connections get to close before the server task is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// The response header that marks a gateway running against the embedded sandbox.
 pub const SANDBOX_HEADER: &str = "x-yungate-sandbox";
 
-/// HTTP/2 flow-control windows of the gRPC listener, in bytes.
-const STREAM_WINDOW: u32 = 256 << 10;
-const CONNECTION_WINDOW: u32 = 1 << 20;
+/// The HTTP/2 flow-control window of each stream on the gRPC listener, in
+/// bytes: the protocol's default, what a stream waiting for its reservation
+/// holds unread at most.
+const STREAM_WINDOW: u32 = 64 << 10;
+
+/// The connection's window: room for every stream's window, so that streams
+/// waiting for a reservation (each holding its window unread) never starve
+/// the ones that have theirs: with a smaller window a few large uploads on
+/// one connection would stall each other until their body deadline.
+fn connection_window(max_concurrent_streams: u32) -> u32 {
+    max_concurrent_streams
+        .saturating_add(1)
+        .saturating_mul(STREAM_WINDOW)
+        .clamp(1 << 20, (1 << 31) - 1)
+}
 
 /// The label of the fingerprint key derived from the merchant key.
 const FINGERPRINT_LABEL: &str = "yungate idempotency fingerprint v1";

@@ -290,3 +290,58 @@ async fn past_the_connection_limit_clients_wait_for_a_free_slot() {
     );
     gateway.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_uploads_sharing_a_connection_do_not_stall_each_other() {
+    // 4 MiB messages, 8 MiB buffered per connection: two bodies at a time
+    // hold their reservation while the others wait for theirs, unread.
+    let mut config = sandboxed::config();
+    config.limits.max_message_bytes = 4 << 20;
+    config.limits.connection_request_bytes = 8 << 20;
+    config.limits.request_body_timeout_ms = 8_000;
+    let gateway = serve::start(config).await.unwrap();
+    let addr = gateway.addr();
+
+    // A valid GetMemberInfoRequest: only an unknown field (number 1000,
+    // bytes) of 3.9 MB, which decoding skips, so validation answers.
+    let filler = 3_900_000usize;
+    let mut message = Vec::new();
+    prost::encoding::encode_key(1000, prost::encoding::WireType::LengthDelimited, &mut message);
+    prost::encoding::encode_varint(filler as u64, &mut message);
+    message.resize(message.len() + filler, b'x');
+    let mut body = vec![0u8];
+    body.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(&message);
+    let body = tonic::codegen::Bytes::from(body);
+
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut responses = Vec::new();
+    for _ in 0..8 {
+        client = client.ready().await.unwrap();
+        let request =
+            tonic::codegen::http::Request::post(format!("http://{addr}/yungate.v1.MemberService/GetMemberInfo"))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(())
+                .unwrap();
+        let (response, mut send) = client.send_request(request, false).unwrap();
+        send.send_data(body.clone(), true).unwrap();
+        responses.push(response);
+    }
+    for response in responses {
+        let response = tokio::time::timeout(Duration::from_secs(30), response)
+            .await
+            .expect("an answer")
+            .expect("a response");
+        // Every body arrived whole and reached validation (a missing
+        // bizUserId), none was cut at its deadline (UNAVAILABLE, 14).
+        let status = response
+            .headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(status.as_deref(), Some("3"), "{:?}", response.headers());
+    }
+    gateway.stop().await.unwrap();
+}

@@ -76,11 +76,6 @@ impl Health {
         self.provider_ok.load(Ordering::Acquire)
     }
 
-    /// Whether the replica is draining.
-    pub fn draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
-    }
-
     /// How many full checks (store and provider) have finished.
     pub fn checks(&self) -> u64 {
         self.checks.load(Ordering::Acquire)

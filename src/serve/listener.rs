@@ -33,7 +33,8 @@ use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream as _;
+use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 
 /// How the listener treats its connections.
 #[derive(Debug, Clone)]
@@ -238,8 +239,6 @@ pub struct Peer {
     /// (its first URI SAN, else first DNS SAN, else subject CN), when it
     /// presented one and the identity is usable (see `access::identity_ok`).
     pub certificate_identity: Option<Arc<str>>,
-    /// Whether the client presented a verified certificate at all.
-    pub certificate_presented: bool,
     pub state: Arc<ConnectionState>,
 }
 
@@ -316,15 +315,16 @@ pub struct Connection {
     peer: Peer,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
-    /// Ready once the gateway stops: a connection that never had a request
-    /// then ends at once (one that never sent its preface would hold the
-    /// drain until its deadline).
-    stopping: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-    /// Ready at the drain deadline: the connection ends even if busy.
-    closing: Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    /// The gateway's phase as last seen, and its changes (`None` once the
+    /// sender is gone, which counts as `Closing`).
+    phase: Phase,
+    phases: Option<WatchStream<Phase>>,
+    /// When the client last sent bytes: a request hyper has read but whose
+    /// task has not yet begun it (`ConnectionState::begin` runs in the
+    /// stream's own task) must not find its connection closed under it.
+    last_data: Instant,
     counters: Arc<ListenerCounters>,
-    /// Ended (EOF given): the `stopping`/`closing` futures, finished, must
-    /// never be polled again (a finished async block panics when polled).
+    /// Ended (EOF or an error given): everything after is EOF.
     ended: bool,
     _slot: OwnedSemaphorePermit,
 }
@@ -335,12 +335,35 @@ impl Drop for Connection {
     }
 }
 
+/// How long a connection must have been quiet (no bytes from the client)
+/// before it may be closed as idle or, stopping, as one that never had a
+/// request: long enough for a request hyper has read to be begun.
+const QUIET: Duration = Duration::from_millis(500);
+
 impl Connection {
-    /// Ends the connection (as if the client had closed it) once it has
-    /// had no request in progress for the idle timeout. Checked whenever
-    /// the connection is read, and by the timer when nothing else happens.
-    fn poll_idle(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.closing.as_mut().poll(cx).is_ready() {
+    /// Takes in the phase changes that happened since the last poll.
+    fn poll_phase(&mut self, cx: &mut Context<'_>) -> Phase {
+        while let Some(phases) = self.phases.as_mut() {
+            match Pin::new(phases).poll_next(cx) {
+                Poll::Ready(Some(p)) => self.phase = p,
+                Poll::Ready(None) => {
+                    self.phase = Phase::Closing;
+                    self.phases = None;
+                }
+                Poll::Pending => break,
+            }
+        }
+        self.phase
+    }
+
+    /// Whether the connection should end now (as if the client had closed
+    /// it): at the drain deadline; stopping, when it never had a request;
+    /// or when it has had no request in progress for the idle timeout.
+    /// Checked whenever the connection waits on the client, and by the
+    /// timer when nothing else happens.
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> bool {
+        let phase = self.poll_phase(cx);
+        if phase == Phase::Closing {
             return true;
         }
         let state = &self.peer.state;
@@ -355,19 +378,34 @@ impl Connection {
                 return false;
             }
         }
+        let quiet_at = self.last_data + QUIET;
         // Stopping, a connection that served requests is left to hyper's
         // graceful shutdown (GOAWAY, then close once its answers are
         // flushed: an EOF here could cut a stream's final status); one that
         // never had a request would hold the drain until its deadline.
-        if state.begun.load(Ordering::Acquire) == 0 && self.stopping.as_mut().poll(cx).is_ready() {
-            return true;
-        }
-        let last_end = *state.last_end.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let deadline = last_end + self.idle_timeout;
+        let deadline = if phase == Phase::Stopping && state.begun.load(Ordering::Acquire) == 0 {
+            quiet_at
+        } else {
+            let last_end = *state.last_end.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            (last_end + self.idle_timeout).max(quiet_at)
+        };
         if self.idle.deadline() != deadline {
             self.idle.as_mut().reset(deadline);
         }
         self.idle.as_mut().poll(cx).is_ready()
+    }
+
+    /// After a write or flush that must wait: a client that stops reading
+    /// still loses its connection at the drain deadline.
+    fn check_write<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if result.is_pending() && self.poll_phase(cx) == Phase::Closing {
+            self.ended = true;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the drain deadline passed with the client not reading",
+            )));
+        }
+        result
     }
 }
 
@@ -385,11 +423,15 @@ impl AsyncRead for Connection {
         if this.ended {
             return Poll::Ready(Ok(()));
         }
+        let before = buf.filled().len();
         let read = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         };
-        if read.is_pending() && this.poll_idle(cx) {
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.last_data = Instant::now();
+        }
+        if read.is_pending() && this.poll_end(cx) {
             this.ended = true;
             tracing::debug!(remote = %this.peer.remote, "closing an idle connection (or the drain ended)");
             // End of stream: hyper closes the connection.
@@ -401,17 +443,27 @@ impl AsyncRead for Connection {
 
 impl AsyncWrite for Connection {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        match &mut self.io {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        let written = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_write(cx, data),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
-        }
+        };
+        this.check_write(cx, written)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.io {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(Ok(()));
+        }
+        let flushed = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_flush(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
+        };
+        this.check_write(cx, flushed)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -426,10 +478,15 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.io {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        let written = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
+        };
+        this.check_write(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -539,33 +596,26 @@ async fn accept_loop(
         let state = Arc::new(ConnectionState::new(settings.connection_request_bytes));
         let idle_timeout = settings.idle_timeout;
         let counted = Arc::clone(&counters);
-        let (mut stopped, mut closed) = (phase.clone(), phase.clone());
-        // A dropped sender also means stop.
-        let stopping = Box::pin(async move {
-            let _ = stopped.wait_for(|p| *p >= Phase::Stopping).await;
-        });
-        let closing = Box::pin(async move {
-            let _ = closed.wait_for(|p| *p >= Phase::Closing).await;
-        });
-        let connection = move |io, certificate_identity, certificate_presented| Connection {
+        let phases = WatchStream::new(phase.clone());
+        let connection = move |io, certificate_identity| Connection {
             io,
             peer: Peer {
                 remote,
                 certificate_identity,
-                certificate_presented,
                 state,
             },
             idle_timeout,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
-            stopping,
-            closing,
+            phase: Phase::Serving,
+            phases: Some(phases),
+            last_data: Instant::now(),
             counters: counted,
             ended: false,
             _slot: slot,
         };
         match &tls {
             None => {
-                if tx.send(Ok(connection(Io::Plain(tcp), None, false))).await.is_err() {
+                if tx.send(Ok(connection(Io::Plain(tcp), None))).await.is_err() {
                     return;
                 }
             }
@@ -577,10 +627,8 @@ async fn accept_loop(
                 tokio::spawn(async move {
                     match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
-                            let (presented, identity) = certificate_identity(stream.get_ref().1);
-                            let _ = tx
-                                .send(Ok(connection(Io::Tls(Box::new(stream)), identity, presented)))
-                                .await;
+                            let identity = certificate_identity(stream.get_ref().1);
+                            let _ = tx.send(Ok(connection(Io::Tls(Box::new(stream)), identity))).await;
                         }
                         Ok(Err(e)) => {
                             counters.open.fetch_sub(1, Ordering::Relaxed);
@@ -599,12 +647,10 @@ async fn accept_loop(
     }
 }
 
-/// Whether the client presented a (verified) certificate, and the identity in it.
-fn certificate_identity(session: &rustls::ServerConnection) -> (bool, Option<Arc<str>>) {
-    let Some(leaf) = session.peer_certificates().and_then(|c| c.first()) else {
-        return (false, None);
-    };
-    (true, identity_of_certificate(leaf.as_ref()).map(Arc::from))
+/// The identity in the client's (verified) certificate, when it presented one.
+fn certificate_identity(session: &rustls::ServerConnection) -> Option<Arc<str>> {
+    let leaf = session.peer_certificates().and_then(|c| c.first())?;
+    identity_of_certificate(leaf.as_ref()).map(Arc::from)
 }
 
 /// The first URI SAN, else the first DNS SAN, else the subject's CN.

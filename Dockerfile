@@ -19,10 +19,12 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/yungate /usr/local/bin/yungate
 # In a container the listeners face the pod network, not loopback; health gets its own plaintext
-# port for the kubelet's gRPC probes.
+# port for the kubelet's gRPC probes, Prometheus one for /metrics; logs are JSON lines.
 ENV YUNGATE__LISTEN=0.0.0.0:50051 \
     YUNGATE__NOTIFY__LISTEN=0.0.0.0:8081 \
-    YUNGATE__HEALTH__LISTEN=0.0.0.0:50052
-EXPOSE 50051 8081 50052
+    YUNGATE__HEALTH__LISTEN=0.0.0.0:50052 \
+    YUNGATE__METRICS__LISTEN=0.0.0.0:9464 \
+    YUNGATE_LOG_FORMAT=json
+EXPOSE 50051 8081 50052 9464
 USER 10001:10001
 ENTRYPOINT ["/usr/local/bin/yungate", "serve"]

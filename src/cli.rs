@@ -19,6 +19,9 @@ pub use keys::KeyArgs;
 #[derive(Debug, Parser)]
 #[command(name = "yungate", version, about)]
 pub struct Cli {
+    /// How log lines are written (to stderr; `RUST_LOG` filters them).
+    #[arg(long, global = true, env = "YUNGATE_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: crate::telemetry::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -48,6 +48,17 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Health checks and the drain at shutdown.
     pub health: HealthConfig,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A plaintext HTTP listener serving `GET /metrics` in the Prometheus
+    /// text format. Unset: no metrics endpoint.
+    pub listen: Option<SocketAddr>,
 }
 
 /// TLS on the gRPC listener (PEM files, re-read when they change).
@@ -366,6 +377,7 @@ impl Default for Config {
             access: AccessConfig::default(),
             limits: LimitsConfig::default(),
             health: HealthConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -1087,7 +1099,8 @@ mod example_file {
             .filter(|(k, _)| k.starts_with("YUNGATE__"))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        assert_eq!(pairs.len(), 3, "{pairs:?}");
+        assert_eq!(pairs.len(), 4, "{pairs:?}");
+        assert!(dockerfile.contains("YUNGATE_LOG_FORMAT=json"), "JSON logs in the image");
         figment::Jail::expect_with(|jail| {
             for (k, v) in &pairs {
                 jail.set_env(k, v);
@@ -1099,8 +1112,15 @@ mod example_file {
             );
             assert!(config.notify.listen.ip().is_unspecified());
             let health = config.health.listen.expect("a health port for the kubelet");
+            let metrics = config.metrics.listen.expect("a metrics port for Prometheus");
+            assert!(metrics.ip().is_unspecified());
             // The ports the image exposes are the ones it listens on.
-            for port in [config.listen.port(), config.notify.listen.port(), health.port()] {
+            for port in [
+                config.listen.port(),
+                config.notify.listen.port(),
+                health.port(),
+                metrics.port(),
+            ] {
                 assert!(dockerfile.contains(&format!(" {port}")), "EXPOSE {port}");
             }
             Ok(())

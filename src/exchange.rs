@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use serde_json::{Map, Value as Json};
@@ -10,6 +11,7 @@ use tokio::time::Instant;
 use crate::error::GatewayError;
 use crate::provider::calls::Call;
 use crate::provider::client::{CallError, SoaClient};
+use crate::telemetry::Metrics;
 
 /// One provider call on its way down the stack.
 #[derive(Debug, Clone)]
@@ -70,12 +72,28 @@ pub type StackFuture<T> = Pin<Box<dyn Future<Output = Result<T, GatewayError>> +
 #[derive(Debug, Clone)]
 pub struct SoaService {
     client: SoaClient,
+    metrics: Arc<Metrics>,
 }
 
 impl SoaService {
-    /// Calls the provider through `client`.
-    pub fn new(client: SoaClient) -> Self {
-        SoaService { client }
+    /// Calls the provider through `client`, counting each call in `metrics`.
+    pub fn new(client: SoaClient, metrics: Arc<Metrics>) -> Self {
+        SoaService { client, metrics }
+    }
+}
+
+/// The outcome class of a provider call, a metric label.
+pub fn outcome_class(result: &Result<Json, CallError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(CallError::NotSent(_)) => "not_sent",
+        Err(CallError::RefusedUnread { .. }) => "refused_unread",
+        Err(CallError::OutcomeUnknown(_)) => "outcome_unknown",
+        Err(CallError::Http { .. }) => "http_error",
+        Err(CallError::BadSignature(_)) => "bad_signature",
+        Err(CallError::Malformed(_)) => "malformed",
+        Err(CallError::Decrypt { .. }) => "decrypt_error",
+        Err(CallError::Business { .. }) => "business_error",
     }
 }
 
@@ -90,8 +108,12 @@ impl tower::Service<ProviderRequest> for SoaService {
 
     fn call(&mut self, request: ProviderRequest) -> Self::Future {
         let client = self.client.clone();
+        let metrics = Arc::clone(&self.metrics);
         Box::pin(async move {
+            let started = Instant::now();
             let result = client.exchange_value(request.call, Json::Object(request.param)).await;
+            let spec = request.call.spec();
+            metrics.provider_call(spec.service, spec.method, outcome_class(&result), started.elapsed());
             Ok(ProviderAnswer::fresh(result))
         })
     }

@@ -35,6 +35,7 @@ use crate::exchange::{ProviderAnswer, ProviderRequest, StackFuture};
 use crate::provider::calls::Idempotency;
 use crate::provider::client::{CallError, Outcome};
 use crate::store::{Claim, ClaimTerms, Store, Window};
+use crate::telemetry::Metrics;
 
 /// The longest `idempotency-key` accepted, in bytes.
 pub const MAX_CALLER_KEY: usize = 255;
@@ -93,6 +94,7 @@ struct Shared {
     /// Records this process is running: fingerprint, and a channel that
     /// closes when the run ends.
     local: Local,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -111,12 +113,13 @@ pub struct IdempotencyLayer {
 }
 
 impl IdempotencyLayer {
-    pub fn new(store: Arc<dyn Store>, settings: IdempotencySettings) -> Self {
+    pub fn new(store: Arc<dyn Store>, settings: IdempotencySettings, metrics: Arc<Metrics>) -> Self {
         IdempotencyLayer {
             shared: Arc::new(Shared {
                 store,
                 settings,
                 local: Mutex::new(HashMap::new()),
+                metrics,
             }),
         }
     }
@@ -158,17 +161,36 @@ where
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let Some((key, field)) = key_of(&request)? else {
+                shared.metrics.idempotency("unkeyed");
                 return inner.oneshot(request).await;
             };
+            let metrics = Arc::clone(&shared.metrics);
             // From the claim to the recorded outcome, nothing depends on the caller staying.
-            tokio::spawn(keyed(shared, inner, request, key, field))
+            let result = tokio::spawn(keyed(shared, inner, request, key, field))
                 .await
                 .map_err(|_| GatewayError::Unresolved {
                     cause: "GATEWAY_TASK_FAILED",
                     detail: "the gateway's task for this call failed; retry with the same key".into(),
                     retry_after: Some(Duration::from_secs(1)),
-                })?
+                })
+                .and_then(|r| r);
+            metrics.idempotency(result_class(&result));
+            result
         })
+    }
+}
+
+/// What the record made of a keyed call, a metric label.
+fn result_class(result: &Result<ProviderAnswer, GatewayError>) -> &'static str {
+    match result {
+        Ok(a) if a.replayed => "replayed",
+        Ok(a) if a.recovered => "recovered",
+        Ok(_) => "executed",
+        Err(GatewayError::KeyReused { .. }) => "key_reused",
+        Err(GatewayError::InFlight { .. }) => "in_flight",
+        Err(GatewayError::StoreUnavailable(_)) => "store_unavailable",
+        Err(GatewayError::Unresolved { .. }) => "unresolved",
+        Err(_) => "failed",
     }
 }
 

@@ -30,3 +30,4 @@ pub mod ratelimit;
 pub mod sandbox;
 pub mod serve;
 pub mod store;
+pub mod telemetry;

@@ -28,6 +28,16 @@ use crate::idempotency::notified::Completion;
 use crate::provider::notify::{self, Rejection, Trust, Verified};
 use crate::store::notifications::{NotificationLog, Record};
 
+/// [`Counters`] read at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counts {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub store_failures: u64,
+    /// By reason, every reason listed.
+    pub rejected: Vec<(&'static str, u64)>,
+}
+
 /// What the ingress has seen since the process started.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -41,6 +51,20 @@ impl Counters {
     fn reject(&self, rejection: &Rejection) {
         if let Some(i) = Rejection::REASONS.iter().position(|r| *r == rejection.reason()) {
             self.rejected[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counts now.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+            store_failures: self.store_failures.load(Ordering::Relaxed),
+            rejected: Rejection::REASONS
+                .iter()
+                .zip(&self.rejected)
+                .map(|(r, n)| (*r, n.load(Ordering::Relaxed)))
+                .collect(),
         }
     }
 

@@ -18,6 +18,7 @@ use crate::error::{GatewayError, LimitScope};
 use crate::exchange::{ProviderAnswer, ProviderRequest, StackFuture};
 use crate::provider::calls::RateClass;
 use crate::store::{Limit, MemoryStore, RateDecision, Store};
+use crate::telemetry::Metrics;
 
 /// The metadata key naming the calling service when callers do not
 /// authenticate (`access.identity = "none"`); otherwise ignored.
@@ -65,6 +66,7 @@ struct Limiter {
     fallback: MemoryStore,
     sysid: String,
     shadow: bool,
+    metrics: Arc<Metrics>,
 }
 
 impl Limiter {
@@ -74,12 +76,19 @@ impl Limiter {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "rate-limit store unavailable: limiting in this process only");
+                self.metrics.rate_limit_fallback();
                 self.fallback
                     .acquire(&bucket, limit)
                     .await
                     .unwrap_or(RateDecision::Allowed)
             }
         };
+        let decided = match decision {
+            RateDecision::Allowed => "allowed",
+            RateDecision::Limited { .. } if self.shadow => "shadow_limited",
+            RateDecision::Limited { .. } => "limited",
+        };
+        self.metrics.rate_limit(scope.name(), class.name(), decided);
         match decision {
             RateDecision::Allowed => Ok(()),
             RateDecision::Limited { retry_after } if self.shadow => {
@@ -171,13 +180,14 @@ pub struct ProviderQuota {
 }
 
 impl ProviderQuota {
-    pub fn new(store: Arc<dyn Store>, sysid: &str, limits: &RateLimits) -> Self {
+    pub fn new(store: Arc<dyn Store>, sysid: &str, limits: &RateLimits, metrics: Arc<Metrics>) -> Self {
         ProviderQuota {
             limiter: Limiter {
                 store,
                 fallback: MemoryStore::new(),
                 sysid: sysid.to_owned(),
                 shadow: limits.shadow,
+                metrics,
             },
             limits: Arc::new(limits.provider.clone()),
         }
@@ -240,13 +250,14 @@ pub struct CallerLimitLayer {
 }
 
 impl CallerLimitLayer {
-    pub fn new(store: Arc<dyn Store>, sysid: &str, limits: &RateLimits) -> Self {
+    pub fn new(store: Arc<dyn Store>, sysid: &str, limits: &RateLimits, metrics: Arc<Metrics>) -> Self {
         CallerLimitLayer {
             limiter: Limiter {
                 store,
                 fallback: MemoryStore::new(),
                 sysid: sysid.to_owned(),
                 shadow: limits.shadow,
+                metrics,
             },
             limits: Arc::new(limits.callers.clone()),
         }

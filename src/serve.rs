@@ -40,6 +40,7 @@ use crate::provider::notify::Trust;
 use crate::sandbox::{self, RunningSandbox, SandboxConfig};
 use crate::store::notifications::{MemoryLog, NotificationLog, RedisLog};
 use crate::store::{MemoryStore, RedisStore, Store};
+use crate::telemetry::{self, Metrics};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +76,8 @@ pub struct RunningGateway {
     phase: watch::Sender<listener::Phase>,
     health_task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
     health: Arc<health::Health>,
+    /// Stopped last, so that a scrape during the drain sees it.
+    metrics_server: Option<telemetry::MetricsServer>,
     listener: Arc<listener::ListenerCounters>,
     tls: Option<Arc<listener::ReloadingTls>>,
     drain_delay: Duration,
@@ -100,6 +103,11 @@ impl RunningGateway {
     /// The plaintext health listener's address, when `health.listen` is set.
     pub fn health_addr(&self) -> Option<SocketAddr> {
         self.health_addr
+    }
+
+    /// The Prometheus listener's address, when `metrics.listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(telemetry::MetricsServer::addr)
     }
 
     /// The replica's health.
@@ -189,6 +197,13 @@ impl RunningGateway {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => failures.push(format!("the embedded sandbox: {e}")),
                 Err(_) => tracing::warn!("the embedded sandbox did not stop by the drain deadline: left behind"),
+            }
+        }
+        if let Some(server) = self.metrics_server.take() {
+            match tokio::time::timeout(CLOSE_WAIT, server.stop()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failures.push(format!("the metrics listener: {e}")),
+                Err(_) => tracing::warn!("the metrics listener did not stop in time: left behind"),
             }
         }
         if failures.is_empty() {
@@ -312,14 +327,21 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
     )
     .map_err(|e| ServeError::Setup(e.to_string()))?;
     let store = open_store(&config)?;
-    let stack_settings = stack_settings(&config, &keys_secret)?;
+    let metrics = Metrics::new(&[
+        crate::grpc::DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]);
+    let stack_settings = stack_settings(&config, &keys_secret, Arc::clone(&metrics))?;
     let log = open_log(&config)?;
+    let notify_counters = Arc::new(notify::Counters::default());
     let ingress = notify::start(
         config.notify.listen,
         Ingress {
             trust: Arc::new(trust),
             log: Arc::clone(&log),
-            counters: Arc::default(),
+            counters: Arc::clone(&notify_counters),
             completion: Some(Completion {
                 store: Arc::clone(&store),
                 sysid: stack_settings.idempotency.sysid.clone(),
@@ -344,13 +366,14 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
     }
     let (streams, streams_end) = watch::channel(false);
     let notifications = Notifications::new(
-        log,
+        Arc::clone(&log),
         FanoutSettings {
             visibility: Duration::from_millis(config.notify.visibility_timeout_ms),
             max_deliveries: config.notify.max_deliveries,
             max_in_flight: config.notify.max_in_flight,
         },
         streams_end,
+        Arc::clone(&metrics),
     );
     let provider = stack::provider_stack(client.clone(), Arc::clone(&store), &stack_settings);
     let caller_limit = stack::caller_limit(Arc::clone(&store), &config.provider.sysid, &stack_settings);
@@ -419,6 +442,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         .then(|| tonic::codegen::http::HeaderValue::from_static("true"));
     // The server stack, in the order of serve/stack.rs.
     let router = tonic::transport::Server::builder()
+        .layer(telemetry::RpcMetricsLayer::new(Arc::clone(&metrics)))
         .max_concurrent_streams(l.max_concurrent_streams)
         .http2_keepalive_interval(
             (l.keepalive_interval_secs > 0).then(|| Duration::from_secs(l.keepalive_interval_secs)),
@@ -469,6 +493,25 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
             NotificationServiceServer::new(notifications.with_access(access)).max_decoding_message_size(max_message),
         );
     let counters = Arc::new(listener::ListenerCounters::default());
+    // Bound before any task starts: a taken port fails the start cleanly.
+    let metrics_server = match config.metrics.listen {
+        Some(at) => Some(
+            telemetry::MetricsServer::start(
+                at,
+                metrics,
+                telemetry::Sources {
+                    sandbox: sandbox.is_some(),
+                    health: Some(Arc::clone(&health)),
+                    listener: Some(Arc::clone(&counters)),
+                    notifications: Some(notify_counters),
+                    log: Some(log),
+                },
+            )
+            .await
+            .map_err(|source| ServeError::Listen { addr: at, source })?,
+        ),
+        None => None,
+    };
     let (phase, _) = watch::channel(listener::Phase::Serving);
     let listener_settings = listener::ListenerSettings {
         max_connections: l.max_connections,
@@ -557,6 +600,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         phase,
         health_task,
         health,
+        metrics_server,
         listener: counters,
         tls,
         drain_delay: Duration::from_millis(config.health.drain_delay_ms),
@@ -669,7 +713,11 @@ async fn notification_trust(config: &Config, keys: &PartyKeys) -> Result<Trust, 
 }
 
 /// The stacks' settings from the configuration.
-fn stack_settings(config: &Config, derived_secret: &[u8; 32]) -> Result<StackSettings, ServeError> {
+fn stack_settings(
+    config: &Config,
+    derived_secret: &[u8; 32],
+    metrics: Arc<Metrics>,
+) -> Result<StackSettings, ServeError> {
     use sha2::Digest;
     let secret = match config.fingerprint_key()? {
         Some(key) => sha2::Sha256::digest(key.expose().as_bytes()).into(),
@@ -690,6 +738,7 @@ fn stack_settings(config: &Config, derived_secret: &[u8; 32]) -> Result<StackSet
         rate_limits: config.rate_limits()?,
         max_in_flight: config.provider.max_in_flight,
         in_flight_wait: crate::config::PROVIDER_SLOT_WAIT,
+        metrics,
     })
 }
 

@@ -381,3 +381,64 @@ fn a_closed_stderr_does_not_bring_the_sandbox_down() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// `yungate serve`'s log lines up to "yungate gRPC listening", with `extra` arguments and environment.
+fn serve_log_until_listening(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_yungate"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--notify-listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .env_remove("YUNGATE_LOG_FORMAT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = Reaped(command.spawn().unwrap());
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.0.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("yungate gRPC listening");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    send_sigterm(child.0.id());
+    lines
+}
+
+#[test]
+fn serve_logs_json_lines_on_request_and_plain_text_without_colours_off_a_terminal() {
+    for (args, env) in [
+        (&["--log-format", "json"][..], &[][..]),
+        (&[][..], &[("YUNGATE_LOG_FORMAT", "json")][..]),
+    ] {
+        let lines = serve_log_until_listening(args, env);
+        assert!(
+            lines.last().is_some_and(|l| l.contains("yungate gRPC listening")),
+            "{lines:?}"
+        );
+        for line in &lines {
+            let object: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert!(object["timestamp"].is_string() && object["level"].is_string(), "{line}");
+            assert!(object["message"].is_string(), "{line}");
+        }
+        let warned = lines
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|o| o["message"].as_str().unwrap().starts_with("SANDBOX MODE"))
+            .expect("sandbox mode is announced");
+        assert_eq!(warned["level"], "WARN");
+    }
+    // The default: text, and a pipe is not a terminal, so no colour codes.
+    let lines = serve_log_until_listening(&[], &[]);
+    assert!(
+        lines.iter().any(|l| l.contains(" WARN ") && l.contains("SANDBOX MODE")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|l| !l.contains('\u{1b}')), "{lines:?}");
+    assert!(lines.iter().all(|l| !l.starts_with('{')), "{lines:?}");
+}

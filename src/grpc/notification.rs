@@ -26,6 +26,7 @@ use crate::serve::access::{AccessPolicy, Caller};
 use crate::store::notifications::{
     Cursor, DeliveryState, Entry, FetchTerms, ListQuery, MAX_BATCH, NotificationLog, Start,
 };
+use crate::telemetry::Metrics;
 
 /// How the fan-out delivers.
 #[derive(Debug, Clone, Copy)]
@@ -42,16 +43,23 @@ pub struct Notifications {
     settings: FanoutSettings,
     shutdown: watch::Receiver<bool>,
     access: Option<AccessPolicy>,
+    metrics: Arc<Metrics>,
 }
 
 impl Notifications {
     /// The streams end (UNAVAILABLE, subscribe again) when `shutdown` turns true.
-    pub fn new(log: Arc<dyn NotificationLog>, settings: FanoutSettings, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        log: Arc<dyn NotificationLog>,
+        settings: FanoutSettings,
+        shutdown: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Notifications {
             log,
             settings,
             shutdown,
             access: None,
+            metrics,
         }
     }
 
@@ -292,6 +300,8 @@ impl NotificationService for Notifications {
         };
         tracing::info!(subscriber = %r.subscriber, consumer = %consumer, "subscription started");
         let (tx, rx) = mpsc::channel::<Feed>(room.max(1));
+        let open = self.metrics.stream_opened(&r.subscriber);
+        let (metrics, subscriber) = (Arc::clone(&self.metrics), r.subscriber.clone());
         tokio::spawn(fanout::run(
             Arc::clone(&self.log),
             Subscription {
@@ -306,6 +316,7 @@ impl NotificationService for Notifications {
             },
             tx,
             self.shutdown.clone(),
+            Arc::clone(&self.metrics),
         ));
         // The gateway stopping ends the stream from here, whatever the
         // channel holds: tonic ends a stream at its first error.
@@ -313,8 +324,17 @@ impl NotificationService for Notifications {
             .filter(|stopping| *stopping)
             .map(|_| Err(status::shutting_down()));
         let stream = ReceiverStream::new(rx)
-            .map(|feed| match feed {
-                Feed::Delivery(d) => Ok(notification_of(&d.entry, d.attempt)),
+            .map(move |feed| match feed {
+                Feed::Delivery(d) => {
+                    // Counted open as long as the stream is.
+                    let _ = &open;
+                    let now_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                    let lag = now_ms.saturating_sub(d.entry.received_ms());
+                    metrics.notification_delivered(&subscriber, d.attempt, Duration::from_millis(lag));
+                    Ok(notification_of(&d.entry, d.attempt))
+                }
                 Feed::Failed(e) => Err(log_status(&e)),
             })
             // The merge would otherwise wait on `stopping` for ever once the

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::store::notifications::{Cursor, Delivery, FetchTerms, LogError, NotificationLog, Record, Start};
+use crate::telemetry::Metrics;
 
 /// Which events a subscription wants; empty parts match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,8 +111,9 @@ pub async fn run(
     terms: FetchTerms,
     tx: mpsc::Sender<Feed>,
     mut shutdown: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
 ) {
-    deliver(&*log, &subscription, terms, &tx, &mut shutdown).await;
+    deliver(&*log, &subscription, terms, &tx, &mut shutdown, &metrics).await;
     let _ = log.leave(&subscription.subscriber, &subscription.consumer).await;
 }
 
@@ -131,6 +133,7 @@ async fn deliver(
     terms: FetchTerms,
     tx: &mpsc::Sender<Feed>,
     shutdown: &mut watch::Receiver<bool>,
+    metrics: &Metrics,
 ) {
     let Subscription {
         subscriber,
@@ -189,6 +192,7 @@ async fn deliver(
         };
         backoff = Duration::from_millis(100);
         if !fetched.dead_lettered.is_empty() {
+            metrics.notifications_dead_lettered(subscriber, fetched.dead_lettered.len());
             tracing::warn!(
                 subscriber = %subscriber,
                 count = fetched.dead_lettered.len(),
@@ -262,7 +266,14 @@ mod tests {
             visibility: Duration::from_secs(60),
             max_deliveries: 3,
         };
-        let task = tokio::spawn(run(Arc::clone(&log), subscription, terms, tx, shutdown));
+        let task = tokio::spawn(run(
+            Arc::clone(&log),
+            subscription,
+            terms,
+            tx,
+            shutdown,
+            Metrics::new(&[]),
+        ));
         // The first event fills the channel; the subscriber does not read yet.
         tokio::time::sleep(Duration::from_millis(100)).await;
         // Capacity 2: these trim the event after the subscriber's position that it never read.

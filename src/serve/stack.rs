@@ -2,20 +2,23 @@
 //!
 //! Server stack (outermost first), around every gRPC service:
 //!
-//! 0. sandbox marker: in sandbox mode every response carries
+//! 0. rpc metrics (`telemetry::RpcMetricsLayer`): started, handled by
+//!    code and the time to the response's end, for every request, refused
+//!    ones included;
+//! 1. sandbox marker: in sandbox mode every response carries
 //!    `x-yungate-sandbox: true`, so no caller mistakes it for the provider;
-//! 1. admission (`AdmissionLayer`): stamps when the request came
+//! 2. admission (`AdmissionLayer`): stamps when the request came
 //!    (`Arrival`), so that the caller's deadline is measured from there, not
 //!    from the handler; bounds the request message in time and bytes
 //!    (`serve/body.rs`) and counts the connection busy until the response
 //!    ends (the idle timeout); then bounds the gateway requests in progress
 //!    in the replica (a request waits for a slot, its deadline already
-//!    counting); tracing and metrics slots for the telemetry work go here too;
-//! 2. access (`access::AccessLayer`): who is calling (client certificate,
+//!    counting); the tracing slot for the telemetry work goes here too;
+//! 3. access (`access::AccessLayer`): who is calling (client certificate,
 //!    mesh header, or an unauthenticated name) and whether the rules let
 //!    it call this rpc: UNAUTHENTICATED / PERMISSION_DENIED before anything
 //!    else is spent on it;
-//! 3. per-caller limit (`ratelimit::CallerLimitLayer`): by the name the
+//! 4. per-caller limit (`ratelimit::CallerLimitLayer`): by the name the
 //!    access layer put in the request (`access::Caller`); it runs before
 //!    idempotency, so its refusals are never stored.
 //!
@@ -27,6 +30,9 @@
 //! 3. in-flight bound (`ratelimit::InFlightBound`): a slow provider cannot
 //!    pile up tasks (both are `Gate`s behind a `GateLayer`);
 //! 4. `exchange::SoaService`: `SoaClient::exchange_value`, the one signed call.
+//!
+//! Each of them counts its own results in `telemetry::Metrics` (records,
+//! rate-limit decisions, provider calls by outcome class).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +49,7 @@ use crate::idempotency::{IdempotencyLayer, IdempotencySettings};
 use crate::provider::client::SoaClient;
 use crate::ratelimit::{CallerLimitLayer, GateLayer, InFlightBound, ProviderQuota, RateLimits};
 use crate::store::Store;
+use crate::telemetry::Metrics;
 
 /// When a request arrived (a request extension the server stack sets first).
 #[derive(Debug, Clone, Copy)]
@@ -181,25 +188,36 @@ pub struct StackSettings {
     pub max_in_flight: usize,
     /// How long a call waits for a free slot before it is refused unsent.
     pub in_flight_wait: Duration,
+    /// Where the provider stack counts calls, records and decisions.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Builds the provider stack over `client`.
 pub fn provider_stack(client: SoaClient, store: Arc<dyn Store>, settings: &StackSettings) -> ProviderStack {
     let sysid = client.sysid().to_owned();
     let stack = ServiceBuilder::new()
-        .layer(IdempotencyLayer::new(Arc::clone(&store), settings.idempotency.clone()))
-        .layer(GateLayer::new(ProviderQuota::new(store, &sysid, &settings.rate_limits)))
+        .layer(IdempotencyLayer::new(
+            Arc::clone(&store),
+            settings.idempotency.clone(),
+            Arc::clone(&settings.metrics),
+        ))
+        .layer(GateLayer::new(ProviderQuota::new(
+            store,
+            &sysid,
+            &settings.rate_limits,
+            Arc::clone(&settings.metrics),
+        )))
         .layer(GateLayer::new(InFlightBound::new(
             settings.max_in_flight,
             settings.in_flight_wait,
         )))
-        .service(SoaService::new(client));
+        .service(SoaService::new(client, Arc::clone(&settings.metrics)));
     BoxCloneSyncService::new(stack)
 }
 
 /// The per-caller limit of the server stack.
 pub fn caller_limit(store: Arc<dyn Store>, sysid: &str, settings: &StackSettings) -> CallerLimitLayer {
-    CallerLimitLayer::new(store, sysid, &settings.rate_limits)
+    CallerLimitLayer::new(store, sysid, &settings.rate_limits, Arc::clone(&settings.metrics))
 }
 
 #[cfg(test)]

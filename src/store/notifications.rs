@@ -195,6 +195,17 @@ pub enum DeliveryState {
     Dead { attempts: u32 },
 }
 
+/// How far behind one subscriber is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Delivered and not yet acknowledged.
+    pub pending: u64,
+    /// In the log and not yet delivered (`None` when the backend cannot tell).
+    pub waiting: Option<u64>,
+    /// In the dead-letter list.
+    pub dead: u64,
+}
+
 /// A page of history.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -254,6 +265,9 @@ pub trait NotificationLog: Send + Sync + fmt::Debug {
 
     /// Where each of `cursors` is for `subscriber`.
     fn states<'a>(&'a self, subscriber: &'a str, cursors: &'a [Cursor]) -> LogFuture<'a, Vec<DeliveryState>>;
+
+    /// How far behind `subscriber` is, over all replicas.
+    fn backlog<'a>(&'a self, subscriber: &'a str) -> LogFuture<'a, Backlog>;
 
     /// Changes whenever an event was appended (on any replica, as far as the backend can tell).
     fn changes(&self) -> watch::Receiver<u64>;

@@ -112,6 +112,7 @@ impl Replica {
         let mut child = command
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .env_remove("YUNGATE_LOG_FORMAT")
             .env_remove("YUNGATE__STORE__REDIS_URL")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

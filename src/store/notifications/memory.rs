@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use super::{
-    Appended, Cursor, DeadLetter, Delivery, DeliveryState, Entry, FetchTerms, Fetched, ListQuery, LogError, LogFuture,
-    NotificationLog, Record, Start,
+    Appended, Backlog, Cursor, DeadLetter, Delivery, DeliveryState, Entry, FetchTerms, Fetched, ListQuery, LogError,
+    LogFuture, NotificationLog, Record, Start,
 };
 
 /// The most events kept in memory, whatever the retention: past it the oldest go.
@@ -421,6 +421,19 @@ impl NotificationLog for MemoryLog {
             })
             .collect();
         ready(Ok(out))
+    }
+
+    fn backlog<'a>(&'a self, subscriber: &'a str) -> LogFuture<'a, Backlog> {
+        let state = self.lock();
+        let Some(group) = state.groups.get(subscriber) else {
+            return ready(Err(LogError::NoSubscriber(subscriber.to_owned())));
+        };
+        let delivered = state.entries.partition_point(|e| e.cursor <= group.last_delivered);
+        ready(Ok(Backlog {
+            pending: group.pending.len() as u64,
+            waiting: Some((state.entries.len() - delivered) as u64),
+            dead: group.dead.len() as u64,
+        }))
     }
 
     fn changes(&self) -> watch::Receiver<u64> {

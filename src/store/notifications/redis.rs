@@ -15,8 +15,8 @@ use redis::{AsyncConnectionConfig, Script, Value};
 use tokio::sync::watch;
 
 use super::{
-    Appended, Cursor, DeadLetter, Delivery, DeliveryState, Entry, FetchTerms, Fetched, ListQuery, LogError, LogFuture,
-    NotificationLog, Record, Start,
+    Appended, Backlog, Cursor, DeadLetter, Delivery, DeliveryState, Entry, FetchTerms, Fetched, ListQuery, LogError,
+    LogFuture, NotificationLog, Record, Start,
 };
 
 /// Lua shared by the scripts: stream ids compared as numbers, a group's position.
@@ -263,6 +263,24 @@ end
 return {'ok', redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])}
 "#;
 
+/// KEYS[1] stream, KEYS[2] dead set; ARGV group. Returns {pending, lag
+/// (-1 when Redis cannot tell), dead}.
+const BACKLOG: &str = r#"
+local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])
+if type(groups) ~= 'table' or groups.err then return redis.error_reply('NOGROUP no such subscriber') end
+for _, g in ipairs(groups) do
+  local name, pending, lag
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'pending' then pending = g[i + 1] elseif g[i] == 'lag' then lag = g[i + 1] end
+  end
+  if name == ARGV[1] then
+    if type(lag) ~= 'number' then lag = -1 end
+    return {pending, lag, redis.call('ZCARD', KEYS[2])}
+  end
+end
+return redis.error_reply('NOGROUP no such subscriber')
+"#;
+
 #[derive(Debug)]
 struct Scripts {
     append: Script,
@@ -274,6 +292,7 @@ struct Scripts {
     dead: Script,
     states: Script,
     list: Script,
+    backlog: Script,
 }
 
 /// Aborts the tail task when the last handle of the log goes.
@@ -424,6 +443,7 @@ impl RedisLog {
                 dead: lua(DEAD),
                 states: lua(STATES),
                 list: lua(LIST),
+                backlog: lua(BACKLOG),
             }),
             prefix,
             retention_ms: u64::try_from(retention.as_millis()).unwrap_or(u64::MAX).max(1),
@@ -840,6 +860,24 @@ impl NotificationLog for RedisLog {
                 });
             }
             Ok(out)
+        })
+    }
+
+    fn backlog<'a>(&'a self, subscriber: &'a str) -> LogFuture<'a, Backlog> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let reply: Vec<i64> = self
+                .for_subscriber(&self.scripts.backlog, subscriber, &[], &[])
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| no_group_or(e, subscriber))?;
+            let count = |i: usize| reply.get(i).copied().ok_or_else(|| bad_reply("backlog"));
+            let (pending, lag, dead) = (count(0)?, count(1)?, count(2)?);
+            Ok(Backlog {
+                pending: u64::try_from(pending).map_err(|_| bad_reply("backlog"))?,
+                waiting: u64::try_from(lag).ok(),
+                dead: u64::try_from(dead).map_err(|_| bad_reply("backlog"))?,
+            })
         })
     }
 

@@ -1,0 +1,834 @@
+//! Metrics and logs: one gateway's Prometheus registry with every metric's name in one place, the server-stack layer that counts rpcs, the `/metrics` listener, and the log subscriber.
+//!
+//! Each gateway owns its registry (a `PrometheusRecorder` it calls
+//! directly, never the process-global recorder), so that two gateways in
+//! one process (the tests) count apart. Every label value is from a
+//! bounded set: rpc names only from the served services (else `unknown`),
+//! provider calls from the catalogue, subscribers capped at
+//! [`MAX_SUBSCRIBER_LABELS`] (then `_other`); nothing a caller writes
+//! freely, and no personal value, ever becomes a label.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body::{Body, Frame, SizeHint};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::serve::stack::{HttpRequest, HttpResponse};
+
+/// Every metric the gateway exports: name, kind, help.
+pub mod names {
+    pub const BUILD_INFO: &str = "yungate_build_info";
+    pub const SANDBOX_MODE: &str = "yungate_sandbox_mode";
+    pub const READY: &str = "yungate_ready";
+    pub const PROVIDER_REACHABLE: &str = "yungate_provider_reachable";
+    pub const RPC_STARTED: &str = "yungate_grpc_server_started_total";
+    pub const RPC_HANDLED: &str = "yungate_grpc_server_handled_total";
+    pub const RPC_SECONDS: &str = "yungate_grpc_server_handling_seconds";
+    pub const PROVIDER_REQUESTS: &str = "yungate_provider_requests_total";
+    pub const PROVIDER_SECONDS: &str = "yungate_provider_request_seconds";
+    pub const IDEMPOTENCY: &str = "yungate_idempotency_results_total";
+    pub const RATE_LIMIT: &str = "yungate_rate_limit_decisions_total";
+    pub const RATE_LIMIT_FALLBACKS: &str = "yungate_rate_limit_store_fallbacks_total";
+    pub const NOTIFICATIONS_RECEIVED: &str = "yungate_notifications_received_total";
+    pub const NOTIFICATIONS_REJECTED: &str = "yungate_notifications_rejected_total";
+    pub const NOTIFICATIONS_DELIVERED: &str = "yungate_notifications_delivered_total";
+    pub const NOTIFICATIONS_REDELIVERED: &str = "yungate_notifications_redelivered_total";
+    pub const NOTIFICATIONS_DEAD_LETTERED: &str = "yungate_notifications_dead_lettered_total";
+    pub const NOTIFICATION_LAG: &str = "yungate_notification_delivery_lag_seconds";
+    pub const NOTIFICATION_STREAMS: &str = "yungate_notification_streams";
+    pub const NOTIFICATION_PENDING: &str = "yungate_notification_pending";
+    pub const NOTIFICATION_WAITING: &str = "yungate_notification_waiting";
+    pub const NOTIFICATION_DEAD_LETTERS: &str = "yungate_notification_dead_letters";
+    pub const CONNECTIONS_OPEN: &str = "yungate_connections_open";
+    pub const CONNECTIONS_ACCEPTED: &str = "yungate_connections_accepted_total";
+    pub const ACCEPT_RESOURCE_ERRORS: &str = "yungate_accept_resource_errors_total";
+    pub const TLS_HANDSHAKE_FAILURES: &str = "yungate_tls_handshake_failures_total";
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// name, kind, unit, help: what `# HELP` says of each.
+const CATALOGUE: &[(&str, Kind, Option<Unit>, &str)] = {
+    use Kind::*;
+    use names::*;
+    &[
+        (
+            BUILD_INFO,
+            Gauge,
+            None,
+            "Always 1; the version label says which build runs.",
+        ),
+        (
+            SANDBOX_MODE,
+            Gauge,
+            None,
+            "1 when the gateway runs against its embedded sandbox, not the provider.",
+        ),
+        (
+            READY,
+            Gauge,
+            None,
+            "1 when readiness is SERVING (the store answers and the gateway is not draining).",
+        ),
+        (
+            PROVIDER_REACHABLE,
+            Gauge,
+            None,
+            "1 when the last TCP connect to the provider succeeded.",
+        ),
+        (
+            RPC_STARTED,
+            Counter,
+            None,
+            "gRPC requests started, by service and method.",
+        ),
+        (
+            RPC_HANDLED,
+            Counter,
+            None,
+            "gRPC requests finished, by service, method and status code.",
+        ),
+        (
+            RPC_SECONDS,
+            Histogram,
+            Some(Unit::Seconds),
+            "From a request's arrival to the end of its response.",
+        ),
+        (
+            PROVIDER_REQUESTS,
+            Counter,
+            None,
+            "Signed calls to the provider, by service, method and outcome class.",
+        ),
+        (
+            PROVIDER_SECONDS,
+            Histogram,
+            Some(Unit::Seconds),
+            "Duration of signed calls to the provider, by service, method and outcome class.",
+        ),
+        (
+            IDEMPOTENCY,
+            Counter,
+            None,
+            "Keyed provider calls by what the idempotency record made of them.",
+        ),
+        (
+            RATE_LIMIT,
+            Counter,
+            None,
+            "Rate-limit decisions by scope (provider quota or caller), class and decision.",
+        ),
+        (
+            RATE_LIMIT_FALLBACKS,
+            Counter,
+            None,
+            "Rate-limit decisions made in this process because the store did not answer.",
+        ),
+        (
+            NOTIFICATIONS_RECEIVED,
+            Counter,
+            None,
+            "Provider notifications received, by result (accepted, duplicate, rejected, store_failure).",
+        ),
+        (
+            NOTIFICATIONS_REJECTED,
+            Counter,
+            None,
+            "Provider notifications refused, by reason (bad_signature: forged or altered).",
+        ),
+        (
+            NOTIFICATIONS_DELIVERED,
+            Counter,
+            None,
+            "Notifications handed to a subscriber's stream for the first time.",
+        ),
+        (
+            NOTIFICATIONS_REDELIVERED,
+            Counter,
+            None,
+            "Notifications handed to a subscriber's stream again (not acknowledged in time).",
+        ),
+        (
+            NOTIFICATIONS_DEAD_LETTERED,
+            Counter,
+            None,
+            "Notifications moved to a subscriber's dead-letter list by this replica.",
+        ),
+        (
+            NOTIFICATION_LAG,
+            Histogram,
+            Some(Unit::Seconds),
+            "From a notification's receipt to its hand-out to a subscriber's stream.",
+        ),
+        (
+            NOTIFICATION_STREAMS,
+            Gauge,
+            None,
+            "Subscribe streams open on this replica, by subscriber.",
+        ),
+        (
+            NOTIFICATION_PENDING,
+            Gauge,
+            None,
+            "Notifications delivered to a subscriber and not yet acknowledged (all replicas).",
+        ),
+        (
+            NOTIFICATION_WAITING,
+            Gauge,
+            None,
+            "Notifications in the log not yet delivered to a subscriber (all replicas).",
+        ),
+        (
+            NOTIFICATION_DEAD_LETTERS,
+            Gauge,
+            None,
+            "Notifications in a subscriber's dead-letter list (all replicas).",
+        ),
+        (CONNECTIONS_OPEN, Gauge, None, "Connections open on the gRPC listener."),
+        (
+            CONNECTIONS_ACCEPTED,
+            Counter,
+            None,
+            "Connections accepted on the gRPC listener.",
+        ),
+        (
+            ACCEPT_RESOURCE_ERRORS,
+            Counter,
+            None,
+            "Accepts refused for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM).",
+        ),
+        (
+            TLS_HANDSHAKE_FAILURES,
+            Counter,
+            None,
+            "TLS handshakes on the gRPC listener that failed or timed out.",
+        ),
+    ]
+};
+
+/// Latency buckets, in seconds: 5 ms to a minute.
+const SECONDS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Notification lag buckets, in seconds: up to a day (the provider retries for one).
+const LAG_SECONDS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 21600.0, 86400.0,
+];
+
+/// Distinct subscriber names that get a label of their own.
+pub const MAX_SUBSCRIBER_LABELS: usize = 256;
+
+/// The label of the subscribers past the cap.
+const OTHER_SUBSCRIBER: &str = "_other";
+
+static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// One gateway's metrics.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    /// `/package.Service/Method` of every rpc served: other paths are `unknown`.
+    rpcs: HashSet<String>,
+    subscribers: Mutex<BTreeMap<String, usize>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("rpcs", &self.rpcs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// A registry knowing the rpcs of `descriptor_sets` (encoded `FileDescriptorSet`s).
+    pub fn new(descriptor_sets: &[&[u8]]) -> Arc<Self> {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(SECONDS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(names::NOTIFICATION_LAG.to_owned()), LAG_SECONDS))
+            // Both bucket lists are constant and non-empty.
+            .unwrap_or_else(|_| PrometheusBuilder::new())
+            .build_recorder();
+        let handle = recorder.handle();
+        for (name, kind, unit, help) in CATALOGUE {
+            let key = KeyName::from_const_str(name);
+            let help = SharedString::const_str(help);
+            match kind {
+                Kind::Counter => recorder.describe_counter(key, *unit, help),
+                Kind::Gauge => recorder.describe_gauge(key, *unit, help),
+                Kind::Histogram => recorder.describe_histogram(key, *unit, help),
+            }
+        }
+        let mut rpcs = HashSet::new();
+        for set in descriptor_sets {
+            if let Ok(pool) = prost_reflect::DescriptorPool::decode(*set) {
+                for service in pool.services() {
+                    for method in service.methods() {
+                        rpcs.insert(format!("/{}/{}", service.full_name(), method.name()));
+                    }
+                }
+            }
+        }
+        let metrics = Arc::new(Metrics {
+            recorder,
+            handle,
+            rpcs,
+            subscribers: Mutex::default(),
+        });
+        metrics
+            .gauge(
+                names::BUILD_INFO,
+                vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
+            )
+            .set(1.0);
+        metrics
+    }
+
+    fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    fn gauge(&self, name: &'static str, labels: Vec<Label>) -> Gauge {
+        self.recorder.register_gauge(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
+        self.recorder
+            .register_histogram(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    /// The service and method labels of a request path.
+    fn rpc_labels(&self, path: &str) -> (String, String) {
+        match path.strip_prefix('/').and_then(|p| p.split_once('/')) {
+            Some((service, method)) if self.rpcs.contains(path) => (service.to_owned(), method.to_owned()),
+            _ => ("unknown".to_owned(), "unknown".to_owned()),
+        }
+    }
+
+    /// The label of subscriber `name`, from a bounded set.
+    pub fn subscriber_label(&self, name: &str) -> String {
+        let subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if subscribers.contains_key(name) || subscribers.len() < MAX_SUBSCRIBER_LABELS {
+            name.to_owned()
+        } else {
+            OTHER_SUBSCRIBER.to_owned()
+        }
+    }
+
+    /// A Subscribe stream of `subscriber` opened on this replica; the guard closes it.
+    pub fn stream_opened(self: &Arc<Self>, subscriber: &str) -> StreamGuard {
+        let label = self.subscriber_label(subscriber);
+        let open = {
+            let mut subscribers = self
+                .subscribers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let n = subscribers.entry(label.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        self.gauge(
+            names::NOTIFICATION_STREAMS,
+            vec![Label::new("subscriber", label.clone())],
+        )
+        .set(open as f64);
+        StreamGuard {
+            metrics: Arc::clone(self),
+            label,
+        }
+    }
+
+    /// Subscribers with a label, whether or not a stream is open now.
+    fn subscriber_labels(&self) -> Vec<String> {
+        let subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        subscribers.keys().filter(|k| *k != OTHER_SUBSCRIBER).cloned().collect()
+    }
+
+    /// A signed call to the provider (`service`.`method`, as the spec names it) and its outcome class.
+    pub fn provider_call(&self, service: &'static str, method: &'static str, outcome: &'static str, elapsed: Duration) {
+        let labels = || {
+            vec![
+                Label::from_static_parts("service", service),
+                Label::from_static_parts("method", method),
+                Label::from_static_parts("outcome", outcome),
+            ]
+        };
+        self.counter(names::PROVIDER_REQUESTS, labels()).increment(1);
+        self.histogram(names::PROVIDER_SECONDS, labels())
+            .record(elapsed.as_secs_f64());
+    }
+
+    pub fn idempotency(&self, result: &'static str) {
+        self.counter(names::IDEMPOTENCY, vec![Label::from_static_parts("result", result)])
+            .increment(1);
+    }
+
+    pub fn rate_limit(&self, scope: &'static str, class: &'static str, decision: &'static str) {
+        self.counter(
+            names::RATE_LIMIT,
+            vec![
+                Label::from_static_parts("scope", scope),
+                Label::from_static_parts("class", class),
+                Label::from_static_parts("decision", decision),
+            ],
+        )
+        .increment(1);
+    }
+
+    pub fn rate_limit_fallback(&self) {
+        self.counter(names::RATE_LIMIT_FALLBACKS, Vec::new()).increment(1);
+    }
+
+    /// A notification handed to `subscriber`'s stream, on its `attempt`th delivery, `lag` after its receipt.
+    pub fn notification_delivered(&self, subscriber: &str, attempt: u32, lag: Duration) {
+        let label = self.subscriber_label(subscriber);
+        let name = if attempt <= 1 {
+            names::NOTIFICATIONS_DELIVERED
+        } else {
+            names::NOTIFICATIONS_REDELIVERED
+        };
+        self.counter(name, vec![Label::new("subscriber", label.clone())])
+            .increment(1);
+        self.histogram(names::NOTIFICATION_LAG, vec![Label::new("subscriber", label)])
+            .record(lag.as_secs_f64());
+    }
+
+    pub fn notifications_dead_lettered(&self, subscriber: &str, count: usize) {
+        let label = self.subscriber_label(subscriber);
+        self.counter(
+            names::NOTIFICATIONS_DEAD_LETTERED,
+            vec![Label::new("subscriber", label)],
+        )
+        .increment(count as u64);
+    }
+
+    /// Brings the gauges and copied counters up to date and renders the text format.
+    pub async fn render(&self, sources: &Sources) -> String {
+        let set = |name, on: bool| self.gauge(name, Vec::new()).set(if on { 1.0 } else { 0.0 });
+        set(names::SANDBOX_MODE, sources.sandbox);
+        if let Some(health) = &sources.health {
+            set(names::READY, health.ready());
+            set(names::PROVIDER_REACHABLE, health.provider_reachable());
+        }
+        if let Some(listener) = &sources.listener {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.gauge(names::CONNECTIONS_OPEN, Vec::new())
+                .set(listener.open.load(Relaxed) as f64);
+            self.counter(names::CONNECTIONS_ACCEPTED, Vec::new())
+                .absolute(listener.accepted.load(Relaxed));
+            self.counter(names::ACCEPT_RESOURCE_ERRORS, Vec::new())
+                .absolute(listener.resource_errors.load(Relaxed));
+            self.counter(names::TLS_HANDSHAKE_FAILURES, Vec::new())
+                .absolute(listener.handshake_failures.load(Relaxed));
+        }
+        if let Some(counters) = &sources.notifications {
+            let counts = counters.counts();
+            let received = |result: &'static str, n: u64| {
+                self.counter(
+                    names::NOTIFICATIONS_RECEIVED,
+                    vec![Label::from_static_parts("result", result)],
+                )
+                .absolute(n);
+            };
+            received("accepted", counts.accepted);
+            received("duplicate", counts.duplicates);
+            received("store_failure", counts.store_failures);
+            received("rejected", counts.rejected.iter().map(|(_, n)| n).sum());
+            for (reason, n) in counts.rejected {
+                self.counter(
+                    names::NOTIFICATIONS_REJECTED,
+                    vec![Label::from_static_parts("reason", reason)],
+                )
+                .absolute(n);
+            }
+        }
+        if let Some(log) = &sources.log {
+            for subscriber in self.subscriber_labels() {
+                // A slow store must not hold the scrape: its gauges keep their last values.
+                match tokio::time::timeout(BACKLOG_TIMEOUT, log.backlog(&subscriber)).await {
+                    Ok(Ok(backlog)) => {
+                        let labels = || vec![Label::new("subscriber", subscriber.clone())];
+                        self.gauge(names::NOTIFICATION_PENDING, labels())
+                            .set(backlog.pending as f64);
+                        if let Some(waiting) = backlog.waiting {
+                            self.gauge(names::NOTIFICATION_WAITING, labels()).set(waiting as f64);
+                        }
+                        self.gauge(names::NOTIFICATION_DEAD_LETTERS, labels())
+                            .set(backlog.dead as f64);
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "no backlog for a subscriber"),
+                    Err(_) => tracing::debug!("the notification log did not answer a backlog in time"),
+                }
+            }
+        }
+        self.handle.render()
+    }
+
+    /// Folds what histograms gathered since the last call; without it (and
+    /// without scrapes) their samples would pile up.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+}
+
+/// How long a scrape waits for one subscriber's backlog.
+const BACKLOG_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Keeps a subscriber's stream counted open until dropped.
+pub struct StreamGuard {
+    metrics: Arc<Metrics>,
+    label: String,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let open = {
+            let mut subscribers = self
+                .metrics
+                .subscribers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let n = subscribers.entry(self.label.clone()).or_insert(1);
+            *n = n.saturating_sub(1);
+            *n
+        };
+        self.metrics
+            .gauge(
+                names::NOTIFICATION_STREAMS,
+                vec![Label::new("subscriber", self.label.clone())],
+            )
+            .set(open as f64);
+    }
+}
+
+/// What a scrape reads besides the registry.
+#[derive(Default, Clone)]
+pub struct Sources {
+    pub sandbox: bool,
+    pub health: Option<Arc<crate::serve::health::Health>>,
+    pub listener: Option<Arc<crate::serve::listener::ListenerCounters>>,
+    pub notifications: Option<Arc<crate::notify::Counters>>,
+    pub log: Option<Arc<dyn crate::store::notifications::NotificationLog>>,
+}
+
+/// The `/metrics` listener.
+pub struct MetricsServer {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    upkeep: JoinHandle<()>,
+}
+
+/// How often histograms are folded between scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+impl MetricsServer {
+    /// Binds `listen` and serves `GET /metrics` in the Prometheus text format.
+    pub async fn start(listen: SocketAddr, metrics: Arc<Metrics>, sources: Sources) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new((Arc::clone(&metrics), sources));
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(
+                    |axum::extract::State(state): axum::extract::State<Arc<(Arc<Metrics>, Sources)>>| async move {
+                        let body = state.0.render(&state.1).await;
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            body,
+                        )
+                    },
+                ),
+            )
+            .with_state(state);
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        let upkeep = tokio::spawn(async move {
+            let mut every = tokio::time::interval(UPKEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                metrics.upkeep();
+            }
+        });
+        tracing::info!(%addr, "metrics listening on /metrics");
+        Ok(MetricsServer {
+            addr,
+            shutdown: Some(tx),
+            task,
+            upkeep,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving; a scrape in progress finishes.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        self.upkeep.abort();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// The server-stack layer that counts every rpc: started, handled by
+/// status code, and the time from arrival to the end of the response
+/// (its trailers, or the body dropped: then CANCELLED).
+#[derive(Debug, Clone)]
+pub struct RpcMetricsLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl RpcMetricsLayer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        RpcMetricsLayer { metrics }
+    }
+}
+
+impl<S> tower::Layer<S> for RpcMetricsLayer {
+    type Service = RpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> RpcMetrics<S> {
+        RpcMetrics {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+/// See [`RpcMetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct RpcMetrics<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> tower::Service<HttpRequest> for RpcMetrics<S>
+where
+    S: tower::Service<HttpRequest, Response = HttpResponse>,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<HttpResponse, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: HttpRequest) -> Self::Future {
+        let started = Instant::now();
+        let (service, method) = self.metrics.rpc_labels(request.uri().path());
+        self.metrics
+            .counter(
+                names::RPC_STARTED,
+                vec![
+                    Label::new("grpc_service", service.clone()),
+                    Label::new("grpc_method", method.clone()),
+                ],
+            )
+            .increment(1);
+        let metrics = Arc::clone(&self.metrics);
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            let mut observed = Observed {
+                metrics,
+                service,
+                method,
+                started,
+                code: None,
+                done: false,
+            };
+            // A trailers-only answer (every error) carries its status in the headers.
+            if let Some(code) = grpc_code(response.headers()) {
+                observed.code = Some(code);
+            }
+            Ok(response.map(|body| tonic::body::Body::new(ObservedBody { inner: body, observed })))
+        })
+    }
+}
+
+fn grpc_code(headers: &tonic::codegen::http::HeaderMap) -> Option<tonic::Code> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32)
+}
+
+/// A status code as the gRPC specification spells it.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// One rpc's labels and clock, recorded once when its response ends.
+struct Observed {
+    metrics: Arc<Metrics>,
+    service: String,
+    method: String,
+    started: Instant,
+    code: Option<tonic::Code>,
+    done: bool,
+}
+
+impl Observed {
+    fn finish(&mut self, code: tonic::Code) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let code = self.code.unwrap_or(code);
+        self.metrics
+            .counter(
+                names::RPC_HANDLED,
+                vec![
+                    Label::new("grpc_service", self.service.clone()),
+                    Label::new("grpc_method", self.method.clone()),
+                    Label::from_static_parts("grpc_code", code_name(code)),
+                ],
+            )
+            .increment(1);
+        self.metrics
+            .histogram(
+                names::RPC_SECONDS,
+                vec![
+                    Label::new("grpc_service", self.service.clone()),
+                    Label::new("grpc_method", self.method.clone()),
+                ],
+            )
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        // Dropped before its end: the caller went away or the connection closed.
+        self.finish(tonic::Code::Cancelled);
+    }
+}
+
+struct ObservedBody {
+    inner: tonic::body::Body,
+    observed: Observed,
+}
+
+impl Body for ObservedBody {
+    type Data = tonic::codegen::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(code) = frame.trailers_ref().and_then(grpc_code) {
+                    this.observed.code = Some(code);
+                    this.observed.finish(code);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.observed.finish(tonic::Code::Internal),
+            // Ended without trailers: a trailers-only answer, its code already known.
+            Poll::Ready(None) => this.observed.finish(tonic::Code::Unknown),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (colours only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Installs the process's log subscriber: `RUST_LOG` filters (default `info`), to stderr.
+pub fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // A closed stderr must not bring the server down: by default the
+        // subscriber reports a failed write with eprintln!, which panics then.
+        .log_internal_errors(false);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_ansi(false)
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
+}

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use serde_json::{Map, Value as Json};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::error::GatewayError;
 use crate::provider::calls::Call;
@@ -109,12 +110,37 @@ impl tower::Service<ProviderRequest> for SoaService {
     fn call(&mut self, request: ProviderRequest) -> Self::Future {
         let client = self.client.clone();
         let metrics = Arc::clone(&self.metrics);
-        Box::pin(async move {
-            let started = Instant::now();
-            let result = client.exchange_value(request.call, Json::Object(request.param)).await;
-            let spec = request.call.spec();
-            metrics.provider_call(spec.service, spec.method, outcome_class(&result), started.elapsed());
-            Ok(ProviderAnswer::fresh(result))
-        })
+        let spec = request.call.spec();
+        // One span per HTTP exchange, under the provider call's span.
+        let span = tracing::info_span!(
+            target: "yungate::provider",
+            "exchange",
+            otel.name = %format!("POST {}.{}", spec.service, spec.method),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            provider.service = spec.service,
+            provider.method = spec.method,
+            outcome = tracing::field::Empty,
+            error_code = tracing::field::Empty,
+        );
+        let recorded = span.clone();
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let result = client.exchange_value(request.call, Json::Object(request.param)).await;
+                let outcome = outcome_class(&result);
+                metrics.provider_call(spec.service, spec.method, outcome, started.elapsed());
+                recorded.record("outcome", outcome);
+                if let Err(CallError::Business { code, .. }) = &result {
+                    // Section 7 codes are a few digits; a longer one is cut, not carried whole.
+                    recorded.record("error_code", code.chars().take(16).collect::<String>().as_str());
+                }
+                if !matches!(outcome, "ok" | "business_error") {
+                    recorded.record("otel.status_code", "ERROR");
+                }
+                Ok(ProviderAnswer::fresh(result))
+            }
+            .instrument(span),
+        )
     }
 }

@@ -36,6 +36,7 @@ use crate::provider::calls::Idempotency;
 use crate::provider::client::{CallError, Outcome};
 use crate::store::{Claim, ClaimTerms, Store, Window};
 use crate::telemetry::Metrics;
+use tracing::Instrument as _;
 
 /// The longest `idempotency-key` accepted, in bytes.
 pub const MAX_CALLER_KEY: usize = 255;
@@ -162,11 +163,12 @@ where
         Box::pin(async move {
             let Some((key, field)) = key_of(&request)? else {
                 shared.metrics.idempotency("unkeyed");
+                tracing::Span::current().record("idempotency", "unkeyed");
                 return inner.oneshot(request).await;
             };
             let metrics = Arc::clone(&shared.metrics);
             // From the claim to the recorded outcome, nothing depends on the caller staying.
-            let result = tokio::spawn(keyed(shared, inner, request, key, field))
+            let result = tokio::spawn(keyed(shared, inner, request, key, field).instrument(tracing::Span::current()))
                 .await
                 .map_err(|_| GatewayError::Unresolved {
                     cause: "GATEWAY_TASK_FAILED",
@@ -174,7 +176,9 @@ where
                     retry_after: Some(Duration::from_secs(1)),
                 })
                 .and_then(|r| r);
-            metrics.idempotency(result_class(&result));
+            let class = result_class(&result);
+            metrics.idempotency(class);
+            tracing::Span::current().record("idempotency", class);
             result
         })
     }
@@ -297,8 +301,13 @@ where
                 tokio::time::sleep_until(next).await;
                 backoff = (backoff * 2).min(Duration::from_millis(100));
             }
-            Ok(Claim::Fresh) => return run(&shared, inner, request, (&record, &token, &terms.fingerprint), None).await,
+            Ok(Claim::Fresh) => {
+                tracing::Span::current().record("attempt", "first");
+                return run(&shared, inner, request, (&record, &token, &terms.fingerprint), None).await;
+            }
             Ok(Claim::Unknown { settle_left }) => {
+                // An earlier attempt's outcome is unknown: this one resolves it first.
+                tracing::Span::current().record("attempt", "after_unknown");
                 let claim = (record.as_str(), token.as_str(), terms.fingerprint.as_str());
                 return run(&shared, inner, request, claim, Some(settle_left)).await;
             }

@@ -1,4 +1,4 @@
-//! The `yungate` binary: parses the command line, installs the log subscriber and hands over to `yungate::cli`.
+//! The `yungate` binary: parses the command line, installs logs and trace export, hands over to `yungate::cli`, flushes the last spans.
 
 use std::process::ExitCode;
 
@@ -6,6 +6,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = yungate::cli::Cli::parse();
-    yungate::telemetry::init_logs(cli.log_format);
-    yungate::cli::run(cli)
+    let telemetry = match yungate::telemetry::init(cli.log_format) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("yungate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = yungate::cli::run(cli);
+    telemetry.shutdown();
+    code
 }

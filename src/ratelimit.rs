@@ -89,6 +89,8 @@ impl Limiter {
             RateDecision::Limited { .. } => "limited",
         };
         self.metrics.rate_limit(scope.name(), class.name(), decided);
+        // The rpc's span (caller limit) or the provider call's (quota).
+        tracing::Span::current().record("rate_limit", decided);
         match decision {
             RateDecision::Allowed => Ok(()),
             RateDecision::Limited { retry_after } if self.shadow => {

@@ -23,6 +23,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tracing::Instrument as _;
+
+use crate::error::GatewayError;
+use crate::exchange::{ProviderAnswer, ProviderRequest, StackFuture};
 use crate::serve::stack::{HttpRequest, HttpResponse};
 
 /// Every metric the gateway exports: name, kind, help.
@@ -655,6 +661,22 @@ where
     fn call(&mut self, request: HttpRequest) -> Self::Future {
         let started = Instant::now();
         let (service, method) = self.metrics.rpc_labels(request.uri().path());
+        let span = tracing::info_span!(
+            target: "yungate::rpc",
+            "rpc",
+            otel.name = %format!("{service}/{method}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            caller = tracing::field::Empty,
+            rate_limit = tracing::field::Empty,
+        );
+        // The caller's W3C trace context (`traceparent`), continued.
+        let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
+        let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
         self.metrics
             .counter(
                 names::RPC_STARTED,
@@ -665,23 +687,32 @@ where
             )
             .increment(1);
         let metrics = Arc::clone(&self.metrics);
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let response = response.await?;
-            let mut observed = Observed {
-                metrics,
-                service,
-                method,
-                started,
-                code: None,
-                done: false,
-            };
-            // A trailers-only answer (every error) carries its status in the headers.
-            if let Some(code) = grpc_code(response.headers()) {
-                observed.code = Some(code);
+        let response = {
+            // The inner layers' synchronous parts (access) record into the span too.
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        let inside = span.clone();
+        Box::pin(
+            async move {
+                let response = response.await?;
+                let mut observed = Observed {
+                    metrics,
+                    service,
+                    method,
+                    started,
+                    code: None,
+                    done: false,
+                    span,
+                };
+                // A trailers-only answer (every error) carries its status in the headers.
+                if let Some(code) = grpc_code(response.headers()) {
+                    observed.code = Some(code);
+                }
+                Ok(response.map(|body| tonic::body::Body::new(ObservedBody { inner: body, observed })))
             }
-            Ok(response.map(|body| tonic::body::Body::new(ObservedBody { inner: body, observed })))
-        })
+            .instrument(inside),
+        )
     }
 }
 
@@ -691,6 +722,106 @@ fn grpc_code(headers: &tonic::codegen::http::HeaderMap) -> Option<tonic::Code> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
         .map(tonic::Code::from_i32)
+}
+
+/// The provider stack's outermost layer: a span per provider call (the
+/// logical call: its HTTP exchanges, resolution queries included, are
+/// child spans made by `exchange::SoaService`), into which the layers
+/// below record the idempotency result, the rate-limit decision and
+/// whether the call follows an attempt of unknown outcome.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProviderTraceLayer;
+
+impl<S> tower::Layer<S> for ProviderTraceLayer {
+    type Service = ProviderTrace<S>;
+
+    fn layer(&self, inner: S) -> ProviderTrace<S> {
+        ProviderTrace { inner }
+    }
+}
+
+/// See [`ProviderTraceLayer`].
+#[derive(Debug, Clone)]
+pub struct ProviderTrace<S> {
+    inner: S,
+}
+
+/// The longest order number a span carries (the spec's are 32 or fewer).
+const MAX_ORDER_NO: usize = 64;
+
+impl<S> tower::Service<ProviderRequest> for ProviderTrace<S>
+where
+    S: tower::Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError>,
+    S::Future: Send + 'static,
+{
+    type Response = ProviderAnswer;
+    type Error = GatewayError;
+    type Future = StackFuture<ProviderAnswer>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: ProviderRequest) -> Self::Future {
+        let spec = request.call.spec();
+        let order = request
+            .param
+            .get("bizOrderNo")
+            .and_then(serde_json::Value::as_str)
+            .map(|o| o.chars().take(MAX_ORDER_NO).collect::<String>());
+        let span = tracing::info_span!(
+            target: "yungate::provider",
+            "provider call",
+            otel.name = %format!("{}.{}", spec.service, spec.method),
+            otel.kind = "internal",
+            otel.status_code = tracing::field::Empty,
+            section = spec.section,
+            provider.service = spec.service,
+            provider.method = spec.method,
+            biz_order_no = order.as_deref(),
+            idempotency = tracing::field::Empty,
+            rate_limit = tracing::field::Empty,
+            attempt = tracing::field::Empty,
+        );
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        let recorded = span.clone();
+        Box::pin(
+            async move {
+                let answer = future.await;
+                if answer.is_err() {
+                    recorded.record("otel.status_code", "ERROR");
+                }
+                answer
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// The codes that say the server failed (OpenTelemetry's rule for gRPC
+/// servers): a span with one of these is an error, a caller's mistake is not.
+fn is_server_error(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        Unknown | DeadlineExceeded | Unimplemented | Internal | Unavailable | DataLoss
+    )
+}
+
+/// Reads W3C trace context from request headers.
+struct HeaderExtractor<'a>(&'a tonic::codegen::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
 }
 
 /// A status code as the gRPC specification spells it.
@@ -725,6 +856,8 @@ struct Observed {
     started: Instant,
     code: Option<tonic::Code>,
     done: bool,
+    /// The rpc's span: it ends with the response (a stream's too).
+    span: tracing::Span,
 }
 
 impl Observed {
@@ -733,6 +866,10 @@ impl Observed {
             return;
         }
         let code = self.code.unwrap_or(code);
+        self.span.record("rpc.grpc.status_code", code as i32);
+        if is_server_error(code) {
+            self.span.record("otel.status_code", "ERROR");
+        }
         self.metrics
             .counter(
                 names::RPC_HANDLED,
@@ -811,24 +948,176 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the process's log subscriber: `RUST_LOG` filters (default `info`), to stderr.
-pub fn init_logs(format: LogFormat) {
+/// What [`init`] set up that must be shut down before the process exits.
+pub struct Telemetry {
+    export: Option<TraceExport>,
+}
+
+/// OTLP trace export: the SDK's provider (batching on a thread of its
+/// own) and the small runtime that drives the exporter's gRPC channel.
+struct TraceExport {
+    provider: opentelemetry_sdk::trace::SdkTracerProvider,
+    stop: Option<oneshot::Sender<()>>,
+    driver: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Telemetry {
+    /// Whether spans are exported.
+    pub fn exporting(&self) -> bool {
+        self.export.is_some()
+    }
+
+    /// Exports the spans not yet sent (bounded by the exporter's timeout), then stops.
+    pub fn shutdown(mut self) {
+        if let Some(mut export) = self.export.take() {
+            if let Err(e) = export.provider.shutdown() {
+                eprintln!("yungate: the last spans were not exported: {e}");
+            }
+            if let Some(stop) = export.stop.take() {
+                let _ = stop.send(());
+            }
+            if let Some(driver) = export.driver.take() {
+                let _ = driver.join();
+            }
+        }
+    }
+}
+
+/// The spans exported by default: the gateway's own (rpcs, provider calls
+/// and their events), not the ~150 a call makes in hyper and h2.
+const DEFAULT_TRACE_FILTER: &str = "yungate=info";
+
+fn env_value(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// OTLP export as the standard `OTEL_*` variables configure it: on when an
+/// OTLP endpoint is set, off otherwise (or with `OTEL_SDK_DISABLED=true`,
+/// `OTEL_TRACES_EXPORTER=none`).
+fn trace_export() -> Result<Option<TraceExport>, String> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    if env_value("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+        return Ok(None);
+    }
+    match env_value("OTEL_TRACES_EXPORTER").as_deref().map(str::trim) {
+        None | Some("otlp") => {}
+        Some("none") => return Ok(None),
+        Some(other) => {
+            return Err(format!(
+                "OTEL_TRACES_EXPORTER={other}: yungate exports traces by otlp only (or none)"
+            ));
+        }
+    }
+    let Some(endpoint) =
+        env_value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| env_value("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    else {
+        return Ok(None);
+    };
+    if let Some(protocol) = env_value("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .or_else(|| env_value("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .filter(|p| p.trim() != "grpc")
+    {
+        return Err(format!(
+            "OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: yungate exports OTLP over gRPC only (set grpc, and the collector's gRPC port, usually 4317)"
+        ));
+    }
+    if !endpoint.trim().starts_with("http://") {
+        return Err(
+            "the OTLP endpoint must be a plaintext http:// URL (a collector in the cluster or beside the pod): TLS to the collector is not built in"
+                .into(),
+        );
+    }
+    // The exporter's channel runs on a runtime of its own: the batch
+    // processor's thread polls exports outside any runtime, and the
+    // gateway's runtime ends before the last spans are flushed.
+    let (built_tx, built_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let driver = std::thread::Builder::new()
+        .name("otlp-export".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = built_tx.send(Err(format!("cannot start the OTLP exporter's runtime: {e}")));
+                    return;
+                }
+            };
+            let built = {
+                let _entered = runtime.enter();
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint.trim())
+                    .build()
+                    .map_err(|e| format!("cannot set up the OTLP exporter: {e}"))
+            };
+            let ok = built.is_ok();
+            let _ = built_tx.send(built);
+            if ok {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            }
+        })
+        .map_err(|e| format!("cannot start the OTLP exporter's thread: {e}"))?;
+    let exporter = built_rx
+        .recv()
+        .map_err(|_| "the OTLP exporter's thread ended".to_owned())??;
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    let named_by_env = env_value("OTEL_SERVICE_NAME").is_some()
+        || env_value("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|a| a.contains("service.name="));
+    if !named_by_env {
+        resource = resource.with_service_name("yungate");
+    }
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build())
+        .build();
+    Ok(Some(TraceExport {
+        provider,
+        stop: Some(stop),
+        driver: Some(driver),
+    }))
+}
+
+/// Installs the process's log subscriber (`RUST_LOG` filters it, default
+/// `info`; to stderr) and, when the `OTEL_*` variables ask for it, OTLP
+/// trace export (`YUNGATE_TRACE_FILTER` picks the spans, default
+/// `yungate=info`).
+pub fn init(format: LogFormat) -> Result<Telemetry, String> {
+    use opentelemetry::trace::TracerProvider as _;
     use std::io::IsTerminal as _;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
+    let log_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let trace_filter = match env_value("YUNGATE_TRACE_FILTER") {
+        Some(f) => EnvFilter::try_new(&f).map_err(|e| format!("YUNGATE_TRACE_FILTER: {e}"))?,
+        None => EnvFilter::new(DEFAULT_TRACE_FILTER),
+    };
+    let export = trace_export()?;
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // A closed stderr must not bring the server down: by default the
         // subscriber reports a failed write with eprintln!, which panics then.
         .log_internal_errors(false);
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder
+    let logs = match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        LogFormat::Json => logs
             .json()
             .with_ansi(false)
             .flatten_event(true)
             .with_current_span(true)
-            .init(),
-    }
+            .boxed(),
+    };
+    let spans = export.as_ref().map(|e| {
+        tracing_opentelemetry::layer()
+            .with_tracer(e.provider.tracer("yungate"))
+            .with_filter(trace_filter)
+    });
+    tracing_subscriber::registry()
+        .with(logs.with_filter(log_filter))
+        .with(spans)
+        .try_init()
+        .map_err(|e| format!("cannot install the log subscriber: {e}"))?;
+    Ok(Telemetry { export })
 }

@@ -442,3 +442,40 @@ fn serve_logs_json_lines_on_request_and_plain_text_without_colours_off_a_termina
     assert!(lines.iter().all(|l| !l.contains('\u{1b}')), "{lines:?}");
     assert!(lines.iter().all(|l| !l.starts_with('{')), "{lines:?}");
 }
+
+#[test]
+fn trace_export_settings_it_cannot_honour_stop_the_start_with_a_reason() {
+    for (env, says) in [
+        (
+            [
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ],
+            "over gRPC only",
+        ),
+        (
+            [
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ],
+            "plaintext http://",
+        ),
+        (
+            [
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+                ("OTEL_TRACES_EXPORTER", "zipkin"),
+            ],
+            "otlp only",
+        ),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_yungate"));
+        command.args(["serve", "--listen", "127.0.0.1:0", "--notify-listen", "127.0.0.1:0"]);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
+        assert!(stderr.contains(says), "{env:?}: {stderr}");
+    }
+}

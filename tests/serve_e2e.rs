@@ -33,38 +33,6 @@ async fn start() -> (RunningGateway, Channel) {
     (running, channel)
 }
 
-const CARD: &str = "6228480402637874214";
-
-/// Real name (the test environment's identity), then a bound phone, over gRPC.
-async fn verify_and_bind_phone(members: &mut MemberServiceClient<Channel>, id: &str, phone: &str) {
-    members
-        .set_real_name(proto::SetRealNameRequest {
-            biz_user_id: id.into(),
-            name: "王小二".into(),
-            identity_type: proto::IdentityType::IdCard as i32,
-            identity_no: "610422198600000000".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    members
-        .send_verification_code(proto::SendVerificationCodeRequest {
-            biz_user_id: id.into(),
-            phone: phone.into(),
-            verification_code_type: proto::VerificationCodeType::BindPhone as i32,
-        })
-        .await
-        .unwrap();
-    members
-        .bind_phone(proto::BindPhoneRequest {
-            biz_user_id: id.into(),
-            phone: phone.into(),
-            verification_code: "9999".into(),
-        })
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn embedded_defaults_take_a_payment_end_to_end() {
     let (running, channel) = start().await;
@@ -74,42 +42,9 @@ async fn embedded_defaults_take_a_payment_end_to_end() {
     );
     let mut members = MemberServiceClient::new(channel.clone());
     let mut orders = OrderServiceClient::new(channel.clone());
-    let created = members
-        .create_member(proto::CreateMemberRequest {
-            biz_user_id: "grpc-1".into(),
-            member_type: proto::MemberType::Individual as i32,
-            source: proto::Source::Mobile as i32,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let created = support::flow::onboard(&channel, "grpc-1", "13800138000").await;
     assert_eq!(created.biz_user_id, "grpc-1");
     assert!(!created.user_id.is_empty());
-    verify_and_bind_phone(&mut members, "grpc-1", "13800138000").await;
-    let applied = members
-        .apply_bind_bank_card(proto::ApplyBindBankCardRequest {
-            biz_user_id: "grpc-1".into(),
-            card_no: CARD.into(),
-            phone: "13800138000".into(),
-            name: "王小二".into(),
-            card_check: Some(proto::CardCheck::RealNamePay as i32),
-            identity_type: proto::IdentityType::IdCard as i32,
-            identity_no: "610422198600000000".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    members
-        .bind_bank_card(proto::BindBankCardRequest {
-            biz_user_id: "grpc-1".into(),
-            trans_num: applied.trans_num.clone().unwrap_or_default(),
-            phone: "13800138000".into(),
-            verification_code: "9999".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
     let deposit = orders
         .deposit_apply(deposit_request("grpc-dep-1", "grpc-1", 10_000))
         .await
@@ -340,7 +275,7 @@ async fn page_rpcs_return_signed_links_the_sandbox_accepts() {
         })
         .await
         .unwrap();
-    verify_and_bind_phone(&mut members, "page-1", "13800138001").await;
+    support::flow::verify_and_bind_phone(&mut members, "page-1", "13800138001").await;
     let mut pages = proto::page_service_client::PageServiceClient::new(channel);
     let link = pages
         .set_pay_password_page(proto::SetPayPasswordPageRequest {

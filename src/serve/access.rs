@@ -373,6 +373,7 @@ where
             let refused = crate::grpc::status::from_gateway_error(&e).into_http();
             return Box::pin(std::future::ready(Ok(refused)));
         }
+        tracing::Span::current().record("caller", &*caller.name);
         request.extensions_mut().insert(caller);
         Box::pin(self.inner.call(request))
     }

@@ -24,6 +24,8 @@
 //!
 //! Provider stack (outermost first), between `Gateway` and the provider:
 //!
+//! 0. the provider call's span (`telemetry::ProviderTraceLayer`), which
+//!    the layers below fill in;
 //! 1. idempotency (`idempotency::IdempotencyLayer`): replays, in-flight
 //!    waits and key reuse are answered here, so they cost no quota;
 //! 2. provider quota (`ratelimit::ProviderQuota`): GCRA shared by all replicas;
@@ -49,7 +51,7 @@ use crate::idempotency::{IdempotencyLayer, IdempotencySettings};
 use crate::provider::client::SoaClient;
 use crate::ratelimit::{CallerLimitLayer, GateLayer, InFlightBound, ProviderQuota, RateLimits};
 use crate::store::Store;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, ProviderTraceLayer};
 
 /// When a request arrived (a request extension the server stack sets first).
 #[derive(Debug, Clone, Copy)]
@@ -196,6 +198,7 @@ pub struct StackSettings {
 pub fn provider_stack(client: SoaClient, store: Arc<dyn Store>, settings: &StackSettings) -> ProviderStack {
     let sysid = client.sysid().to_owned();
     let stack = ServiceBuilder::new()
+        .layer(ProviderTraceLayer)
         .layer(IdempotencyLayer::new(
             Arc::clone(&store),
             settings.idempotency.clone(),

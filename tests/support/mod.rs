@@ -122,6 +122,7 @@ pub fn write(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
 }
 
 pub mod dynamic_grpc;
+pub mod flow;
 pub mod harness;
 pub mod redis;
 pub mod replica;

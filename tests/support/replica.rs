@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::transport::Channel;
@@ -14,6 +15,8 @@ pub struct Replica {
     pub addr: SocketAddr,
     /// Its notification ingress.
     pub notify_addr: SocketAddr,
+    /// Every line it has written to stderr so far (colours removed).
+    log: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -43,6 +46,11 @@ impl Replica {
     /// Starts `yungate serve` with the provider, key, notify URL, store and
     /// limits of `config`, on a port of its own.
     pub fn spawn(config: &Config) -> Replica {
+        Replica::spawn_with_env(config, &[])
+    }
+
+    /// [`Replica::spawn`] with more environment (`RUST_LOG`, `OTEL_*`...).
+    pub fn spawn_with_env(config: &Config, env: &[(&str, &str)]) -> Replica {
         let dir = tempfile::tempdir().unwrap();
         let p = &config.provider;
         let mut toml = format!(
@@ -79,7 +87,7 @@ impl Replica {
         std::fs::write(&file, toml).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_yungate"));
         command.arg("serve").arg("--config").arg(&file);
-        Replica::launch(command, dir)
+        Replica::launch(command, dir, env)
     }
 
     /// `yungate serve` on the embedded sandbox with `YUNGATE__*` settings
@@ -97,10 +105,7 @@ impl Replica {
             None => Command::new(env!("CARGO_BIN_EXE_yungate")),
         };
         command.args(["serve", "--listen", "127.0.0.1:0", "--notify-listen", "127.0.0.1:0"]);
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        Replica::launch(command, dir)
+        Replica::launch(command, dir, env)
     }
 
     /// The process id.
@@ -108,28 +113,37 @@ impl Replica {
         self.child.id()
     }
 
-    fn launch(mut command: Command, dir: tempfile::TempDir) -> Replica {
-        let mut child = command
+    fn launch(mut command: Command, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Replica {
+        command
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("YUNGATE_LOG_FORMAT")
-            .env_remove("YUNGATE__STORE__REDIS_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .env_remove("YUNGATE__STORE__REDIS_URL");
+        for var in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "YUNGATE_TRACE_FILTER",
+        ] {
+            command.env_remove(var);
+        }
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let addr_in = |line: &str| -> SocketAddr {
             let at = line.find("addr=").expect("the listening line names its addr") + 5;
             line[at..].split_whitespace().next().unwrap().parse().unwrap()
         };
         let mut notify_addr = None;
+        let log = Arc::new(Mutex::new(Vec::new()));
         let addr = loop {
             let Some(Ok(line)) = lines.next() else {
                 let _ = child.kill();
                 panic!("yungate serve exited before listening");
             };
             let line = plain(&line);
+            log.lock().unwrap().push(line.clone());
             if line.contains("notification ingress listening") {
                 notify_addr = Some(addr_in(&line));
             }
@@ -139,11 +153,17 @@ impl Replica {
         };
         let notify_addr = notify_addr.expect("the ingress listens before the gRPC server");
         // Keep draining the log so the process never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let kept = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(plain(&line));
+            }
+        });
         Replica {
             child,
             addr,
             notify_addr,
+            log,
             _dir: dir,
         }
     }
@@ -160,6 +180,21 @@ impl Replica {
 }
 
 impl Replica {
+    /// Its stderr so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM (the `kill` command) and waits for the process to end: it drains and flushes.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap()
+    }
+
     /// Kills the process at once (SIGKILL): nothing it does is finished.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -211,6 +211,11 @@ impl Rig {
         super::replica::Replica::spawn(&self.config)
     }
 
+    /// [`Rig::replica_process`] with more environment.
+    pub fn replica_process_with_env(&self, env: &[(&str, &str)]) -> super::replica::Replica {
+        super::replica::Replica::spawn_with_env(&self.config, env)
+    }
+
     /// A client straight to the sandbox (its calls are not recorded as the gateway's).
     pub fn direct(&self) -> super::harness::Direct {
         super::harness::Direct {

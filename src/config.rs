@@ -196,7 +196,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_connections: 1024,
-            max_concurrent_streams: 128,
+            max_concurrent_streams: 100,
             max_concurrent_requests: 4096,
             max_message_bytes: 4 << 20,
             connection_request_bytes: 8 << 20,
@@ -481,6 +481,42 @@ fn http_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The `YUNGATE__*` variables (`__` separates the keys), every value kept
+/// as the text it is. figment's own `Env` reads values that look like
+/// numbers as numbers, so a sysid or a password of digits would be refused
+/// as "not a string", and one with leading zeros would lose them (`007`
+/// read as 7); here a number field is read from its text instead.
+struct EnvText;
+
+impl figment::Provider for EnvText {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("`YUNGATE__` environment variable(s)")
+            .interpolater(|_, keys| format!("YUNGATE__{}", keys.join("__").to_ascii_uppercase()))
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        use figment::value::{Dict, Value};
+        fn merge(into: &mut Dict, from: Dict) {
+            for (key, value) in from {
+                match (into.get_mut(&key), value) {
+                    (Some(Value::Dict(_, existing)), Value::Dict(_, more)) => merge(existing, more),
+                    (_, value) => {
+                        into.insert(key, value);
+                    }
+                }
+            }
+        }
+        let mut dict = Dict::new();
+        for (key, value) in Env::prefixed("YUNGATE__").split("__").iter() {
+            let key = key.as_str().to_ascii_lowercase();
+            if let Value::Dict(_, nested) = figment::util::nest(&key, Value::from(value)) {
+                merge(&mut dict, nested);
+            }
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
 impl Config {
     /// Defaults, then `file` (TOML) if given, then `YUNGATE__*` variables; validated.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -491,9 +527,10 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
+        // Lossy: a number or a bool written as text (every variable is text) is read as one.
         let config: Config = figment
-            .merge(Env::prefixed("YUNGATE__").split("__"))
-            .extract()
+            .merge(EnvText)
+            .extract_lossy()
             .map_err(|e| ConfigError::Load(e.to_string()))?;
         config.validate()?;
         Ok(config)
@@ -942,6 +979,36 @@ mod tests {
             assert_eq!(config.provider.request_timeout_ms, 5000);
             assert_eq!(config.provider.sysid, "from-env");
             assert_eq!(config.provider.connect_timeout_ms, 3000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_values_of_digits_keep_their_text() {
+        // A sysid is digits (the spec's example: 1902271423530001); a password may be too.
+        Jail::expect_with(|jail| {
+            jail.set_env("YUNGATE__PROVIDER__URL", "https://yun.allinpay.com/service/soa");
+            jail.set_env("YUNGATE__PROVIDER__SYSID", "1902271423530001");
+            jail.set_env("YUNGATE__PROVIDER__ALIAS", "0012");
+            jail.set_env("YUNGATE__PROVIDER__KEYSTORE", "/run/keystore.p12");
+            jail.set_env("YUNGATE__PROVIDER__KEYSTORE_PASSWORD", "007");
+            jail.set_env("YUNGATE__PROVIDER__REQUEST_TIMEOUT_MS", "4000");
+            jail.set_env("YUNGATE__LIMITS__KEEPALIVE_INTERVAL_SECS", "0");
+            jail.set_env("YUNGATE__ACCESS__REFLECTION", "false");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.provider.sysid, "1902271423530001");
+            assert_eq!(config.provider.alias.as_deref(), Some("0012"));
+            assert_eq!(
+                config.provider.keystore_password.as_ref().map(|p| p.expose().as_str()),
+                Some("007")
+            );
+            assert_eq!(config.provider.request_timeout_ms, 4000);
+            assert_eq!(config.limits.keepalive_interval_secs, 0);
+            assert!(!config.access.reflection);
+            // A word where a number belongs is still refused, by the variable's name.
+            jail.set_env("YUNGATE__PROVIDER__REQUEST_TIMEOUT_MS", "soon");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("YUNGATE__PROVIDER__REQUEST_TIMEOUT_MS"), "{err}");
             Ok(())
         });
     }

@@ -12,12 +12,13 @@ pub mod fanout;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
+
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -115,6 +116,12 @@ impl RunningIngress {
     }
 }
 
+/// Connections the ingress takes at once (the provider opens few; the rest wait in the backlog).
+const INGRESS_CONNECTIONS: usize = 256;
+
+/// A connection quiet this long is closed (a notification is one small POST).
+const INGRESS_IDLE: Duration = Duration::from_secs(30);
+
 /// Binds `listen` and serves the ingress: `POST /notify`, and `GET /notify/stats` (the counters).
 pub async fn start(listen: SocketAddr, ingress: Ingress) -> std::io::Result<RunningIngress> {
     let listener = TcpListener::bind(listen).await?;
@@ -124,10 +131,7 @@ pub async fn start(listen: SocketAddr, ingress: Ingress) -> std::io::Result<Runn
         .route("/notify/stats", get(stats))
         .with_state(ingress);
     let (tx, rx) = oneshot::channel::<()>();
-    // Without TCP_NODELAY a small answer waits for the peer's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let listener = crate::serve::listener::BoundedListener::new(listener, INGRESS_CONNECTIONS, INGRESS_IDLE);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {

@@ -1,12 +1,12 @@
-//! Metrics and logs: one gateway's Prometheus registry with every metric's name in one place, the server-stack layer that counts rpcs, the `/metrics` listener, and the log subscriber.
+//! Metrics, traces and logs: one gateway's Prometheus registry with every metric's name in one place, the layers that count and trace rpcs and provider calls, the `/metrics` listener, and the process's log subscriber and OTLP export.
 //!
 //! Each gateway owns its registry (a `PrometheusRecorder` it calls
 //! directly, never the process-global recorder), so that two gateways in
 //! one process (the tests) count apart. Every label value is from a
 //! bounded set: rpc names only from the served services (else `unknown`),
 //! provider calls from the catalogue, subscribers capped at
-//! [`MAX_SUBSCRIBER_LABELS`] (then `_other`); nothing a caller writes
-//! freely, and no personal value, ever becomes a label.
+//! [`MAX_SUBSCRIBER_LABELS`] (then `~other`); no other value a caller
+//! writes, and no personal value, ever becomes a label.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -240,8 +240,8 @@ const LAG_SECONDS: &[f64] = &[
 /// Distinct subscriber names that get a label of their own.
 pub const MAX_SUBSCRIBER_LABELS: usize = 256;
 
-/// The label of the subscribers past the cap.
-const OTHER_SUBSCRIBER: &str = "_other";
+/// The label of the subscribers past the cap: `~` is in no subscriber's name.
+const OTHER_SUBSCRIBER: &str = "~other";
 
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
@@ -343,21 +343,26 @@ impl Metrics {
 
     /// A Subscribe stream of `subscriber` opened on this replica; the guard closes it.
     pub fn stream_opened(self: &Arc<Self>, subscriber: &str) -> StreamGuard {
-        let label = self.subscriber_label(subscriber);
-        let open = {
-            let mut subscribers = self
-                .subscribers
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let n = subscribers.entry(label.clone()).or_insert(0);
-            *n += 1;
-            *n
+        // The cap is checked and the name taken in one step, and the gauge
+        // set under the same lock, so that concurrent opens and closes
+        // leave it at the count.
+        let mut subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let label = if subscribers.contains_key(subscriber) || subscribers.len() < MAX_SUBSCRIBER_LABELS {
+            subscriber.to_owned()
+        } else {
+            OTHER_SUBSCRIBER.to_owned()
         };
+        let n = subscribers.entry(label.clone()).or_insert(0);
+        *n += 1;
         self.gauge(
             names::NOTIFICATION_STREAMS,
             vec![Label::new("subscriber", label.clone())],
         )
-        .set(open as f64);
+        .set(*n as f64);
+        drop(subscribers);
         StreamGuard {
             metrics: Arc::clone(self),
             label,
@@ -472,10 +477,21 @@ impl Metrics {
             }
         }
         if let Some(log) = &sources.log {
+            // All at once, under one deadline: a slow store must not hold the
+            // scrape; the gauges of what did not answer keep their last values.
+            let mut reads = tokio::task::JoinSet::new();
             for subscriber in self.subscriber_labels() {
-                // A slow store must not hold the scrape: its gauges keep their last values.
-                match tokio::time::timeout(BACKLOG_TIMEOUT, log.backlog(&subscriber)).await {
-                    Ok(Ok(backlog)) => {
+                let log = Arc::clone(log);
+                reads.spawn(async move {
+                    let backlog = log.backlog(&subscriber).await;
+                    (subscriber, backlog)
+                });
+            }
+            let deadline = Instant::now() + BACKLOG_TIMEOUT;
+            while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, reads.join_next()).await {
+                let Ok((subscriber, backlog)) = joined else { continue };
+                match backlog {
+                    Ok(backlog) => {
                         let labels = || vec![Label::new("subscriber", subscriber.clone())];
                         self.gauge(names::NOTIFICATION_PENDING, labels())
                             .set(backlog.pending as f64);
@@ -485,23 +501,38 @@ impl Metrics {
                         self.gauge(names::NOTIFICATION_DEAD_LETTERS, labels())
                             .set(backlog.dead as f64);
                     }
-                    Ok(Err(e)) => tracing::debug!(error = %e, "no backlog for a subscriber"),
-                    Err(_) => tracing::debug!("the notification log did not answer a backlog in time"),
+                    Err(e) => tracing::debug!(error = %e, "no backlog for a subscriber"),
                 }
+            }
+            if !reads.is_empty() {
+                // Dropped with the set: the reads still running are aborted.
+                tracing::debug!(
+                    left = reads.len(),
+                    "the notification log did not answer every backlog in time"
+                );
             }
         }
         self.handle.render()
     }
 
-    /// Folds what histograms gathered since the last call; without it (and
-    /// without scrapes) their samples would pile up.
-    pub fn upkeep(&self) {
-        self.handle.run_upkeep();
+    /// Folds what histograms gathered every few seconds, scraped or not
+    /// (without it, and without scrapes, their samples would pile up),
+    /// until the handle is aborted.
+    pub fn spawn_upkeep(self: &Arc<Self>) -> JoinHandle<()> {
+        let metrics = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(UPKEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                metrics.handle.run_upkeep();
+            }
+        })
     }
 }
 
-/// How long a scrape waits for one subscriber's backlog.
-const BACKLOG_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a scrape waits for the subscribers' backlogs, all together.
+const BACKLOG_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Keeps a subscriber's stream counted open until dropped.
 pub struct StreamGuard {
@@ -511,22 +542,19 @@ pub struct StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        let open = {
-            let mut subscribers = self
-                .metrics
-                .subscribers
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let n = subscribers.entry(self.label.clone()).or_insert(1);
-            *n = n.saturating_sub(1);
-            *n
-        };
+        let mut subscribers = self
+            .metrics
+            .subscribers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = subscribers.entry(self.label.clone()).or_insert(1);
+        *n = n.saturating_sub(1);
         self.metrics
             .gauge(
                 names::NOTIFICATION_STREAMS,
                 vec![Label::new("subscriber", self.label.clone())],
             )
-            .set(open as f64);
+            .set(*n as f64);
     }
 }
 
@@ -545,11 +573,15 @@ pub struct MetricsServer {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
-    upkeep: JoinHandle<()>,
 }
 
 /// How often histograms are folded between scrapes.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Scrapers connected at once (Prometheus keeps one per target), and how
+/// long a quiet one keeps its connection.
+const SCRAPE_CONNECTIONS: usize = 16;
+const SCRAPE_IDLE: Duration = Duration::from_secs(120);
 
 impl MetricsServer {
     /// Binds `listen` and serves `GET /metrics` in the Prometheus text format.
@@ -575,6 +607,7 @@ impl MetricsServer {
             )
             .with_state(state);
         let (tx, rx) = oneshot::channel::<()>();
+        let listener = crate::serve::listener::BoundedListener::new(listener, SCRAPE_CONNECTIONS, SCRAPE_IDLE);
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
@@ -582,20 +615,11 @@ impl MetricsServer {
                 })
                 .await
         });
-        let upkeep = tokio::spawn(async move {
-            let mut every = tokio::time::interval(UPKEEP_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                metrics.upkeep();
-            }
-        });
         tracing::info!(%addr, "metrics listening on /metrics");
         Ok(MetricsServer {
             addr,
             shutdown: Some(tx),
             task,
-            upkeep,
         })
     }
 
@@ -605,7 +629,6 @@ impl MetricsServer {
 
     /// Stops serving; a scrape in progress finishes.
     pub async fn stop(mut self) -> std::io::Result<()> {
-        self.upkeep.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -686,25 +709,27 @@ where
                 ],
             )
             .increment(1);
-        let metrics = Arc::clone(&self.metrics);
         let response = {
             // The inner layers' synchronous parts (access) record into the span too.
             let _entered = span.enter();
             self.inner.call(request)
         };
         let inside = span.clone();
+        // Made before the answer: a call dropped before its headers (the
+        // client reset the stream, tonic's deadline, an inner error) is
+        // still counted, as CANCELLED, when this is dropped with it.
+        let mut observed = Observed {
+            metrics: Arc::clone(&self.metrics),
+            service,
+            method,
+            started,
+            code: None,
+            done: false,
+            span,
+        };
         Box::pin(
             async move {
                 let response = response.await?;
-                let mut observed = Observed {
-                    metrics,
-                    service,
-                    method,
-                    started,
-                    code: None,
-                    done: false,
-                    span,
-                };
                 // A trailers-only answer (every error) carries its status in the headers.
                 if let Some(code) = grpc_code(response.headers()) {
                     observed.code = Some(code);
@@ -1057,6 +1082,8 @@ fn trace_export() -> Result<Option<TraceExport>, String> {
                     let _ = stopped.await;
                 });
             }
+            // A resolver thread stuck on the collector's name must not hold the exit.
+            runtime.shutdown_timeout(Duration::from_secs(1));
         })
         .map_err(|e| format!("cannot start the OTLP exporter's thread: {e}"))?;
     let exporter = built_rx

@@ -479,3 +479,50 @@ fn trace_export_settings_it_cannot_honour_stop_the_start_with_a_reason() {
         assert!(stderr.contains(says), "{env:?}: {stderr}");
     }
 }
+
+#[test]
+fn check_config_says_what_a_configuration_sets_up_and_refuses_a_bad_one() {
+    let check = |env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_yungate"));
+        command.args(["serve", "--check-config"]);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let fine = check(&[]);
+    assert!(fine.status.success());
+    assert!(
+        stdout(&fine).starts_with("configuration valid: the embedded sandbox; store memory"),
+        "{}",
+        stdout(&fine)
+    );
+    let production = check(&[
+        (
+            "YUNGATE__PROVIDER__URL",
+            "https://user:secret@yun.allinpay.com/service/soa?token=t0ken",
+        ),
+        ("YUNGATE__PROVIDER__SYSID", "1902271423530001"),
+        ("YUNGATE__PROVIDER__KEYSTORE", "/nonexistent/keystore.p12"),
+        ("YUNGATE__PROVIDER__KEYSTORE_PASSWORD_FILE", "/nonexistent/password"),
+        ("YUNGATE__STORE__REDIS_URL", "redis://:hunter2@redis:6379/0"),
+        ("YUNGATE__IDEMPOTENCY__FINGERPRINT_KEY_FILE", "/nonexistent/fingerprint"),
+    ]);
+    let said = stdout(&production);
+    assert!(
+        production.status.success(),
+        "{}",
+        String::from_utf8_lossy(&production.stderr)
+    );
+    assert!(
+        said.contains("provider https://yun.allinpay.com;") && said.contains("store redis"),
+        "{said}"
+    );
+    for secret in ["secret", "t0ken", "hunter2"] {
+        assert!(!said.contains(secret), "{said}");
+    }
+    // A provider setting without its URL is refused, saying which.
+    let refused = check(&[("YUNGATE__PROVIDER__SYSID", "2000000000000001")]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("provider.url"));
+}

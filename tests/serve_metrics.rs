@@ -218,6 +218,38 @@ async fn metrics_follow_the_flow(redis: Option<&RedisServer>) {
     assert!(count("yungate_notification_waiting", &books) == 0.0, "{text}");
     assert!(count("yungate_connections_open", &[]) >= 1.0);
     assert!(count("yungate_connections_accepted_total", &[]) >= 1.0);
+    // The chart's Grafana dashboard uses only metrics that exist.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charts/yungate/dashboards/yungate.json"
+    ))
+    .unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let mut used = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (at, _) in expr.match_indices("yungate_") {
+                let name: String = expr[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name)
+                    .to_owned();
+                used.insert(base);
+            }
+        }
+    }
+    assert!(used.len() >= 20, "{used:?}");
+    for name in &used {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "the dashboard uses {name}, which /metrics does not have"
+        );
+    }
     // No personal value in any metric.
     for secret in [CARD, ID_NO, NAME, phone_of("m1").as_str()] {
         assert!(!text.contains(secret), "a personal value in /metrics");
@@ -238,4 +270,52 @@ async fn metrics_follow_a_payment_and_its_notifications_in_memory() {
 async fn metrics_follow_a_payment_and_its_notifications_on_redis() {
     let redis = RedisServer::start();
     metrics_follow_the_flow(Some(&redis)).await;
+}
+
+/// Sends a bare HTTP/1.1 GET /metrics on `stream` and waits up to `within` for a status line.
+async fn answered(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: metrics\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    matches!(
+        tokio::time::timeout(within, stream.read_exact(&mut first)).await,
+        Ok(Ok(_)) if first.starts_with(b"HTTP/1.1 200")
+    )
+}
+
+#[tokio::test]
+async fn the_metrics_listener_serves_a_bounded_number_of_connections() {
+    let mut config = support::sandboxed::config();
+    config.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = yungate::serve::start(config).await.unwrap();
+    let addr = gateway.metrics_addr().unwrap();
+    // Sixteen scrapers hold their connections (kept alive after an answer)...
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(answered(&mut stream, Duration::from_secs(5)).await);
+        held.push(stream);
+    }
+    // ... so a seventeenth waits in the kernel's backlog, unanswered ...
+    let mut waiting = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(
+        !answered(&mut waiting, Duration::from_millis(500)).await,
+        "past the cap a connection waits"
+    );
+    // ... until one of them goes; the gRPC side is served all along.
+    let channel = support::sandboxed::channel(gateway.addr()).await;
+    support::sandboxed::member_lookup(&channel).await.unwrap();
+    drop(held.pop());
+    use tokio::io::AsyncReadExt as _;
+    let mut first = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(5), waiting.read_exact(&mut first))
+        .await
+        .expect("answered once a slot is free")
+        .unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+    drop((held, waiting));
+    gateway.stop().await.unwrap();
 }

@@ -21,6 +21,10 @@ pub struct ServeArgs {
     /// The notification ingress's listen address (overrides `notify.listen`).
     #[arg(long, value_name = "ADDR")]
     notify_listen: Option<SocketAddr>,
+    /// Load and validate the configuration, say what it sets up, and exit
+    /// (0 valid, 2 not); key and certificate files are not read.
+    #[arg(long)]
+    check_config: bool,
 }
 
 /// Runs the gateway in its own runtime.
@@ -31,6 +35,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     }
     if let Some(listen) = args.notify_listen {
         config.notify.listen = listen;
+    }
+    if args.check_config {
+        config.validate().map_err(|e| CliError(e.to_string()))?;
+        println!("{}", summary(&config));
+        return Ok(ExitCode::SUCCESS);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -43,4 +52,44 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         running.drain().await.map_err(CliError)?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// What a valid configuration sets up, in one line with no secret in it.
+fn summary(config: &Config) -> String {
+    let provider = match &config.provider.url {
+        Some(_) if config.provider.sandbox => "the embedded sandbox".to_owned(),
+        Some(url) => format!("provider {}", url_origin(url)),
+        None => "the embedded sandbox".to_owned(),
+    };
+    let store = if config.store.redis_url.is_some() {
+        "redis"
+    } else {
+        "memory"
+    };
+    let tls = match (&config.tls.cert, &config.tls.client_ca) {
+        (Some(_), Some(_)) => "mTLS",
+        (Some(_), None) => "TLS",
+        _ => "plaintext",
+    };
+    let metrics = config
+        .metrics
+        .listen
+        .map_or_else(|| "off".to_owned(), |a| a.to_string());
+    format!(
+        "configuration valid: {provider}; store {store}; gRPC {} ({tls}); notify {}; metrics {metrics}; {} access rules",
+        config.listen,
+        config.notify.listen,
+        config.access.rules.len()
+    )
+}
+
+/// `scheme://host[:port]` of a URL: its path, query or user part could carry a token.
+fn url_origin(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    let authority = &url[after_scheme..end];
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    format!("{}{host}", &url[..after_scheme])
 }

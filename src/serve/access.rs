@@ -368,12 +368,12 @@ where
         let caller = self
             .policy
             .caller(request.extensions().get::<Peer>(), request.headers());
+        tracing::Span::current().record("caller", &*caller.name);
         if let Err(e) = self.policy.check(&caller, request.uri().path()) {
             tracing::info!(caller = %caller.name, rpc = request.uri().path(), error = %e, "call refused by access rules");
             let refused = crate::grpc::status::from_gateway_error(&e).into_http();
             return Box::pin(std::future::ready(Ok(refused)));
         }
-        tracing::Span::current().record("caller", &*caller.name);
         request.extensions_mut().insert(caller);
         Box::pin(self.inner.call(request))
     }

@@ -423,6 +423,11 @@ impl AsyncRead for Connection {
         if this.ended {
             return Poll::Ready(Ok(()));
         }
+        // At the deadline even a client that keeps sending is cut.
+        if this.poll_phase(cx) == Phase::Closing {
+            this.ended = true;
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let read = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
@@ -467,10 +472,13 @@ impl AsyncWrite for Connection {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.io {
+        let this = &mut *self;
+        let closed = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+        };
+        // A TLS close_notify to a client that stopped reading must not hold the drain either.
+        this.check_write(cx, closed)
     }
 
     fn poll_write_vectored(
@@ -542,6 +550,124 @@ fn out_of_resources(e: &io::Error) -> bool {
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// The listener of the plain HTTP servers (the notification ingress and
+/// `/metrics`, under axum): at most `max` connections at once (the rest
+/// wait in the kernel's backlog), the same back-off on EMFILE as the gRPC
+/// listener, and connections closed after `idle` without a byte from the
+/// client, so that clients that connect and say nothing cannot hold the
+/// slots for ever.
+pub struct BoundedListener {
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    idle: Duration,
+}
+
+impl BoundedListener {
+    pub fn new(listener: TcpListener, max: usize, idle: Duration) -> Self {
+        BoundedListener {
+            listener,
+            slots: Arc::new(Semaphore::new(max.max(1))),
+            idle,
+        }
+    }
+}
+
+impl axum::serve::Listener for BoundedListener {
+    type Io = SlotStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (SlotStream, SocketAddr) {
+        // The semaphore is never closed: the error arm is unreachable, and
+        // waiting for ever is the honest answer if it were.
+        let slot = match Arc::clone(&self.slots).acquire_owned().await {
+            Ok(slot) => slot,
+            Err(_) => std::future::pending().await,
+        };
+        let mut backoff = BACKOFF_FIRST;
+        loop {
+            match self.listener.accept().await {
+                Ok((tcp, remote)) => {
+                    // Without TCP_NODELAY a small answer waits for the peer's delayed ACK (~40 ms).
+                    let _ = tcp.set_nodelay(true);
+                    let stream = SlotStream {
+                        tcp,
+                        idle: self.idle,
+                        quiet: Box::pin(tokio::time::sleep(self.idle)),
+                        _slot: slot,
+                    };
+                    return (stream, remote);
+                }
+                Err(e) if out_of_resources(&e) => {
+                    tracing::warn!(error = %e, "cannot accept connections (out of file descriptors or memory): backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(BACKOFF_FIRST).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A connection of a [`BoundedListener`]: it holds its slot, and reads end
+/// (EOF) once the client has been quiet for the idle time.
+pub struct SlotStream {
+    tcp: TcpStream,
+    idle: Duration,
+    quiet: Pin<Box<Sleep>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for SlotStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.tcp).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    let next = Instant::now() + this.idle;
+                    this.quiet.as_mut().reset(next);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.quiet.as_mut().poll(cx).is_ready() => Poll::Ready(Ok(())),
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for SlotStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+}
 
 async fn accept_loop(
     listener: TcpListener,

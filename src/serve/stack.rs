@@ -13,7 +13,7 @@
 //!    (`serve/body.rs`) and counts the connection busy until the response
 //!    ends (the idle timeout); then bounds the gateway requests in progress
 //!    in the replica (a request waits for a slot, its deadline already
-//!    counting); the tracing slot for the telemetry work goes here too;
+//!    counting);
 //! 3. access (`access::AccessLayer`): who is calling (client certificate,
 //!    mesh header, or an unauthenticated name) and whether the rules let
 //!    it call this rpc: UNAUTHENTICATED / PERMISSION_DENIED before anything

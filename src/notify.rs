@@ -28,6 +28,8 @@ use tokio::task::JoinHandle;
 use crate::idempotency::notified::Completion;
 use crate::provider::notify::{self, Rejection, Trust, Verified};
 use crate::store::notifications::{NotificationLog, Record};
+use crate::telemetry::OrderTraces;
+use tracing::Instrument as _;
 
 /// [`Counters`] read at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +95,8 @@ pub struct Ingress {
     pub counters: Arc<Counters>,
     /// Completes idempotency records of unknown outcome from order results.
     pub completion: Option<Completion>,
+    /// The traces of this replica's recent order calls, which an order's notification links to.
+    pub traces: Arc<OrderTraces>,
 }
 
 /// The ingress serving on a socket.
@@ -165,6 +169,7 @@ pub fn record_of(verified: &Verified) -> Record {
         timestamp: verified.timestamp.clone(),
         version: verified.version.clone(),
         rps: verified.rps.clone(),
+        trace: None,
     }
 }
 
@@ -186,6 +191,23 @@ async fn read(body: Body) -> Result<Bytes, Rejection> {
 // The body is read as a form whatever its Content-Type says: the provider
 // has been seen labelling notifications `text/xml`.
 async fn receive(State(ingress): State<Ingress>, body: Body) -> (StatusCode, &'static str) {
+    let span = tracing::info_span!(
+        target: "yungate::notify",
+        "notification ingest",
+        otel.name = "POST /notify",
+        otel.kind = "server",
+        provider.service = tracing::field::Empty,
+        provider.method = tracing::field::Empty,
+        biz_order_no = tracing::field::Empty,
+        result = tracing::field::Empty,
+    );
+    let answer = ingest(ingress, body, &span).instrument(span.clone()).await;
+    span.record("result", answer.2);
+    (answer.0, answer.1)
+}
+
+/// `receive`'s work: the answer, and the result its span records.
+async fn ingest(ingress: Ingress, body: Body, span: &tracing::Span) -> (StatusCode, &'static str, &'static str) {
     let verified = match read(body)
         .await
         .and_then(|body| notify::verify(&body, &ingress.trust, OffsetDateTime::now_utc()))
@@ -199,9 +221,17 @@ async fn receive(State(ingress): State<Ingress>, body: Body) -> (StatusCode, &'s
                 Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
                 Rejection::ForeignSysid | Rejection::Stale | Rejection::BadSignature => StatusCode::FORBIDDEN,
             };
-            return (status, "refused");
+            return (status, "refused", rejection.reason());
         }
     };
+    span.record("provider.service", verified.body.service.as_str());
+    span.record("provider.method", verified.body.method.as_str());
+    let mut record = record_of(&verified);
+    if let Some(order) = &verified.biz_order_no {
+        span.record("biz_order_no", order.as_str());
+    }
+    // The order's trace where this replica made the call, else the ingest's own.
+    record.trace = ingress.traces.link(span, verified.biz_order_no.as_deref());
     if let Some(why) = &verified.unreadable {
         tracing::warn!(detail = %why, "a verified notification's rps cannot be read: stored untyped (raw JSON only)");
     }
@@ -211,12 +241,12 @@ async fn receive(State(ingress): State<Ingress>, body: Body) -> (StatusCode, &'s
     if let Some(completion) = &ingress.completion {
         completion.complete(&verified).await;
     }
-    match ingress.log.append(&record_of(&verified)).await {
+    match ingress.log.append(&record).await {
         Ok(appended) => {
-            let counter = if appended.duplicate {
-                &ingress.counters.duplicates
+            let (counter, result) = if appended.duplicate {
+                (&ingress.counters.duplicates, "duplicate")
             } else {
-                &ingress.counters.accepted
+                (&ingress.counters.accepted, "accepted")
             };
             counter.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
@@ -226,12 +256,12 @@ async fn receive(State(ingress): State<Ingress>, body: Body) -> (StatusCode, &'s
                 duplicate = appended.duplicate,
                 "notification stored"
             );
-            (StatusCode::OK, "success")
+            (StatusCode::OK, "success", result)
         }
         Err(e) => {
             ingress.counters.store_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "notification not stored: answered 503, the provider retries");
-            (StatusCode::SERVICE_UNAVAILABLE, "retry later")
+            (StatusCode::SERVICE_UNAVAILABLE, "retry later", "store_failure")
         }
     }
 }

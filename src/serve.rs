@@ -350,6 +350,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
                 secret: stack_settings.idempotency.secret,
                 retention: stack_settings.idempotency.retention,
             }),
+            traces: Arc::clone(&stack_settings.order_traces),
         },
     )
     .await
@@ -746,6 +747,7 @@ fn stack_settings(
         max_in_flight: config.provider.max_in_flight,
         in_flight_wait: crate::config::PROVIDER_SLOT_WAIT,
         metrics,
+        order_traces: Arc::default(),
     })
 }
 

@@ -8,7 +8,7 @@
 //! [`MAX_SUBSCRIBER_LABELS`] (then `~other`); no other value a caller
 //! writes, and no personal value, ever becomes a label.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::trace::SpanContext;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Instrument as _;
 
@@ -749,19 +750,121 @@ fn grpc_code(headers: &tonic::codegen::http::HeaderMap) -> Option<tonic::Code> {
         .map(tonic::Code::from_i32)
 }
 
+/// The traces of this replica's recent provider calls by order number, so
+/// that the order's notification (which comes later) can link to the
+/// trace of the call that made it. A notification that reaches another
+/// replica finds nothing here and links to its own ingest only; bounded,
+/// the oldest orders forgotten first.
+#[derive(Debug, Default)]
+pub struct OrderTraces {
+    recent: Mutex<(HashMap<String, SpanContext>, VecDeque<String>)>,
+}
+
+/// Orders whose trace a replica remembers.
+const MAX_ORDER_TRACES: usize = 10_000;
+
+impl OrderTraces {
+    /// Remembers `span`'s trace as `order`'s (nothing when traces are not exported).
+    fn remember(&self, order: &str, span: &tracing::Span) {
+        let context = span_context(span);
+        if !context.is_valid() {
+            return;
+        }
+        let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (by_order, order_of_arrival) = &mut *recent;
+        if by_order.insert(order.to_owned(), context).is_none() {
+            order_of_arrival.push_back(order.to_owned());
+            while order_of_arrival.len() > MAX_ORDER_TRACES {
+                if let Some(oldest) = order_of_arrival.pop_front() {
+                    by_order.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    /// Links `span` (a notification's) to `order`'s call when this replica
+    /// made it, and returns the traceparent later spans of the event link
+    /// to: the order's, else `span`'s own; `None` when traces are not exported.
+    pub fn link(&self, span: &tracing::Span, order: Option<&str>) -> Option<String> {
+        let known = order.and_then(|o| {
+            let recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            recent.0.get(o).cloned()
+        });
+        match known {
+            Some(context) => {
+                let parent = traceparent(&context);
+                tracing_opentelemetry::OpenTelemetrySpanExt::add_link(span, context);
+                Some(parent)
+            }
+            None => {
+                let own = span_context(span);
+                own.is_valid().then(|| traceparent(&own))
+            }
+        }
+    }
+}
+
+/// The OpenTelemetry context of a tracing span (invalid when nothing exports).
+fn span_context(span: &tracing::Span) -> SpanContext {
+    use opentelemetry::trace::TraceContextExt as _;
+    let context = tracing_opentelemetry::OpenTelemetrySpanExt::context(span);
+    context.span().span_context().clone()
+}
+
+/// A span context as a W3C `traceparent` value.
+fn traceparent(context: &SpanContext) -> String {
+    format!(
+        "00-{}-{}-{:02x}",
+        context.trace_id(),
+        context.span_id(),
+        context.trace_flags().to_u8()
+    )
+}
+
+/// Links `span` to the trace `traceparent` names (an event's stored link).
+pub fn link_to(span: &tracing::Span, traceparent: &str) {
+    use opentelemetry::trace::TraceContextExt as _;
+    struct One<'a>(&'a str);
+    impl opentelemetry::propagation::Extractor for One<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            (key == "traceparent").then_some(self.0)
+        }
+        fn keys(&self) -> Vec<&str> {
+            vec!["traceparent"]
+        }
+    }
+    let context = TraceContextPropagator::new().extract(&One(traceparent));
+    let linked = context.span().span_context().clone();
+    if linked.is_valid() {
+        tracing_opentelemetry::OpenTelemetrySpanExt::add_link(span, linked);
+    }
+}
+
 /// The provider stack's outermost layer: a span per provider call (the
 /// logical call: its HTTP exchanges, resolution queries included, are
 /// child spans made by `exchange::SoaService`), into which the layers
 /// below record the idempotency result, the rate-limit decision and
 /// whether the call follows an attempt of unknown outcome.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProviderTraceLayer;
+#[derive(Debug, Clone, Default)]
+pub struct ProviderTraceLayer {
+    orders: Arc<OrderTraces>,
+}
+
+impl ProviderTraceLayer {
+    /// Remembers each order call's trace in `orders`.
+    pub fn new(orders: Arc<OrderTraces>) -> Self {
+        ProviderTraceLayer { orders }
+    }
+}
 
 impl<S> tower::Layer<S> for ProviderTraceLayer {
     type Service = ProviderTrace<S>;
 
     fn layer(&self, inner: S) -> ProviderTrace<S> {
-        ProviderTrace { inner }
+        ProviderTrace {
+            inner,
+            orders: Arc::clone(&self.orders),
+        }
     }
 }
 
@@ -769,6 +872,7 @@ impl<S> tower::Layer<S> for ProviderTraceLayer {
 #[derive(Debug, Clone)]
 pub struct ProviderTrace<S> {
     inner: S,
+    orders: Arc<OrderTraces>,
 }
 
 /// The longest order number a span carries (the spec's are 32 or fewer).
@@ -808,6 +912,9 @@ where
             rate_limit = tracing::field::Empty,
             attempt = tracing::field::Empty,
         );
+        if let Some(order) = &order {
+            self.orders.remember(order, &span);
+        }
         let future = {
             let _entered = span.enter();
             self.inner.call(request)

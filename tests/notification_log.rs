@@ -40,6 +40,7 @@ fn record(n: usize) -> Record {
         timestamp: "2026-12-01 10:00:00".into(),
         version: "1.0".into(),
         rps: format!("{{\"n\":{n}}}"),
+        trace: None,
     }
 }
 
@@ -281,4 +282,30 @@ async fn consumers_left_with_nothing_are_forgotten_on_redis() {
         .await
         .unwrap();
     assert_eq!(consumers.len(), 1, "only the live consumer is left: {consumers:?}");
+}
+
+#[tokio::test]
+async fn an_events_trace_link_and_its_backlog_come_back_as_stored() {
+    for (name, log) in backends(Duration::from_secs(3600)).logs {
+        log.join("s", Start::Resume, ALL).await.unwrap();
+        let traced = Record {
+            trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            ..record(1)
+        };
+        log.append(&traced).await.unwrap();
+        log.append(&record(2)).await.unwrap();
+        log.append(&record(3)).await.unwrap();
+        // Nothing fetched yet: three waiting, none pending.
+        let before = log.backlog("s").await.unwrap();
+        assert_eq!((before.pending, before.waiting, before.dead), (0, Some(3), 0), "{name}");
+        let fetched = log.fetch("s", "c1", terms(2, 3)).await.unwrap();
+        assert_eq!(
+            fetched.deliveries[0].entry.record, traced,
+            "{name}: the traceparent is kept"
+        );
+        assert_eq!(fetched.deliveries[1].entry.record.trace, None, "{name}");
+        let after = log.backlog("s").await.unwrap();
+        assert_eq!((after.pending, after.waiting, after.dead), (2, Some(1), 0), "{name}");
+        assert!(log.backlog("nobody").await.is_err(), "{name}: no such subscriber");
+    }
 }

@@ -13,9 +13,12 @@ use support::harness::{CARD, ID_NO, NAME};
 use support::rig::{Rig, confirm_request, deposit_request};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
+use yungate::grpc::proto::notification_service_client::NotificationServiceClient;
 use yungate::grpc::proto::{
     self, member_service_client::MemberServiceClient, order_service_client::OrderServiceClient,
 };
+use yungate::provider::crypto::{Protocol, sign};
+use yungate::provider::wire::{self, NotificationEnvelope};
 
 /// What the receiver was sent: every span, and the resources' attributes.
 #[derive(Default, Clone)]
@@ -90,6 +93,15 @@ fn everything(span: &Span) -> String {
     out
 }
 
+/// `request` carrying the caller's W3C trace context.
+fn traced<T>(request: T) -> Request<T> {
+    let mut request = Request::new(request);
+    request
+        .metadata_mut()
+        .insert("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01").parse().unwrap());
+    request
+}
+
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
 
@@ -108,18 +120,58 @@ async fn spans_carry_the_calls_and_continue_the_callers_trace_and_nothing_person
         ("YUNGATE_TRACE_FILTER", "trace"),
     ]);
     let channel: Channel = replica.channel().await;
+    let mut events = NotificationServiceClient::new(channel.clone())
+        .subscribe(proto::SubscribeRequest {
+            subscriber: "traced".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let phone = "13900139000";
     support::flow::onboard(&channel, "t1", phone).await;
     let mut orders = OrderServiceClient::new(channel.clone());
-    let mut deposit = Request::new(deposit_request("t-dep-1", "t1", 500));
-    deposit
-        .metadata_mut()
-        .insert("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01").parse().unwrap());
-    orders.deposit_apply(deposit).await.unwrap();
+    // One business trace of the caller's across the order and its confirmation.
     orders
-        .confirm_pay_sms(confirm_request("t1", "t-dep-1", "9999"))
+        .deposit_apply(traced(deposit_request("t-dep-1", "t1", 500)))
         .await
         .unwrap();
+    orders
+        .confirm_pay_sms(traced(confirm_request("t1", "t-dep-1", "9999")))
+        .await
+        .unwrap();
+    // The provider's order result (4.2.12) for it, to this replica's ingress.
+    let rps = r#"{"service":"OrderService","method":"pay","status":"OK","returnValue":{"orderNo":"yun-t","bizOrderNo":"t-dep-1","amount":500,"payDatetime":"2026-12-01 10:00:00","buyerBizUserId":"t1"}}"#;
+    let timestamp = wire::format_timestamp(time::OffsetDateTime::now_utc());
+    let sysid = &rig.config.provider.sysid;
+    let form = NotificationEnvelope {
+        sysid: sysid.clone(),
+        sign: sign(
+            Protocol::V1,
+            &rig.keys.own,
+            &wire::notification_signing_string(sysid, rps, &timestamp),
+        )
+        .unwrap(),
+        timestamp,
+        v: "1.0".into(),
+        rps: rps.into(),
+    }
+    .to_form();
+    let posted = reqwest::Client::new()
+        .post(format!("http://{}/notify", replica.notify_addr))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), events.message())
+        .await
+        .expect("delivered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.biz_order_no, "t-dep-1");
+    drop(events);
     let invalid = orders
         .query_balance(proto::QueryBalanceRequest::default())
         .await
@@ -188,6 +240,17 @@ async fn spans_carry_the_calls_and_continue_the_callers_trace_and_nothing_person
                 && attribute(s, "outcome").as_deref() == Some("business_error")),
         "{lookup:?}"
     );
+
+    // The notification's ingest and its delivery link to the trace of the order's calls.
+    let linked_to_order = |s: &&Span| s.links.iter().any(|l| hex::encode(&l.trace_id) == TRACE_ID);
+    let ingest = named("POST /notify");
+    assert_eq!(ingest.len(), 1);
+    assert_eq!(attribute(ingest[0], "biz_order_no").as_deref(), Some("t-dep-1"));
+    assert_eq!(attribute(ingest[0], "result").as_deref(), Some("accepted"));
+    assert!(ingest.iter().any(linked_to_order), "{:?}", ingest[0].links);
+    let delivery = named("deliver notification");
+    assert_eq!(attribute(delivery[0], "subscriber").as_deref(), Some("traced"));
+    assert!(delivery.iter().any(linked_to_order), "{:?}", delivery[0].links);
 
     // Nothing personal, no key material, in any span or log line (at trace level, libraries included).
     let key_pem = std::fs::read_to_string(rig.config.provider.key.as_ref().unwrap()).unwrap();

@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
                 timestamp: "2026-12-01 10:00:00".into(),
                 version: "1.0".into(),
                 rps: rps.to_owned(),
+                trace: None,
             },
         };
         let n = notification_of(&entry, 1);

@@ -333,6 +333,21 @@ impl NotificationService for Notifications {
                         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
                     let lag = now_ms.saturating_sub(d.entry.received_ms());
                     metrics.notification_delivered(&subscriber, d.attempt, Duration::from_millis(lag));
+                    // Linked to the event's trace (its order's call, else its ingest).
+                    let span = tracing::info_span!(
+                        target: "yungate::notify",
+                        "notification delivery",
+                        otel.name = "deliver notification",
+                        otel.kind = "producer",
+                        subscriber = %subscriber,
+                        cursor = %d.entry.cursor,
+                        attempt = d.attempt,
+                        biz_order_no = d.entry.record.biz_order_no.as_deref(),
+                    );
+                    if let Some(trace) = &d.entry.record.trace {
+                        crate::telemetry::link_to(&span, trace);
+                    }
+                    drop(span);
                     Ok(notification_of(&d.entry, d.attempt))
                 }
                 Feed::Failed(e) => Err(log_status(&e)),
@@ -526,6 +541,7 @@ mod tests {
                 timestamp: "2026-12-01 10:00:00".into(),
                 version: "1.0".into(),
                 rps: rps.into(),
+                trace: None,
             },
         }
     }

@@ -246,6 +246,7 @@ mod tests {
             timestamp: String::new(),
             version: "1.0".into(),
             rps: "{}".into(),
+            trace: None,
         }
     }
 

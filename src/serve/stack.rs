@@ -51,7 +51,7 @@ use crate::idempotency::{IdempotencyLayer, IdempotencySettings};
 use crate::provider::client::SoaClient;
 use crate::ratelimit::{CallerLimitLayer, GateLayer, InFlightBound, ProviderQuota, RateLimits};
 use crate::store::Store;
-use crate::telemetry::{Metrics, ProviderTraceLayer};
+use crate::telemetry::{Metrics, OrderTraces, ProviderTraceLayer};
 
 /// When a request arrived (a request extension the server stack sets first).
 #[derive(Debug, Clone, Copy)]
@@ -192,13 +192,15 @@ pub struct StackSettings {
     pub in_flight_wait: Duration,
     /// Where the provider stack counts calls, records and decisions.
     pub metrics: Arc<Metrics>,
+    /// Where order calls leave their trace for the order's notification.
+    pub order_traces: Arc<OrderTraces>,
 }
 
 /// Builds the provider stack over `client`.
 pub fn provider_stack(client: SoaClient, store: Arc<dyn Store>, settings: &StackSettings) -> ProviderStack {
     let sysid = client.sysid().to_owned();
     let stack = ServiceBuilder::new()
-        .layer(ProviderTraceLayer)
+        .layer(ProviderTraceLayer::new(Arc::clone(&settings.order_traces)))
         .layer(IdempotencyLayer::new(
             Arc::clone(&store),
             settings.idempotency.clone(),

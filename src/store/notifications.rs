@@ -110,6 +110,10 @@ pub struct Record {
     pub version: String,
     /// `rps` as received.
     pub rps: String,
+    /// The W3C `traceparent` the event's spans link to: the trace of the
+    /// call that made its order when the receiving replica knew it, else
+    /// the ingest's own (none when traces are not exported).
+    pub trace: Option<String>,
 }
 
 /// A stored notification.

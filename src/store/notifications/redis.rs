@@ -376,6 +376,7 @@ fn entry(value: &Value) -> Result<Entry, LogError> {
         timestamp: String::new(),
         version: String::new(),
         rps: String::new(),
+        trace: None,
     };
     for pair in fields.chunks(2) {
         let (Some(name), Some(value)) = (pair.first().and_then(text), pair.get(1).and_then(text)) else {
@@ -390,6 +391,7 @@ fn entry(value: &Value) -> Result<Entry, LogError> {
             "ts" => record.timestamp = value,
             "v" => record.version = value,
             "rps" => record.rps = value,
+            "tp" => record.trace = Some(value),
             _ => {}
         }
     }
@@ -564,6 +566,7 @@ impl NotificationLog for RedisLog {
                 ("ts", Some(&record.timestamp)),
                 ("v", Some(&record.version)),
                 ("rps", Some(&record.rps)),
+                ("tp", record.trace.as_ref()),
             ] {
                 if let Some(value) = value {
                     invocation.arg(name).arg(value);

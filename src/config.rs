@@ -509,7 +509,16 @@ impl figment::Provider for EnvText {
         let mut dict = Dict::new();
         for (key, value) in Env::prefixed("YUNGATE__").split("__").iter() {
             let key = key.as_str().to_ascii_lowercase();
-            if let Value::Dict(_, nested) = figment::util::nest(&key, Value::from(value)) {
+            // Trimmed, as figment's Env does (a Secret made from a file ends in a newline).
+            let value = value.trim();
+            // Arrays, inline tables and quoted strings keep figment's syntax
+            // (access rules, a rate limit's table); anything else is text.
+            let value = if value.starts_with(['[', '{', '"']) {
+                value.parse::<Value>().unwrap_or_else(|_| Value::from(value.to_owned()))
+            } else {
+                Value::from(value.to_owned())
+            };
+            if let Value::Dict(_, nested) = figment::util::nest(&key, value) {
                 merge(&mut dict, nested);
             }
         }
@@ -527,7 +536,9 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        // Lossy: a number or a bool written as text (every variable is text) is read as one.
+        // Lossy: a number or a bool written as text (every variable is text)
+        // is read as one; in the TOML file too, where "512" for a number
+        // or "true" for a bool is then accepted rather than refused.
         let config: Config = figment
             .merge(EnvText)
             .extract_lossy()
@@ -1005,6 +1016,24 @@ mod tests {
             assert_eq!(config.provider.request_timeout_ms, 4000);
             assert_eq!(config.limits.keepalive_interval_secs, 0);
             assert!(!config.access.reflection);
+            // Trimmed; structured values keep figment's syntax; quoted text stays text.
+            jail.set_env(
+                "YUNGATE__IDEMPOTENCY__FINGERPRINT_KEY",
+                "0123456789abcdef0123456789abcdef\n",
+            );
+            jail.set_env("YUNGATE__RATE_LIMIT__PROVIDER__ORDER", "{per_second=7, burst=9}");
+            jail.set_env("YUNGATE__GATEWAY__DEFAULT_JUMP_URL", "\"https://shop.example/back\"");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.idempotency.fingerprint_key.as_ref().map(|k| k.expose().as_str()),
+                Some("0123456789abcdef0123456789abcdef")
+            );
+            let order = config.rate_limit.provider.get("order").copied();
+            assert_eq!(order.map(|l| (l.per_second, l.burst)), Some((7, 9)), "{order:?}");
+            assert_eq!(
+                config.gateway.default_jump_url.as_deref(),
+                Some("https://shop.example/back")
+            );
             // A word where a number belongs is still refused, by the variable's name.
             jail.set_env("YUNGATE__PROVIDER__REQUEST_TIMEOUT_MS", "soon");
             let err = Config::load(None).unwrap_err().to_string();

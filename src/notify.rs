@@ -123,8 +123,10 @@ impl RunningIngress {
 /// Connections the ingress takes at once (the provider opens few; the rest wait in the backlog).
 const INGRESS_CONNECTIONS: usize = 256;
 
-/// A connection quiet this long is closed (a notification is one small POST).
-const INGRESS_IDLE: Duration = Duration::from_secs(30);
+/// A connection quiet this long is closed: a notification is one small
+/// POST, but its answer waits for the store (timeouts of up to a minute
+/// over a few commands), during which the client sends nothing.
+const INGRESS_IDLE: Duration = Duration::from_secs(180);
 
 /// Binds `listen` and serves the ingress: `POST /notify`, and `GET /notify/stats` (the counters).
 pub async fn start(listen: SocketAddr, ingress: Ingress) -> std::io::Result<RunningIngress> {

@@ -764,7 +764,9 @@ pub struct OrderTraces {
 const MAX_ORDER_TRACES: usize = 10_000;
 
 impl OrderTraces {
-    /// Remembers `span`'s trace as `order`'s (nothing when traces are not exported).
+    /// Remembers `span`'s trace as `order`'s unless a call before it did:
+    /// the notification belongs to the call that made the order, not to
+    /// the queries and confirmations after it (nothing when traces are not exported).
     fn remember(&self, order: &str, span: &tracing::Span) {
         let context = span_context(span);
         if !context.is_valid() {
@@ -772,7 +774,8 @@ impl OrderTraces {
         }
         let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (by_order, order_of_arrival) = &mut *recent;
-        if by_order.insert(order.to_owned(), context).is_none() {
+        if !by_order.contains_key(order) {
+            by_order.insert(order.to_owned(), context);
             order_of_arrival.push_back(order.to_owned());
             while order_of_arrival.len() > MAX_ORDER_TRACES {
                 if let Some(oldest) = order_of_arrival.pop_front() {

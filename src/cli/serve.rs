@@ -56,8 +56,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
 
 /// What a valid configuration sets up, in one line with no secret in it.
 fn summary(config: &Config) -> String {
+    // validate() refuses a URL together with sandbox = true.
     let provider = match &config.provider.url {
-        Some(_) if config.provider.sandbox => "the embedded sandbox".to_owned(),
         Some(url) => format!("provider {}", url_origin(url)),
         None => "the embedded sandbox".to_owned(),
     };

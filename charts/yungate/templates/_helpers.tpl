@@ -41,8 +41,14 @@ Deployment, so that a wrong combination never renders.
 {{- fail "sandbox: true and provider.url are both set: choose the provider or the embedded sandbox" }}
 {{- end }}
 {{- $drain := add $v.health.drainDelayMs $v.health.drainDeadlineMs }}
-{{- if le (mul (int $v.terminationGracePeriodSeconds) 1000) (int $drain) }}
-{{- fail (printf "terminationGracePeriodSeconds (%v s) must exceed health.drainDelayMs + health.drainDeadlineMs (%v ms): the kubelet would kill calls still draining" $v.terminationGracePeriodSeconds $drain) }}
+{{- if lt (mul (int $v.terminationGracePeriodSeconds) 1000) (add $drain 5000) }}
+{{- fail (printf "terminationGracePeriodSeconds (%v s) must exceed health.drainDelayMs + health.drainDeadlineMs (%v ms) by 5 s (closing and the last spans' export): the kubelet would kill calls still draining" $v.terminationGracePeriodSeconds $drain) }}
+{{- end }}
+{{- if and (eq $v.provider.protocol "v2") (not $v.sandbox) (not $v.provider.certSecret.name) }}
+{{- fail "provider.protocol: v2 needs provider.certSecret (the provider's certificate)" }}
+{{- end }}
+{{- if and $v.redis.urlSecret.name (not $v.idempotency.fingerprintKeySecret.name) }}
+{{- fail "redis.urlSecret needs idempotency.fingerprintKeySecret: every replica must fingerprint requests with the same key" }}
 {{- end }}
 {{- if le (int $v.health.drainDeadlineMs) (int $v.provider.requestTimeoutMs) }}
 {{- fail (printf "health.drainDeadlineMs (%v) must exceed provider.requestTimeoutMs (%v): a provider call in flight at SIGTERM must be able to finish" $v.health.drainDeadlineMs $v.provider.requestTimeoutMs) }}

@@ -22,8 +22,6 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::idempotency::notified::Completion;
 use crate::provider::notify::{self, Rejection, Trust, Verified};
@@ -99,26 +97,8 @@ pub struct Ingress {
     pub traces: Arc<OrderTraces>,
 }
 
-/// The ingress serving on a socket.
-pub struct RunningIngress {
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl RunningIngress {
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops accepting and lets the requests in progress finish (their appends included).
-    pub async fn stop(mut self) -> std::io::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.task.await.map_err(std::io::Error::other)?
-    }
-}
+/// The ingress serving on a socket; stopping lets the requests in progress finish (their appends included).
+pub type RunningIngress = crate::serve::listener::HttpServer;
 
 /// Connections the ingress takes at once (the provider opens few; the rest wait in the backlog).
 const INGRESS_CONNECTIONS: usize = 256;
@@ -131,26 +111,13 @@ const INGRESS_IDLE: Duration = Duration::from_secs(180);
 /// Binds `listen` and serves the ingress: `POST /notify`, and `GET /notify/stats` (the counters).
 pub async fn start(listen: SocketAddr, ingress: Ingress) -> std::io::Result<RunningIngress> {
     let listener = TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
     let app = axum::Router::new()
         .route("/notify", post(receive))
         .route("/notify/stats", get(stats))
         .with_state(ingress);
-    let (tx, rx) = oneshot::channel::<()>();
-    let listener = crate::serve::listener::BoundedListener::new(listener, INGRESS_CONNECTIONS, INGRESS_IDLE);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-    });
-    tracing::info!(%addr, "notification ingress listening on /notify");
-    Ok(RunningIngress {
-        addr,
-        shutdown: Some(tx),
-        task,
-    })
+    let server = RunningIngress::start(listener, app, INGRESS_CONNECTIONS, INGRESS_IDLE)?;
+    tracing::info!(addr = %server.addr(), "notification ingress listening on /notify");
+    Ok(server)
 }
 
 async fn stats(State(ingress): State<Ingress>) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {

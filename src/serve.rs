@@ -499,7 +499,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
     // Bound before any task starts: a taken port fails the start cleanly.
     let metrics_server = match config.metrics.listen {
         Some(at) => Some(
-            telemetry::MetricsServer::start(
+            telemetry::serve_metrics(
                 at,
                 Arc::clone(&metrics),
                 telemetry::Sources {

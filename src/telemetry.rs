@@ -569,12 +569,8 @@ pub struct Sources {
     pub log: Option<Arc<dyn crate::store::notifications::NotificationLog>>,
 }
 
-/// The `/metrics` listener.
-pub struct MetricsServer {
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
+/// The `/metrics` listener; stopping lets a scrape in progress finish.
+pub type MetricsServer = crate::serve::listener::HttpServer;
 
 /// How often histograms are folded between scrapes.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
@@ -584,57 +580,34 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 const SCRAPE_CONNECTIONS: usize = 16;
 const SCRAPE_IDLE: Duration = Duration::from_secs(120);
 
-impl MetricsServer {
-    /// Binds `listen` and serves `GET /metrics` in the Prometheus text format.
-    pub async fn start(listen: SocketAddr, metrics: Arc<Metrics>, sources: Sources) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
-        let state = Arc::new((Arc::clone(&metrics), sources));
-        let app = axum::Router::new()
-            .route(
-                "/metrics",
-                axum::routing::get(
-                    |axum::extract::State(state): axum::extract::State<Arc<(Arc<Metrics>, Sources)>>| async move {
-                        let body = state.0.render(&state.1).await;
-                        (
-                            [(
-                                axum::http::header::CONTENT_TYPE,
-                                "text/plain; version=0.0.4; charset=utf-8",
-                            )],
-                            body,
-                        )
-                    },
-                ),
-            )
-            .with_state(state);
-        let (tx, rx) = oneshot::channel::<()>();
-        let listener = crate::serve::listener::BoundedListener::new(listener, SCRAPE_CONNECTIONS, SCRAPE_IDLE);
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-        });
-        tracing::info!(%addr, "metrics listening on /metrics");
-        Ok(MetricsServer {
-            addr,
-            shutdown: Some(tx),
-            task,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops serving; a scrape in progress finishes.
-    pub async fn stop(mut self) -> std::io::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.task.await.map_err(std::io::Error::other)?
-    }
+/// Binds `listen` and serves `GET /metrics` in the Prometheus text format.
+pub async fn serve_metrics(
+    listen: SocketAddr,
+    metrics: Arc<Metrics>,
+    sources: Sources,
+) -> std::io::Result<MetricsServer> {
+    let listener = TcpListener::bind(listen).await?;
+    let state = Arc::new((metrics, sources));
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(
+                |axum::extract::State(state): axum::extract::State<Arc<(Arc<Metrics>, Sources)>>| async move {
+                    let body = state.0.render(&state.1).await;
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        body,
+                    )
+                },
+            ),
+        )
+        .with_state(state);
+    let server = MetricsServer::start(listener, app, SCRAPE_CONNECTIONS, SCRAPE_IDLE)?;
+    tracing::info!(addr = %server.addr(), "metrics listening on /metrics");
+    Ok(server)
 }
 
 /// The server-stack layer that counts every rpc: started, handled by

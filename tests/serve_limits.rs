@@ -100,6 +100,15 @@ async fn out_of_descriptors_the_accept_loop_backs_off_and_keeps_serving() {
     member_lookup(&fresh).await.unwrap();
 }
 
+/// The headers of a GetMemberInfo call, for a raw HTTP/2 client.
+fn member_info_request(addr: SocketAddr) -> tonic::codegen::http::Request<()> {
+    tonic::codegen::http::Request::post(format!("http://{addr}/yungate.v1.MemberService/GetMemberInfo"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap()
+}
+
 /// Opens `streams` GetMemberInfo requests on one HTTP/2 connection, each
 /// announcing a message of `announced` bytes and sending `sent` of them,
 /// never finishing. Returns the response futures (answered when the
@@ -125,12 +134,7 @@ async fn partial_streams(
     let body = tonic::codegen::Bytes::from(body);
     for _ in 0..streams {
         client = client.ready().await.unwrap();
-        let request =
-            tonic::codegen::http::Request::post(format!("http://{addr}/yungate.v1.MemberService/GetMemberInfo"))
-                .header("content-type", "application/grpc")
-                .header("te", "trailers")
-                .body(())
-                .unwrap();
+        let request = member_info_request(addr);
         let (response, mut send) = client.send_request(request, false).unwrap();
         // Queued in this process; HTTP/2 flow control decides what reaches the gateway.
         send.send_data(body.clone(), false).unwrap();
@@ -320,12 +324,7 @@ async fn large_uploads_sharing_a_connection_do_not_stall_each_other() {
     let mut responses = Vec::new();
     for _ in 0..8 {
         client = client.ready().await.unwrap();
-        let request =
-            tonic::codegen::http::Request::post(format!("http://{addr}/yungate.v1.MemberService/GetMemberInfo"))
-                .header("content-type", "application/grpc")
-                .header("te", "trailers")
-                .body(())
-                .unwrap();
+        let request = member_info_request(addr);
         let (response, mut send) = client.send_request(request, false).unwrap();
         send.send_data(body.clone(), true).unwrap();
         responses.push(response);

@@ -551,6 +551,47 @@ fn out_of_resources(e: &io::Error) -> bool {
 const BACKOFF_FIRST: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// A plain HTTP server (the notification ingress, `/metrics`) on a
+/// [`BoundedListener`], stopped gracefully.
+pub struct HttpServer {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<io::Result<()>>,
+}
+
+impl HttpServer {
+    /// Serves `app` on `listener`, at most `max` connections at once, quiet ones closed after `idle`.
+    pub fn start(listener: TcpListener, app: axum::Router, max: usize, idle: Duration) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let listener = BoundedListener::new(listener, max, idle);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(HttpServer {
+            addr,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting and lets the requests in progress finish.
+    pub async fn stop(mut self) -> io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.map_err(io::Error::other)?
+    }
+}
+
 /// The listener of the plain HTTP servers (the notification ingress and
 /// `/metrics`, under axum): at most `max` connections at once (the rest
 /// wait in the kernel's backlog), the same back-off on EMFILE as the gRPC

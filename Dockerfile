@@ -3,6 +3,11 @@
 # needs no writable root filesystem, and `yungate serve` handles SIGTERM itself (it drains).
 
 FROM rust:1.95-slim-bookworm AS build
+# The OpenSSL crypto backend (default feature) links the system's libcrypto.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends pkg-config libssl-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The manifest names the benches, so cargo needs their files to read it.
 COPY Cargo.toml Cargo.lock build.rs ./
@@ -15,7 +20,7 @@ FROM debian:bookworm-slim
 # Unpinned on purpose: the image should get the distribution's current CA roots and fixes.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/yungate /usr/local/bin/yungate
 # In a container the listeners face the pod network, not loopback; health gets its own plaintext

@@ -22,6 +22,9 @@ pub struct Cli {
     /// How log lines are written (to stderr; `RUST_LOG` filters them).
     #[arg(long, global = true, env = "YUNGATE_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: crate::telemetry::LogFormat,
+    /// What computes the RSA operations: openssl (the default when built) or rust (the `rsa` crate).
+    #[arg(long, global = true, env = "YUNGATE_CRYPTO_BACKEND", value_name = "BACKEND")]
+    pub crypto_backend: Option<crate::provider::crypto::Backend>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -57,6 +60,12 @@ impl From<crate::provider::crypto::CryptoError> for CliError {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
+    if let Some(backend) = cli.crypto_backend
+        && let Err(e) = backend.select()
+    {
+        eprintln!("yungate: --crypto-backend: {e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Crypto(cmd) => crypto::run(cmd),
         Command::Sandbox(args) => sandbox::run(args),

@@ -49,6 +49,10 @@ pub struct ProviderAnswer {
     /// still encrypted: stored records never hold them in clear), or why
     /// there is none.
     pub result: Result<Json, CallError>,
+    /// `result`'s value with its encrypted fields decrypted, when the
+    /// exchange had them decrypted with its verification (never stored;
+    /// empty for replays, which decrypt on the way out).
+    pub clear: Option<Json>,
     /// Replayed from the idempotency store: the provider was not called.
     pub replayed: bool,
     /// Learnt from a query after an attempt whose outcome was unknown.
@@ -60,6 +64,7 @@ impl ProviderAnswer {
     pub fn fresh(result: Result<Json, CallError>) -> Self {
         ProviderAnswer {
             result,
+            clear: None,
             replayed: false,
             recovered: false,
         }
@@ -127,7 +132,10 @@ impl tower::Service<ProviderRequest> for SoaService {
         Box::pin(
             async move {
                 let started = Instant::now();
-                let result = client.exchange_value(request.call, Json::Object(request.param)).await;
+                let (result, clear) = match client.exchange_value(request.call, Json::Object(request.param)).await {
+                    Ok(answered) => (Ok(answered.signed), answered.clear),
+                    Err(e) => (Err(e), None),
+                };
                 let outcome = outcome_class(&result);
                 metrics.provider_call(spec.service, spec.method, outcome, started.elapsed());
                 recorded.record("outcome", outcome);
@@ -138,7 +146,10 @@ impl tower::Service<ProviderRequest> for SoaService {
                 if !matches!(outcome, "ok" | "business_error") {
                     recorded.record("otel.status_code", "ERROR");
                 }
-                Ok(ProviderAnswer::fresh(result))
+                Ok(ProviderAnswer {
+                    clear,
+                    ..ProviderAnswer::fresh(result)
+                })
             }
             .instrument(span),
         )

@@ -440,6 +440,7 @@ impl Owned<'_> {
                         .await;
                     return Ok(ProviderAnswer {
                         result,
+                        clear: None,
                         replayed: false,
                         recovered: true,
                     });

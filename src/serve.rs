@@ -309,6 +309,11 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
             (keys, running.soa_url(), Some(running))
         }
     };
+    tracing::info!(
+        crypto_backend = keys.own.backend().name(),
+        key_bits = keys.own.bits(),
+        "RSA operations computed by this backend"
+    );
     let page_base_url = config.provider.page_base_url.clone().unwrap_or_else(|| origin_of(&url));
     tracing::info!(
         environment = config.environment().name(),

@@ -301,7 +301,10 @@ impl Metrics {
         metrics
             .gauge(
                 names::BUILD_INFO,
-                vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
+                vec![
+                    Label::new("version", env!("CARGO_PKG_VERSION")),
+                    Label::new("crypto_backend", crate::provider::crypto::Backend::current().name()),
+                ],
             )
             .set(1.0);
         metrics

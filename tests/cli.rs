@@ -526,3 +526,29 @@ fn check_config_says_what_a_configuration_sets_up_and_refuses_a_bad_one() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("provider.url"));
 }
+
+#[test]
+fn the_crypto_backend_is_chosen_by_flag_or_environment_and_an_unknown_one_refused() {
+    let check = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_yungate"));
+        command.args(args).args(["serve", "--check-config"]);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let default = if cfg!(feature = "openssl") { "openssl" } else { "rust" };
+    let said = stdout(&check(&[], &[]));
+    assert!(said.ends_with(&format!("; crypto {default}")), "{said}");
+    let said = stdout(&check(&["--crypto-backend", "rust"], &[]));
+    assert!(said.ends_with("; crypto rust"), "{said}");
+    let said = stdout(&check(&[], &[("YUNGATE_CRYPTO_BACKEND", "rust")]));
+    assert!(said.ends_with("; crypto rust"), "{said}");
+    let unknown = check(&["--crypto-backend", "ring"], &[]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("expected openssl or rust"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+}

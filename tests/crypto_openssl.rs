@@ -1,4 +1,4 @@
-//! Cross-checks the provider cryptography byte for byte against the `openssl` command line, RSA-1024 and RSA-2048.
+//! Cross-checks the provider cryptography byte for byte against the `openssl` command line, RSA-1024 and RSA-2048, on every crypto backend the build has.
 
 mod support;
 
@@ -6,7 +6,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use support::{MerchantFiles, openssl, write};
 use yungate::provider::crypto::{
-    self, Certificate, KeyError, Keystore, Protocol, load_certificate_file, load_private_key_pem, load_public_key_pem,
+    self, Backend, Certificate, KeyError, Keystore, Protocol, load_certificate_file, load_private_key_pem,
+    load_public_key_pem,
 };
 use yungate::provider::sensitive::Sensitive;
 
@@ -18,23 +19,27 @@ const INPUTS: [&str; 3] = [
     "",
 ];
 
-fn for_each_key_size(check: impl Fn(&MerchantFiles)) {
+/// Runs `check` with the merchant's files of each key size and each backend.
+fn for_each_key_size(check: impl Fn(&MerchantFiles, Backend)) {
     for bits in [1024, 2048] {
-        check(&MerchantFiles::new(bits, SYSID));
+        let files = MerchantFiles::new(bits, SYSID);
+        for &backend in Backend::AVAILABLE {
+            check(&files, backend);
+        }
     }
 }
 
 #[test]
 fn v1_signatures_equal_openssl_dgst_sha1() {
-    for_each_key_size(|m| {
-        let key = m.key();
+    for_each_key_size(|m, backend| {
+        let key = m.key().with_backend(backend).unwrap();
         for data in INPUTS {
             let ours = crypto::sign(Protocol::V1, &key, data).unwrap();
             let theirs = STANDARD.encode(openssl(
                 &["dgst", "-sha1", "-sign", &m.path_str("key.pem")],
                 data.as_bytes(),
             ));
-            assert_eq!(ours, theirs, "RSA-{} input {data:?}", m.bits);
+            assert_eq!(ours, theirs, "{backend} RSA-{} input {data:?}", m.bits);
             // And openssl accepts ours.
             let sig = write(m.dir.path(), "sig.bin", &STANDARD.decode(&ours).unwrap());
             openssl(
@@ -54,8 +59,8 @@ fn v1_signatures_equal_openssl_dgst_sha1() {
 
 #[test]
 fn v2_signatures_equal_openssl_over_base64_md5() {
-    for_each_key_size(|m| {
-        let key = m.key();
+    for_each_key_size(|m, backend| {
+        let key = m.key().with_backend(backend).unwrap();
         for data in INPUTS {
             let md5_b64 = STANDARD.encode(openssl(&["dgst", "-md5", "-binary"], data.as_bytes()));
             let theirs = STANDARD.encode(openssl(
@@ -65,7 +70,7 @@ fn v2_signatures_equal_openssl_over_base64_md5() {
             assert_eq!(
                 crypto::sign(Protocol::V2, &key, data).unwrap(),
                 theirs,
-                "RSA-{}",
+                "{backend} RSA-{}",
                 m.bits
             );
             crypto::verify(Protocol::V2, &key.public_key(), data, &theirs).unwrap();
@@ -75,15 +80,15 @@ fn v2_signatures_equal_openssl_over_base64_md5() {
 
 #[test]
 fn v1_field_encryption_equals_openssl_type1_and_decrypts_theirs() {
-    for_each_key_size(|m| {
-        let key = m.key();
+    for_each_key_size(|m, backend| {
+        let key = m.key().with_backend(backend).unwrap();
         for value in ["6228480402637874214", "王小二", "610422198600000000"] {
             let ours = crypto::encrypt_v1(&key, value).unwrap();
             let theirs = STANDARD.encode(openssl(
                 &["pkeyutl", "-sign", "-inkey", &m.path_str("key.pem")],
                 value.as_bytes(),
             ));
-            assert_eq!(ours, theirs, "RSA-{} value {value:?}", m.bits);
+            assert_eq!(ours, theirs, "{backend} RSA-{} value {value:?}", m.bits);
             let recovered = openssl(
                 &["pkeyutl", "-verifyrecover", "-pubin", "-inkey", &m.path_str("pub.pem")],
                 &STANDARD.decode(&ours).unwrap(),
@@ -96,8 +101,8 @@ fn v1_field_encryption_equals_openssl_type1_and_decrypts_theirs() {
 
 #[test]
 fn v1_long_values_are_chunked_at_k_minus_11() {
-    for_each_key_size(|m| {
-        let key = m.key();
+    for_each_key_size(|m, backend| {
+        let key = m.key().with_backend(backend).unwrap();
         let k = m.bits / 8;
         let value = "地址：浙江省杭州市西湖区文三路".repeat(12);
         let raw = STANDARD.decode(crypto::encrypt_v1(&key, &value).unwrap()).unwrap();
@@ -115,8 +120,8 @@ fn v1_long_values_are_chunked_at_k_minus_11() {
 
 #[test]
 fn v2_field_encryption_interoperates_with_openssl_pkcs1() {
-    for_each_key_size(|m| {
-        let key = m.key();
+    for_each_key_size(|m, backend| {
+        let key = m.key().with_backend(backend).unwrap();
         for value in ["6228480402637874214", "王小二"] {
             let ours = crypto::encrypt_v2(&key.public_key(), value).unwrap();
             assert!(

@@ -76,10 +76,11 @@ fn summary(config: &Config) -> String {
         .listen
         .map_or_else(|| "off".to_owned(), |a| a.to_string());
     format!(
-        "configuration valid: {provider}; store {store}; gRPC {} ({tls}); notify {}; metrics {metrics}; {} access rules",
+        "configuration valid: {provider}; store {store}; gRPC {} ({tls}); notify {}; metrics {metrics}; {} access rules; crypto {}",
         config.listen,
         config.notify.listen,
-        config.access.rules.len()
+        config.access.rules.len(),
+        crate::provider::crypto::Backend::current()
     )
 }
 

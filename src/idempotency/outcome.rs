@@ -69,6 +69,7 @@ impl Stored {
         };
         ProviderAnswer {
             result,
+            clear: None,
             replayed: true,
             recovered,
         }

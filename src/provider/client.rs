@@ -16,7 +16,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::calls::{Call, CallKind, Environment};
-use super::crypto::{CryptoError, PartyKeys, Protocol};
+use super::crypto::{CryptoError, PartyKeys, Protocol, pool};
 use super::wire::{self, ResponseEnvelope, ResponseStatus, SignedRequest, WireError};
 
 /// A typed call: its parameters serialise to `req.param`, and its result
@@ -232,14 +232,17 @@ impl SoaClient {
     /// marks as encrypted are encrypted here) and returns the verified,
     /// decrypted result.
     pub async fn call_value(&self, call: Call, param: Value) -> Result<Value, CallError> {
-        let value = self.exchange_value(call, param).await?;
-        self.decrypt_response(call, value).await
+        let answered = self.exchange_value(call, param).await?;
+        match answered.clear {
+            Some(clear) => Ok(clear),
+            None => self.decrypt_response(call, answered.signed).await,
+        }
     }
 
     /// Makes a call and returns the verified result with the fields the
     /// catalogue marks encrypted still encrypted (see `decrypt_response`),
     /// as the provider sent them: what the idempotency store keeps.
-    pub async fn exchange_value(&self, call: Call, param: Value) -> Result<Value, CallError> {
+    pub async fn exchange_value(&self, call: Call, param: Value) -> Result<Answered, CallError> {
         let spec = call.spec();
         if spec.kind != CallKind::Backend {
             return Err(CallError::NotSent(format!(
@@ -250,7 +253,7 @@ impl SoaClient {
         let started = std::time::Instant::now();
         let request = self.prepare(call, param).await?;
 
-        let result = self.exchange(&request).await;
+        let result = self.exchange(call, &request).await;
         let outcome = match &result {
             Ok(_) => "ok".to_owned(),
             Err(CallError::Business { code, .. }) => code.clone(),
@@ -264,39 +267,30 @@ impl SoaClient {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "provider call"
         );
-        let (envelope_value, _) = result?;
-        Ok(envelope_value)
+        result
     }
 
     /// Decrypts the fields of a verified answer that the catalogue marks
-    /// encrypted, on the blocking pool.
+    /// encrypted, on the crypto pool (a replayed answer; a fresh one was
+    /// decrypted with its verification, see [`Answered::clear`]).
     pub async fn decrypt_response(&self, call: Call, value: Value) -> Result<Value, CallError> {
         let spec = call.spec();
         if spec.encrypted_response.is_empty() {
             return Ok(value);
         }
         let keys = Arc::clone(&self.keys);
-        tokio::task::spawn_blocking(move || {
-            let mut value = value;
-            transform_fields(&mut value, spec.encrypted_response, |field, cipher| {
-                keys.decrypt_field(cipher).map_err(|source| CallError::Decrypt {
-                    field: field.to_owned(),
-                    source,
-                })
-            })?;
-            Ok(value)
-        })
-        .await
-        .map_err(|e| CallError::OutcomeUnknown(format!("decryption task failed: {e}")))?
+        pool::run(move || decrypt_fields(&keys, call, value))
+            .await
+            .map_err(|e| CallError::OutcomeUnknown(format!("decryption task failed: {e}")))?
     }
 
     /// Encrypts the catalogue's sensitive fields of `param`, serialises `req`
-    /// once and signs it, on the blocking pool.
+    /// once and signs it, in one trip to the crypto pool.
     async fn prepare(&self, call: Call, mut param: Value) -> Result<SignedRequest, CallError> {
         let spec = call.spec();
         let keys = Arc::clone(&self.keys);
         let sysid = self.config.sysid.clone();
-        tokio::task::spawn_blocking(move || -> Result<SignedRequest, CallError> {
+        pool::run(move || -> Result<SignedRequest, CallError> {
             transform_fields(&mut param, spec.encrypted_request, |field, clear| {
                 if clear.len() > MAX_ENCRYPTED_FIELD_BYTES {
                     return Err(CallError::NotSent(format!(
@@ -331,8 +325,8 @@ impl SoaClient {
         Ok(format!("{}{path}?{}", base.trim_end_matches('/'), request.to_form()))
     }
 
-    /// Sends the form and checks the answer: `(result, signedValue)`.
-    async fn exchange(&self, request: &SignedRequest) -> Result<(Value, String), CallError> {
+    /// Sends the form and checks the answer.
+    async fn exchange(&self, call: Call, request: &SignedRequest) -> Result<Answered, CallError> {
         let response = self
             .http
             .post(&self.config.url)
@@ -357,15 +351,49 @@ impl SoaClient {
             });
         }
         let envelope = ResponseEnvelope::parse(&body)?;
-        self.check_envelope(envelope).await
+        self.check_envelope(call, envelope).await
     }
 
-    async fn check_envelope(&self, envelope: ResponseEnvelope) -> Result<(Value, String), CallError> {
+    /// Verifies the answer and decrypts its encrypted fields in one trip to the crypto pool.
+    async fn check_envelope(&self, call: Call, envelope: ResponseEnvelope) -> Result<Answered, CallError> {
         let keys = Arc::clone(&self.keys);
-        tokio::task::spawn_blocking(move || verify_envelope(&keys, envelope))
-            .await
-            .map_err(|e| CallError::OutcomeUnknown(format!("verification task failed: {e}")))?
+        pool::run(move || {
+            let (signed, _) = verify_envelope(&keys, envelope)?;
+            let clear = if call.spec().encrypted_response.is_empty() {
+                None
+            } else {
+                // A field that does not decrypt leaves `clear` empty: the answer
+                // is still the provider's (and recorded), the error comes from
+                // `decrypt_response` when the caller asks for the clear value.
+                decrypt_fields(&keys, call, signed.clone()).ok()
+            };
+            Ok(Answered { signed, clear })
+        })
+        .await
+        .map_err(|e| CallError::OutcomeUnknown(format!("verification task failed: {e}")))?
     }
+}
+
+/// A verified answer of the provider.
+#[derive(Debug)]
+pub struct Answered {
+    /// The `signedValue` as verified, the fields the catalogue marks
+    /// encrypted still encrypted: what the idempotency store may keep.
+    pub signed: Value,
+    /// The same with those fields decrypted, when the call has any and they
+    /// decrypted; computed in the verification's trip to the crypto pool.
+    pub clear: Option<Value>,
+}
+
+/// `value` with the call's encrypted response fields decrypted.
+fn decrypt_fields(keys: &PartyKeys, call: Call, mut value: Value) -> Result<Value, CallError> {
+    transform_fields(&mut value, call.spec().encrypted_response, |field, cipher| {
+        keys.decrypt_field(cipher).map_err(|source| CallError::Decrypt {
+            field: field.to_owned(),
+            source,
+        })
+    })?;
+    Ok(value)
 }
 
 /// Signs `sysid + req + timestamp` and assembles the request; `req` and

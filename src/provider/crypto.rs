@@ -1,9 +1,12 @@
 //! Keys and the provider's cryptography: SHA1WithRSA signatures and RSA field encryption, both protocol profiles.
 //!
 //! Every RSA operation of the crate goes through [`PrivateKey`] and
-//! [`PublicKey`] below; nothing else touches the `rsa` crate. An OpenSSL
-//! backend (about 4x faster for private-key operations) can replace the two
-//! `inner` fields behind a cargo feature without changing a caller.
+//! [`PublicKey`] below; nothing else touches the `rsa` or `openssl` crates.
+//! Two backends do the operations: the pure-Rust `rsa` crate, always built,
+//! and OpenSSL (cargo feature `openssl`, on by default, about 4x faster for
+//! private-key operations), in `native.rs`. Both read keys through the `rsa`
+//! crate, so loading, encodings and fingerprints are the same whichever
+//! backend computes; a process picks its backend once ([`Backend::select`]).
 //!
 //! Profiles (see `shared/design/PROTOCOL.md`):
 //! - `v1` (the spec): sign `SHA1WithRSA(utf8(data))`; fields are encrypted
@@ -15,10 +18,14 @@
 
 mod certificate;
 mod keyfile;
+#[cfg(feature = "openssl")]
+mod native;
 mod pem;
+pub mod pool;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -73,6 +80,80 @@ impl FromStr for Protocol {
     }
 }
 
+/// What computes the RSA operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// The `rsa` crate: pure Rust, constant-time big integers.
+    Rust,
+    /// The system's OpenSSL 3 (cargo feature `openssl`).
+    OpenSsl,
+}
+
+/// The process's backend: 0 unset (the build's default), else `Backend as u8 + 1`.
+static SELECTED: AtomicU8 = AtomicU8::new(0);
+
+impl Backend {
+    /// The backends this build has, the default first.
+    pub const AVAILABLE: &'static [Backend] = &[
+        #[cfg(feature = "openssl")]
+        Backend::OpenSsl,
+        Backend::Rust,
+    ];
+
+    /// The name the command line and the environment use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Rust => "rust",
+            Backend::OpenSsl => "openssl",
+        }
+    }
+
+    /// The backend keys are loaded for: the one selected, else the build's default (OpenSSL when built).
+    pub fn current() -> Backend {
+        match SELECTED.load(Ordering::Relaxed) {
+            1 => Backend::Rust,
+            2 => Backend::OpenSsl,
+            _ => Backend::AVAILABLE[0],
+        }
+    }
+
+    /// Makes `self` the backend of every key loaded from now on; refused
+    /// when this build does not have it. Called once, at start.
+    pub fn select(self) -> Result<(), CryptoError> {
+        if !Backend::AVAILABLE.contains(&self) {
+            return Err(self.unavailable());
+        }
+        SELECTED.store(self as u8 + 1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Backend {
+    fn unavailable(self) -> CryptoError {
+        CryptoError::Rsa(format!(
+            "this build has no {} crypto backend (built without its cargo feature)",
+            self.name()
+        ))
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "rust" | "rsa" => Ok(Backend::Rust),
+            "openssl" => Ok(Backend::OpenSsl),
+            other => Err(format!("unknown crypto backend {other:?}: expected openssl or rust")),
+        }
+    }
+}
+
 /// Why a cryptographic operation failed. Never carries key material or plaintext.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
@@ -107,7 +188,11 @@ fn rsa_error(e: rsa::Error) -> CryptoError {
 /// An RSA private key. Its `Debug` shows the size only.
 #[derive(Clone)]
 pub struct PrivateKey {
+    /// The key as read: encodings, the derived secret, and the Rust backend's operations.
     inner: rsa::PrivateKey,
+    /// The OpenSSL copy that computes instead, when that is the key's backend.
+    #[cfg(feature = "openssl")]
+    native: Option<native::NativePrivate>,
 }
 
 impl fmt::Debug for PrivateKey {
@@ -117,33 +202,82 @@ impl fmt::Debug for PrivateKey {
 }
 
 impl PrivateKey {
-    /// Parses an unencrypted PKCS#8 `PrivateKeyInfo` (DER).
+    /// Parses an unencrypted PKCS#8 `PrivateKeyInfo` (DER), for the current backend.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
-        rsa::PrivateKey::from_pkcs8_der(der)
-            .map(|inner| PrivateKey { inner })
-            .map_err(|e| KeyError::Malformed(format!("PKCS#8 private key: {e}")))
+        let inner = rsa::PrivateKey::from_pkcs8_der(der)
+            .map_err(|e| KeyError::Malformed(format!("PKCS#8 private key: {e}")))?;
+        Self::for_backend(inner, Backend::current()).map_err(|e| KeyError::Malformed(format!("private key: {e}")))
     }
 
-    /// Parses a PKCS#1 `RSAPrivateKey` (DER).
+    /// Parses a PKCS#1 `RSAPrivateKey` (DER), for the current backend.
     pub fn from_pkcs1_der(der: &[u8]) -> Result<Self, KeyError> {
         use rsa::pkcs1::DecodeRsaPrivateKey;
-        rsa::PrivateKey::from_pkcs1_der(der)
-            .map(|inner| PrivateKey { inner })
-            .map_err(|e| KeyError::Malformed(format!("PKCS#1 private key: {e}")))
+        let inner = rsa::PrivateKey::from_pkcs1_der(der)
+            .map_err(|e| KeyError::Malformed(format!("PKCS#1 private key: {e}")))?;
+        Self::for_backend(inner, Backend::current()).map_err(|e| KeyError::Malformed(format!("private key: {e}")))
     }
 
-    /// Generates a fresh key (for the sandbox's throw-away pair and tests).
+    fn for_backend(inner: rsa::PrivateKey, backend: Backend) -> Result<Self, CryptoError> {
+        match backend {
+            Backend::Rust => Ok(PrivateKey {
+                inner,
+                #[cfg(feature = "openssl")]
+                native: None,
+            }),
+            #[cfg(feature = "openssl")]
+            Backend::OpenSsl => {
+                use rsa::pkcs1::EncodeRsaPrivateKey;
+                let der = inner.to_pkcs1_der().map_err(|e| CryptoError::Rsa(e.to_string()))?;
+                let native = native::NativePrivate::from_pkcs1_der(der.as_bytes())?;
+                Ok(PrivateKey {
+                    inner,
+                    native: Some(native),
+                })
+            }
+            #[cfg(not(feature = "openssl"))]
+            Backend::OpenSsl => Err(Backend::OpenSsl.unavailable()),
+        }
+    }
+
+    /// The same key computed by `backend` (the benchmarks and the tests run both).
+    pub fn with_backend(&self, backend: Backend) -> Result<Self, CryptoError> {
+        Self::for_backend(self.inner.clone(), backend)
+    }
+
+    /// The backend that computes with this key.
+    pub fn backend(&self) -> Backend {
+        #[cfg(feature = "openssl")]
+        if self.native.is_some() {
+            return Backend::OpenSsl;
+        }
+        Backend::Rust
+    }
+
+    /// Generates a fresh key (for the sandbox's throw-away pair and tests),
+    /// for the current backend; OpenSSL generates it when it is built.
     pub fn generate(bits: usize) -> Result<Self, CryptoError> {
-        let mut rng = getrandom::SysRng;
-        rsa::PrivateKey::new(&mut rng, bits)
-            .map(|inner| PrivateKey { inner })
-            .map_err(rsa_error)
+        #[cfg(feature = "openssl")]
+        {
+            use rsa::pkcs1::DecodeRsaPrivateKey;
+            let der = native::NativePrivate::generate_pkcs1_der(bits)?;
+            let inner = rsa::PrivateKey::from_pkcs1_der(&der).map_err(|e| CryptoError::Rsa(e.to_string()))?;
+            Self::for_backend(inner, Backend::current())
+        }
+        #[cfg(not(feature = "openssl"))]
+        {
+            let mut rng = getrandom::SysRng;
+            let inner = rsa::PrivateKey::new(&mut rng, bits).map_err(rsa_error)?;
+            Self::for_backend(inner, Backend::current())
+        }
     }
 
-    /// The matching public key.
+    /// The matching public key, computed by the same backend.
     pub fn public_key(&self) -> PublicKey {
         PublicKey {
             inner: self.inner.to_public_key(),
+            // Built from the key's own numbers; a failure (allocation) leaves the Rust path.
+            #[cfg(feature = "openssl")]
+            native: self.native.as_ref().and_then(|n| n.public().ok()),
         }
     }
 
@@ -173,12 +307,20 @@ impl PrivateKey {
 
     /// RSASSA-PKCS1-v1_5 with SHA-1 over `msg`.
     fn sign_sha1(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        #[cfg(feature = "openssl")]
+        if let Some(native) = &self.native {
+            return native.sign_sha1_digest(&Sha1::digest(msg).into());
+        }
         self.inner.pkcs1v15_sign::<Sha1>(msg).map_err(rsa_error)
     }
 
     /// Type-1 padding then the private-key operation: the v1 "encrypt with the
     /// private key". This is an unprefixed PKCS#1 v1.5 signature of `block`.
     fn encrypt_block_type1(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        #[cfg(feature = "openssl")]
+        if let Some(native) = &self.native {
+            return native.encrypt_block_type1(block);
+        }
         self.inner
             .sign(Pkcs1v15Sign::new_unprefixed(), block)
             .map_err(rsa_error)
@@ -186,15 +328,29 @@ impl PrivateKey {
 
     /// PKCS#1 v1.5 type-2 decryption (blinded).
     fn decrypt_block_type2(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        #[cfg(feature = "openssl")]
+        if let Some(native) = &self.native {
+            return native.decrypt_block_type2(block);
+        }
         self.inner.decrypt(Pkcs1v15Encrypt, block).map_err(rsa_error)
     }
 }
 
-/// An RSA public key.
-#[derive(Clone, PartialEq, Eq)]
+/// An RSA public key; two are equal when their numbers are, whichever backend computes.
+#[derive(Clone)]
 pub struct PublicKey {
     inner: rsa::PublicKey,
+    #[cfg(feature = "openssl")]
+    native: Option<native::NativePublic>,
 }
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner == other.inner
+    }
+}
+
+impl Eq for PublicKey {}
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -208,19 +364,55 @@ impl fmt::Debug for PublicKey {
 }
 
 impl PublicKey {
-    /// Parses a DER `SubjectPublicKeyInfo`.
+    /// Parses a DER `SubjectPublicKeyInfo`, for the current backend.
     pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
-        rsa::PublicKey::from_public_key_der(der)
-            .map(|inner| PublicKey { inner })
-            .map_err(|e| KeyError::Malformed(format!("public key: {e}")))
+        let inner =
+            rsa::PublicKey::from_public_key_der(der).map_err(|e| KeyError::Malformed(format!("public key: {e}")))?;
+        Self::for_backend(inner, Backend::current()).map_err(|e| KeyError::Malformed(format!("public key: {e}")))
     }
 
-    /// Parses a DER PKCS#1 `RSAPublicKey`.
+    /// Parses a DER PKCS#1 `RSAPublicKey`, for the current backend.
     pub fn from_pkcs1_der(der: &[u8]) -> Result<Self, KeyError> {
         use rsa::pkcs1::DecodeRsaPublicKey;
-        rsa::PublicKey::from_pkcs1_der(der)
-            .map(|inner| PublicKey { inner })
-            .map_err(|e| KeyError::Malformed(format!("PKCS#1 public key: {e}")))
+        let inner =
+            rsa::PublicKey::from_pkcs1_der(der).map_err(|e| KeyError::Malformed(format!("PKCS#1 public key: {e}")))?;
+        Self::for_backend(inner, Backend::current()).map_err(|e| KeyError::Malformed(format!("public key: {e}")))
+    }
+
+    fn for_backend(inner: rsa::PublicKey, backend: Backend) -> Result<Self, CryptoError> {
+        match backend {
+            Backend::Rust => Ok(PublicKey {
+                inner,
+                #[cfg(feature = "openssl")]
+                native: None,
+            }),
+            #[cfg(feature = "openssl")]
+            Backend::OpenSsl => {
+                use rsa::pkcs1::EncodeRsaPublicKey;
+                let der = inner.to_pkcs1_der().map_err(|e| CryptoError::Rsa(e.to_string()))?;
+                let native = native::NativePublic::from_pkcs1_der(der.as_bytes())?;
+                Ok(PublicKey {
+                    inner,
+                    native: Some(native),
+                })
+            }
+            #[cfg(not(feature = "openssl"))]
+            Backend::OpenSsl => Err(Backend::OpenSsl.unavailable()),
+        }
+    }
+
+    /// The same key computed by `backend`.
+    pub fn with_backend(&self, backend: Backend) -> Result<Self, CryptoError> {
+        Self::for_backend(self.inner.clone(), backend)
+    }
+
+    /// The backend that computes with this key.
+    pub fn backend(&self) -> Backend {
+        #[cfg(feature = "openssl")]
+        if self.native.is_some() {
+            return Backend::OpenSsl;
+        }
+        Backend::Rust
     }
 
     /// Modulus size in bits.
@@ -250,12 +442,25 @@ impl PublicKey {
         self.inner.size()
     }
 
+    /// Whether `sig` is a SHA1WithRSA signature of `msg`; a signature of
+    /// any length but the modulus's is refused by both backends alike.
     fn verify_sha1(&self, msg: &[u8], sig: &[u8]) -> bool {
+        if sig.len() != self.block_len() {
+            return false;
+        }
+        #[cfg(feature = "openssl")]
+        if let Some(native) = &self.native {
+            return native.verify_sha1_digest(&Sha1::digest(msg).into(), sig);
+        }
         self.inner.pkcs1v15_verify::<Sha1>(msg, sig).is_ok()
     }
 
     /// `m = c^e mod n`, left-padded to the modulus length.
     fn public_operation(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        #[cfg(feature = "openssl")]
+        if let Some(native) = &self.native {
+            return native.public_operation(block);
+        }
         let k = self.block_len();
         let bits = self.inner.n_bits_precision();
         let c = BoxedUint::from_be_slice(block, bits).map_err(|_| CryptoError::CiphertextRange)?;
@@ -271,6 +476,10 @@ impl PublicKey {
     }
 
     fn encrypt_block_type2(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        #[cfg(feature = "openssl")]
+        if let Some(native) = &self.native {
+            return native.encrypt_block_type2(block);
+        }
         self.inner.pkcs1v15_encrypt(block).map_err(rsa_error)
     }
 }

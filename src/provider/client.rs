@@ -145,6 +145,8 @@ impl CallError {
 #[derive(Clone)]
 pub struct SoaClient {
     http: reqwest::Client,
+    /// `config.url` parsed once (parsing it per call showed in profiles), or why it does not parse.
+    endpoint: Arc<Result<reqwest::Url, String>>,
     config: Arc<SoaConfig>,
     keys: Arc<PartyKeys>,
 }
@@ -176,8 +178,10 @@ impl SoaClient {
             .user_agent(concat!("yungate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CallError::NotSent(format!("cannot build HTTP client: {e}")))?;
+        let endpoint = reqwest::Url::parse(&config.url).map_err(|e| format!("provider.url: {e}"));
         Ok(SoaClient {
             http,
+            endpoint: Arc::new(endpoint),
             config: Arc::new(config),
             keys: Arc::new(keys),
         })
@@ -187,7 +191,7 @@ impl SoaClient {
     /// connect timeout: a reachability probe that sends nothing (no HTTP
     /// leaves this client but through `call`).
     pub async fn reachable(&self) -> Result<(), String> {
-        let url = reqwest::Url::parse(&self.config.url).map_err(|e| format!("provider.url: {e}"))?;
+        let url = self.endpoint.as_ref().clone()?;
         let host = url.host_str().ok_or("provider.url has no host")?.to_owned();
         let port = url.port_or_known_default().ok_or("provider.url has no port")?;
         match tokio::time::timeout(
@@ -271,12 +275,16 @@ impl SoaClient {
     }
 
     /// Decrypts the fields of a verified answer that the catalogue marks
-    /// encrypted, on the crypto pool (a replayed answer; a fresh one was
-    /// decrypted with its verification, see [`Answered::clear`]).
+    /// encrypted (a replayed answer; a fresh one was decrypted with its
+    /// verification, see [`Answered::clear`]): in place in v1 (public-key
+    /// operations), on the crypto pool in v2 (private-key ones).
     pub async fn decrypt_response(&self, call: Call, value: Value) -> Result<Value, CallError> {
         let spec = call.spec();
         if spec.encrypted_response.is_empty() {
             return Ok(value);
+        }
+        if !self.keys.protocol.decrypts_with_private_key() {
+            return decrypt_fields(&self.keys, call, value);
         }
         let keys = Arc::clone(&self.keys);
         pool::run(move || decrypt_fields(&keys, call, value))
@@ -329,7 +337,12 @@ impl SoaClient {
     async fn exchange(&self, call: Call, request: &SignedRequest) -> Result<Answered, CallError> {
         let response = self
             .http
-            .post(&self.config.url)
+            .post(
+                self.endpoint
+                    .as_ref()
+                    .clone()
+                    .map_err(|e| CallError::NotSent(e.clone()))?,
+            )
             .header(
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded; charset=UTF-8",
@@ -354,24 +367,34 @@ impl SoaClient {
         self.check_envelope(call, envelope).await
     }
 
-    /// Verifies the answer and decrypts its encrypted fields in one trip to the crypto pool.
+    /// Verifies the answer and decrypts its encrypted fields. The signature
+    /// check and v1's field decryption are public-key operations (tens of
+    /// microseconds, less than a trip to the pool costs): done in place. v2
+    /// decrypts with the private key: then the whole of it is one trip.
     async fn check_envelope(&self, call: Call, envelope: ResponseEnvelope) -> Result<Answered, CallError> {
+        let private = self.keys.protocol.decrypts_with_private_key() && !call.spec().encrypted_response.is_empty();
+        if !private {
+            return check_answer(&self.keys, call, envelope);
+        }
         let keys = Arc::clone(&self.keys);
-        pool::run(move || {
-            let (signed, _) = verify_envelope(&keys, envelope)?;
-            let clear = if call.spec().encrypted_response.is_empty() {
-                None
-            } else {
-                // A field that does not decrypt leaves `clear` empty: the answer
-                // is still the provider's (and recorded), the error comes from
-                // `decrypt_response` when the caller asks for the clear value.
-                decrypt_fields(&keys, call, signed.clone()).ok()
-            };
-            Ok(Answered { signed, clear })
-        })
-        .await
-        .map_err(|e| CallError::OutcomeUnknown(format!("verification task failed: {e}")))?
+        pool::run(move || check_answer(&keys, call, envelope))
+            .await
+            .map_err(|e| CallError::OutcomeUnknown(format!("verification task failed: {e}")))?
     }
+}
+
+/// Verifies `envelope` and decrypts the call's encrypted fields.
+fn check_answer(keys: &PartyKeys, call: Call, envelope: ResponseEnvelope) -> Result<Answered, CallError> {
+    let (signed, _) = verify_envelope(keys, envelope)?;
+    let clear = if call.spec().encrypted_response.is_empty() {
+        None
+    } else {
+        // A field that does not decrypt leaves `clear` empty: the answer is
+        // still the provider's (and recorded); the error comes from
+        // `decrypt_response` when the caller asks for the clear value.
+        decrypt_fields(keys, call, signed.clone()).ok()
+    };
+    Ok(Answered { signed, clear })
 }
 
 /// A verified answer of the provider.

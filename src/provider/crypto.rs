@@ -51,6 +51,13 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Whether a field the other party encrypted is decrypted with our
+    /// private key (v2), rather than with its public key (v1): what decides
+    /// whether decryption is heavy enough for the crypto pool.
+    pub fn decrypts_with_private_key(self) -> bool {
+        matches!(self, Protocol::V2)
+    }
+
     /// The envelope's `v` parameter.
     pub fn version(self) -> &'static str {
         match self {

@@ -6,8 +6,9 @@
 //! the threads are as many as the cores the process may use, the queue holds
 //! a bounded number of jobs, and a caller finding it full waits (its
 //! deadline still applies) instead of piling on. Callers put all of a
-//! call's work for one direction in one job (encrypt and sign; verify and
-//! decrypt), so a call costs two trips at most.
+//! call's private-key work for one direction in one job (encrypt and sign;
+//! v2's verify and decrypt); public-key work, cheaper than a trip, stays
+//! where it is.
 
 use std::sync::{Arc, Mutex, OnceLock};
 

@@ -1,7 +1,7 @@
-//! A throw-away `redis-server` for a benchmark run, on a unix socket without persistence; `None` when it is not installed.
+//! A throw-away `redis-server` for a benchmark run, on a unix socket without persistence, pinned like the sandbox; `None` when it is not installed.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running server, killed when dropped.
@@ -11,10 +11,18 @@ pub struct BenchRedis {
 }
 
 impl BenchRedis {
-    /// Starts a server with its socket in `dir`.
-    pub fn start(dir: &Path) -> Option<BenchRedis> {
+    /// Starts a server with its socket in `dir`, on `cpu` if given.
+    pub fn start(dir: &Path, cpu: Option<usize>) -> Option<BenchRedis> {
+        let installed = std::process::Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            return None;
+        }
         let socket = dir.join("redis.sock");
-        let child = Command::new("redis-server")
+        let child = crate::processes::command("redis-server", cpu)
             .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
             .arg(&socket)
             .stdout(Stdio::null())

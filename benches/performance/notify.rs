@@ -1,16 +1,12 @@
-//! Notification benchmark: ingest-to-subscriber latency (p50, p99) on loopback, and the ingest rate as a ratio to the signature-verification rate measured in the same run.
+//! Section 4: a provider notification from the POST to the ingress until it arrives on a subscriber's gRPC stream; the ingest rate against the signature-verification rate.
 //!
-//! `cargo bench --bench notify` measures with the in-memory log and, when
-//! `redis-server` is installed, with Redis on a unix socket. Notifications
-//! are signed beforehand (RSA-1024, the provider's usual key) and posted to
-//! the real ingress over HTTP; the subscriber is a real gRPC stream. Under
-//! `cargo test --all-targets` (no `--bench` argument) it runs a few of each
-//! as a smoke test.
+//! In this process: the gateway (`yungate::serve::start`) with the memory
+//! log and, when `redis-server` is installed, with Redis on a unix socket.
+//! Notifications are signed beforehand (v1, RSA-1024) and posted over HTTP;
+//! the subscriber is a real gRPC stream.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-#[path = "support/redis.rs"]
-mod bench_redis;
 
 use time::OffsetDateTime;
 use tonic::transport::Channel;
@@ -21,7 +17,10 @@ use yungate::provider::crypto::{PrivateKey, Protocol, sign};
 use yungate::provider::notify::{self, Trust};
 use yungate::provider::wire::{self, NotificationEnvelope};
 
-const SYSID: &str = "1902271423530001";
+use crate::load::SYSID;
+use crate::table::{Goal, Table};
+
+const SECTION: &str = "4. Notifications: ingest (POST /notify) to delivery on a subscriber's stream, loopback";
 
 /// A signed 4.2.12 order result for order `i` of run `label`.
 fn form(key: &PrivateKey, label: &str, i: usize) -> String {
@@ -52,9 +51,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn measure(
+    table: &mut Table,
     label: &str,
     key: &PrivateKey,
-    key_file: &std::path::Path,
+    key_file: &Path,
     redis_url: Option<String>,
     measuring: bool,
 ) {
@@ -80,7 +80,9 @@ async fn measure(
         .connect()
         .await
         .unwrap();
-    let (latency_n, ingest_n, concurrency) = if measuring { (100, 3000, 8) } else { (3, 20, 2) };
+    let (latency_n, ingest_n, concurrency) = if measuring { (300, 3000, 8) } else { (3, 20, 2) };
+    let slug = label.replace(' ', "-");
+    let label = slug.as_str();
     let latency_forms: Vec<String> = (0..latency_n).map(|i| form(key, &format!("{label}-lat"), i)).collect();
     let ingest_forms: Vec<String> = (0..ingest_n).map(|i| form(key, &format!("{label}-ing"), i)).collect();
     let http = reqwest::Client::new();
@@ -99,27 +101,26 @@ async fn measure(
     let verify_rate = ingest_n as f64 / started.elapsed().as_secs_f64();
 
     // Latency: one at a time, from the POST to the event on the stream.
+    let subscriber = format!("bench-{label}");
     let mut notifications = NotificationServiceClient::new(channel.clone());
     let mut stream = notifications
         .subscribe(SubscribeRequest {
-            subscriber: format!("bench-{label}"),
+            subscriber: subscriber.clone(),
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
     let mut latencies = Vec::with_capacity(latency_n);
-    let mut posts = Vec::with_capacity(latency_n);
     for f in latency_forms {
         let sent = Instant::now();
         let status = http.post(&ingress).body(f).send().await.unwrap().status();
         assert_eq!(status, 200);
-        posts.push(sent.elapsed());
         let n = stream.message().await.unwrap().expect("delivered");
         latencies.push(sent.elapsed());
         notifications
             .ack(AckRequest {
-                subscriber: format!("bench-{label}"),
+                subscriber: subscriber.clone(),
                 cursors: vec![n.cursor],
             })
             .await
@@ -127,7 +128,6 @@ async fn measure(
     }
     drop(stream);
     latencies.sort();
-    posts.sort();
 
     // Ingest rate: `concurrency` posters, distinct notifications.
     let started = Instant::now();
@@ -147,34 +147,53 @@ async fn measure(
         r.unwrap();
     }
     let ingest_rate = ingest_n as f64 / started.elapsed().as_secs_f64();
-    println!(
-        "{label:>6}: ingest-to-subscriber p50 {:.2} ms, p99 {:.2} ms (the POST's answer alone: p50 {:.2} ms); ingest {ingest_rate:.0}/s, \
-         signature verification {verify_rate:.0}/s, ingest/verification = {:.2}",
-        percentile(&latencies, 0.5).as_secs_f64() * 1000.0,
-        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
-        percentile(&posts, 0.5).as_secs_f64() * 1000.0,
-        ingest_rate / verify_rate
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    table.value(
+        SECTION,
+        format!("{label}: delivery p50"),
+        (ms(percentile(&latencies, 0.5)), "ms"),
+        None,
+    );
+    table.value(
+        SECTION,
+        format!("{label}: delivery p99"),
+        (ms(percentile(&latencies, 0.99)), "ms"),
+        Some(Goal::ValueAtMost(5.0)),
+    );
+    table.ratio(
+        SECTION,
+        format!("{label}: ingest, {concurrency} posters"),
+        (ingest_rate, "/s"),
+        (verify_rate, "/s verified on one thread"),
+        None,
     );
     gateway.stop().await.unwrap();
 }
 
-fn main() {
-    let measuring = std::env::args().any(|a| a == "--bench");
+pub fn run(table: &mut Table, dir: &Path, measuring: bool) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let key = PrivateKey::generate(1024).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("merchant-key.pem");
+    let key_file = dir.join("notify-merchant-key.pem");
     std::fs::write(&key_file, key.to_pkcs8_pem().unwrap()).unwrap();
-    runtime.block_on(measure("memory", &key, &key_file, None, measuring));
+    runtime.block_on(measure(table, "memory log", &key, &key_file, None, measuring));
     if !measuring {
         return;
     }
-    let Some(redis) = bench_redis::BenchRedis::start(dir.path()) else {
-        println!("redis-server not installed: Redis not measured");
+    let redis_dir = dir.join("notify-redis");
+    std::fs::create_dir_all(&redis_dir).unwrap();
+    let Some(redis) = crate::redis::BenchRedis::start(&redis_dir, None) else {
+        table.note(SECTION, "Redis: redis-server not installed, not measured");
         return;
     };
-    runtime.block_on(measure("redis", &key, &key_file, Some(redis.url.clone()), measuring));
+    runtime.block_on(measure(
+        table,
+        "Redis log",
+        &key,
+        &key_file,
+        Some(redis.url.clone()),
+        measuring,
+    ));
 }

@@ -42,21 +42,33 @@ impl ProviderRequest {
     }
 }
 
-/// The provider's answer as the stack returns it.
-#[derive(Debug)]
+/// The provider's answer as the stack returns it. `Debug` never shows `clear`.
 pub struct ProviderAnswer {
     /// The verified `signedValue` (fields the catalogue marks encrypted are
     /// still encrypted: stored records never hold them in clear), or why
     /// there is none.
     pub result: Result<Json, CallError>,
-    /// `result`'s value with its encrypted fields decrypted, when the
-    /// exchange had them decrypted with its verification (never stored;
-    /// empty for replays, which decrypt on the way out).
-    pub clear: Option<Json>,
+    /// `result`'s value with its encrypted fields decrypted (or why they
+    /// did not decrypt), when the exchange decrypted them with its
+    /// verification: never stored; empty for replays, which decrypt on the
+    /// way out.
+    pub clear: Option<Result<Json, CallError>>,
     /// Replayed from the idempotency store: the provider was not called.
     pub replayed: bool,
     /// Learnt from a query after an attempt whose outcome was unknown.
     pub recovered: bool,
+}
+
+impl std::fmt::Debug for ProviderAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `clear` holds decrypted card and identity numbers.
+        f.debug_struct("ProviderAnswer")
+            .field("result", &self.result)
+            .field("clear", &self.clear.as_ref().map(|_| "***"))
+            .field("replayed", &self.replayed)
+            .field("recovered", &self.recovered)
+            .finish()
+    }
 }
 
 impl ProviderAnswer {

@@ -66,7 +66,7 @@ pub struct Sandbox {
 }
 
 pub fn start_sandbox(files: &Files, cpu: Option<usize>) -> Sandbox {
-    let port = processes::free_port();
+    let [port] = processes::free_ports();
     let mut command = processes::command(YUNGATE, cpu);
     command
         .args([
@@ -83,8 +83,8 @@ pub fn start_sandbox(files: &Files, cpu: Option<usize>) -> Sandbox {
         .arg("--provider-key")
         .arg(&files.provider_key)
         .env("RUST_LOG", "warn");
-    let child = Child::spawn(command);
-    processes::wait_for_port(port, "the sandbox");
+    let mut child = Child::spawn(command);
+    processes::wait_for_port(port, "the sandbox", &mut child);
     Sandbox {
         _child: child,
         url: format!("http://127.0.0.1:{port}/service/soa"),
@@ -106,7 +106,7 @@ pub fn start_gateway(
     cpu: Option<usize>,
     redis: Option<&str>,
 ) -> Gateway {
-    let (port, notify) = (processes::free_port(), processes::free_port());
+    let [port, notify] = processes::free_ports();
     let mut config = format!(
         "listen = \"127.0.0.1:{port}\"\n\
          [notify]\nlisten = \"127.0.0.1:{notify}\"\n\
@@ -134,8 +134,8 @@ pub fn start_gateway(
         .args(["--crypto-backend", backend.name(), "serve", "--config"])
         .arg(&path)
         .env("RUST_LOG", "warn");
-    let child = Child::spawn(command);
-    processes::wait_for_port(port, "the gateway");
+    let mut child = Child::spawn(command);
+    processes::wait_for_port(port, "the gateway", &mut child);
     Gateway {
         child,
         addr: format!("127.0.0.1:{port}"),

@@ -88,13 +88,27 @@ pub fn spawn(target: &Target<'_>, shape: Shape, cpu: Option<usize>) -> Report {
         shape.warmup.as_millis().to_string(),
         shape.window.as_millis().to_string(),
     ]);
-    let out = command
+    let mut child = command
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
-        .expect("the load process runs");
-    assert!(out.status.success(), "the load process failed: {:?}", out.status);
-    let text = String::from_utf8_lossy(&out.stdout);
+        .spawn()
+        .expect("the load process starts");
+    // Its report is one line, well within a pipe's buffer: waiting before reading cannot block it.
+    let deadline = std::time::Instant::now() + shape.warmup + shape.window + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the load process") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the load process did not end within two minutes of its window");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "the load process failed: {status:?}");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("its stdout"), &mut text).expect("its report");
     serde_json::from_str(text.lines().last().unwrap_or_default()).expect("the load process's report")
 }
 

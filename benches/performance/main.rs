@@ -1,6 +1,6 @@
 //! The performance benchmark: one command, one table of ratios, each against a baseline measured in the same run on this machine.
 //!
-//! `cargo bench --bench performance` measures (about three minutes on two
+//! `cargo bench --bench performance` measures (about four minutes on two
 //! cores); under `cargo test --all-targets` (no `--bench` argument) every
 //! section runs briefly as a smoke test and the table is printed all the
 //! same, its figures meaningless.

@@ -33,7 +33,19 @@ async fn connect(addr: &str) -> Channel {
 }
 
 pub fn run(table: &mut Table, files: &Files, measuring: bool) {
-    let n: usize = if measuring { 1000 } else { 20 };
+    let wanted: usize = if measuring { 1000 } else { 20 };
+    // This process holds n sockets and the gateway n more: stay under the open-files limit.
+    let n = match processes::open_files_limit() {
+        Some(limit) if (limit as usize) < wanted + 200 => {
+            let n = (limit as usize).saturating_sub(200).max(10);
+            table.note(
+                SECTION,
+                format!("open-files limit {limit}: measured with {n}, not {wanted} (raise `ulimit -n`)"),
+            );
+            n
+        }
+        _ => wanted,
+    };
     let settle = Duration::from_millis(if measuring { 1500 } else { 100 });
     let sandbox = calls::start_sandbox(files, None);
     let runtime = tokio::runtime::Builder::new_multi_thread()

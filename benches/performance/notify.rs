@@ -116,7 +116,11 @@ async fn measure(
         let sent = Instant::now();
         let status = http.post(&ingress).body(f).send().await.unwrap().status();
         assert_eq!(status, 200);
-        let n = stream.message().await.unwrap().expect("delivered");
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.message())
+            .await
+            .expect("delivered within 30 s")
+            .unwrap()
+            .expect("delivered");
         latencies.push(sent.elapsed());
         notifications
             .ack(AckRequest {

@@ -44,6 +44,11 @@ impl Child {
     pub fn pid(&self) -> u32 {
         self.0.id()
     }
+
+    /// Whether the process has ended (it should not have, yet).
+    fn ended(&mut self) -> bool {
+        !matches!(self.0.try_wait(), Ok(None))
+    }
 }
 
 impl Drop for Child {
@@ -73,23 +78,31 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// A loopback port free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// `N` distinct loopback ports, free a moment ago (held together while chosen, so never the same one twice).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("a bound port").port())
 }
 
-/// Waits until something accepts on `port`.
-pub fn wait_for_port(port: u16, what: &str) {
+/// Waits until something accepts on `port`; fails at once if `child` ends first.
+pub fn wait_for_port(port: u16, what: &str, child: &mut Child) {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let started = Instant::now();
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(!child.ended(), "{what} ended before it listened on {port}");
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "{what} did not listen on {port}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The soft limit on open files of this process (children inherit it), if /proc says.
+pub fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }

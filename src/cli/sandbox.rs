@@ -90,6 +90,7 @@ pub fn run(args: SandboxArgs) -> Result<ExitCode, CliError> {
 }
 
 async fn serve(args: SandboxArgs) -> Result<ExitCode, CliError> {
+    let stop = shutdown_signal();
     let keys = sandbox_keys(&args)?;
     let faults = match &args.faults {
         None => sandbox::Faults::default(),
@@ -132,7 +133,7 @@ async fn serve(args: SandboxArgs) -> Result<ExitCode, CliError> {
         protocol = %args.protocol,
         "sandbox listening"
     );
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     running
         .stop()
@@ -141,26 +142,38 @@ async fn serve(args: SandboxArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits for SIGINT or SIGTERM (what a container stop sends).
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Installs the SIGINT and SIGTERM handlers now, and returns what waits
+/// for either (what a container stop sends). Called first thing: a signal
+/// that comes while keys are generated or listeners start is then a stop
+/// request, not the default action that kills the process.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (term, interrupt) {
+                (Some(mut term), Some(mut interrupt)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
+                }
+                (Some(mut one), None) | (None, Some(mut one)) => {
+                    one.recv().await;
+                }
+                (None, None) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

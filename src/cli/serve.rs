@@ -46,8 +46,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         .build()
         .map_err(|e| CliError(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
+        let stop = shutdown_signal();
         let running = crate::serve::start(config).await.map_err(|e| CliError(e.to_string()))?;
-        shutdown_signal().await;
+        stop.await;
         tracing::info!("shutting down: readiness NOT_SERVING, then in-flight calls drain");
         running.drain().await.map_err(CliError)?;
         Ok(ExitCode::SUCCESS)

@@ -271,10 +271,11 @@ impl Gateway {
         &self,
         call: Call,
         value: Json,
-        clear: Option<Json>,
+        clear: Option<Result<Json, CallError>>,
     ) -> Result<Resp, Status> {
         let answer = match clear {
-            Some(clear) => clear,
+            Some(Ok(clear)) => clear,
+            Some(Err(e)) => return Err(status::from_call_error(&e)),
             None => self
                 .client
                 .decrypt_response(call, value)

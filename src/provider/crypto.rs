@@ -32,7 +32,7 @@ use base64::engine::general_purpose::STANDARD;
 use md5::{Digest as _, Md5};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use rsa::traits::PublicKeyParts;
-use rsa::{BoxedUint, Pkcs1v15Encrypt, Pkcs1v15Sign};
+use rsa::{BoxedUint, Pkcs1v15Sign};
 use sha1::Sha1;
 use sha2::Sha256;
 
@@ -174,6 +174,8 @@ pub enum CryptoError {
     CiphertextLength { len: usize, block: usize },
     #[error("ciphertext block is not smaller than the key's modulus (wrong key?)")]
     CiphertextRange,
+    #[error("ciphertext block does not decrypt to PKCS#1 v1.5 type-2 padding (wrong key?)")]
+    Padding,
     #[error("decrypted field is not UTF-8 (wrong key?)")]
     PlaintextNotUtf8,
     #[error("ciphertext of {len} characters is longer than any field's ({MAX_CIPHERTEXT_CHARS})")]
@@ -333,13 +335,55 @@ impl PrivateKey {
             .map_err(rsa_error)
     }
 
-    /// PKCS#1 v1.5 type-2 decryption (blinded).
+    /// PKCS#1 v1.5 type-2 decryption of one k-byte block, padding checked
+    /// here, the same for both backends: the raw (blinded) private-key
+    /// operation, then `00 02 PS(>= 8 non-zero) 00 M` -> `M`, or an error.
+    ///
+    /// Explicit rejection, on purpose: the `rsa` crate rejects implicitly
+    /// (a bad block yields a made-up plaintext) and OpenSSL 3.0 explicitly,
+    /// so the backends would disagree on a wrong key. Every ciphertext this
+    /// decrypts arrived inside a message whose signature was checked first,
+    /// so no one can use the error as a padding oracle; a made-up card
+    /// number passed on as the provider's would be worse than an error.
     fn decrypt_block_type2(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let m = self.private_operation(block)?;
+        strip_type2_padding(&m).map(<[u8]>::to_vec)
+    }
+
+    /// `m = c^d mod n` (blinded) for one block of exactly k bytes below the
+    /// modulus, left-padded to k bytes.
+    fn private_operation(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let k = self.inner.size();
+        let c =
+            BoxedUint::from_be_slice(block, self.inner.n_bits_precision()).map_err(|_| CryptoError::CiphertextRange)?;
+        if block.len() != k || c >= *self.inner.n().as_ref() {
+            return Err(CryptoError::CiphertextRange);
+        }
         #[cfg(feature = "openssl")]
         if let Some(native) = &self.native {
-            return native.decrypt_block_type2(block);
+            return native.private_operation(block);
         }
-        self.inner.decrypt(Pkcs1v15Encrypt, block).map_err(rsa_error)
+        let m = rsa::hazmat::rsa_decrypt_and_check(&self.inner, Some(&mut getrandom::SysRng), &c).map_err(rsa_error)?;
+        Ok(left_padded(&m.to_be_bytes(), k))
+    }
+}
+
+/// `bytes` as exactly `k` bytes: leading zeros added or dropped.
+fn left_padded(bytes: &[u8], k: usize) -> Vec<u8> {
+    let mut out = vec![0u8; k];
+    let take = bytes.len().min(k);
+    out[k - take..].copy_from_slice(&bytes[bytes.len() - take..]);
+    out
+}
+
+/// `00 02 PS 00 M` -> `M`, where PS is at least 8 non-zero bytes (RFC 8017 §7.2.2 step 3).
+fn strip_type2_padding(m: &[u8]) -> Result<&[u8], CryptoError> {
+    if m.len() < 11 || m[0] != 0 || m[1] != 2 {
+        return Err(CryptoError::Padding);
+    }
+    match m[2..].iter().position(|&b| b == 0) {
+        Some(ps) if ps >= 8 => Ok(&m[2 + ps + 1..]),
+        _ => Err(CryptoError::Padding),
     }
 }
 
@@ -462,24 +506,21 @@ impl PublicKey {
         self.inner.pkcs1v15_verify::<Sha1>(msg, sig).is_ok()
     }
 
-    /// `m = c^e mod n`, left-padded to the modulus length.
+    /// `m = c^e mod n` for one block of exactly k bytes below the modulus,
+    /// left-padded to the modulus length.
     fn public_operation(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let k = self.block_len();
+        let c =
+            BoxedUint::from_be_slice(block, self.inner.n_bits_precision()).map_err(|_| CryptoError::CiphertextRange)?;
+        if block.len() != k || c >= *self.inner.n().as_ref() {
+            return Err(CryptoError::CiphertextRange);
+        }
         #[cfg(feature = "openssl")]
         if let Some(native) = &self.native {
             return native.public_operation(block);
         }
-        let k = self.block_len();
-        let bits = self.inner.n_bits_precision();
-        let c = BoxedUint::from_be_slice(block, bits).map_err(|_| CryptoError::CiphertextRange)?;
-        if c >= *self.inner.n().as_ref() {
-            return Err(CryptoError::CiphertextRange);
-        }
         let m = rsa::hazmat::rsa_encrypt(&self.inner, &c).map_err(rsa_error)?;
-        let bytes = m.to_be_bytes();
-        let mut out = vec![0u8; k];
-        let take = bytes.len().min(k);
-        out[k - take..].copy_from_slice(&bytes[bytes.len() - take..]);
-        Ok(out)
+        Ok(left_padded(&m.to_be_bytes(), k))
     }
 
     fn encrypt_block_type2(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {

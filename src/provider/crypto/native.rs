@@ -27,6 +27,16 @@ fn openssl_error(e: openssl::error::ErrorStack) -> CryptoError {
     CryptoError::Rsa(e.to_string())
 }
 
+/// The first `n` bytes of `out` moved to its end, zeros before: NO_PADDING
+/// answers k bytes, but a shorter answer must read as the same number.
+fn right_align(out: &mut [u8], n: usize) {
+    let k = out.len();
+    if n < k {
+        out.copy_within(..n, k - n);
+        out[..k - n].fill(0);
+    }
+}
+
 /// A private key as OpenSSL holds it; shared, since libcrypto's key is immutable once loaded.
 #[derive(Clone)]
 pub(super) struct NativePrivate(Arc<Rsa<Private>>);
@@ -78,14 +88,16 @@ impl NativePrivate {
         self.encrypt_block_type1(&info)
     }
 
-    /// PKCS#1 v1.5 type-2 decryption of one block.
-    pub(super) fn decrypt_block_type2(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let mut out = vec![0u8; self.size()];
+    /// `c^d mod n` (blinded) for one block of k bytes below the modulus
+    /// (checked by the caller), k bytes out; the caller checks the padding.
+    pub(super) fn private_operation(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let k = self.size();
+        let mut out = vec![0u8; k];
         let n = self
             .0
-            .private_decrypt(block, &mut out, Padding::PKCS1)
-            .map_err(|_| CryptoError::Rsa("decryption error".into()))?;
-        out.truncate(n);
+            .private_decrypt(block, &mut out, Padding::NONE)
+            .map_err(openssl_error)?;
+        right_align(&mut out, n);
         Ok(out)
     }
 }
@@ -117,23 +129,16 @@ impl NativePublic {
         }
     }
 
-    /// `c^e mod n` for one block of k bytes, left-padded to k bytes; a block
-    /// not below the modulus is refused.
+    /// `c^e mod n` for one block of k bytes below the modulus (checked by
+    /// the caller), left-padded to k bytes.
     pub(super) fn public_operation(&self, block: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let k = self.size();
-        if block.len() != k {
-            return Err(CryptoError::CiphertextRange);
-        }
         let mut out = vec![0u8; k];
         let n = self
             .0
             .public_decrypt(block, &mut out, Padding::NONE)
-            .map_err(|_| CryptoError::CiphertextRange)?;
-        // NO_PADDING answers k bytes; anything shorter is right-aligned like the `rsa` path.
-        if n < k {
-            out.copy_within(..n, k - n);
-            out[..k - n].fill(0);
-        }
+            .map_err(openssl_error)?;
+        right_align(&mut out, n);
         Ok(out)
     }
 

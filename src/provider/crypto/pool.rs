@@ -41,6 +41,7 @@ fn pool() -> Option<&'static CryptoPool> {
         // One receiver shared by the threads: a thread holds the lock only
         // while it waits for the next job, never while it runs one.
         let receiver = Arc::new(Mutex::new(receiver));
+        let mut started = 0;
         for i in 0..threads {
             let receiver = Arc::clone(&receiver);
             let spawned = std::thread::Builder::new()
@@ -52,15 +53,15 @@ fn pool() -> Option<&'static CryptoPool> {
                         job();
                     }
                 });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a crypto thread");
-                if i == 0 {
-                    return None;
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a crypto thread");
+                    break;
                 }
-                break;
             }
         }
-        Some(CryptoPool { jobs, threads })
+        (started > 0).then_some(CryptoPool { jobs, threads: started })
     })
     .as_ref()
 }
@@ -80,7 +81,11 @@ where
     let pool = pool().ok_or(PoolError::Unavailable)?;
     let (tx, rx) = oneshot::channel();
     let job: Job = Box::new(move || {
-        // A caller that stopped waiting has dropped `rx`; the result is dropped with it.
+        // A caller that stopped waiting (its deadline passed) has dropped
+        // `rx`: its work is skipped, so an overload does not queue dead work.
+        if tx.is_closed() {
+            return;
+        }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
         let _ = tx.send(result);
     });

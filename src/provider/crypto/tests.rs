@@ -193,6 +193,60 @@ fn backends_agree_byte_for_byte() {
     }
 }
 
+/// A v2 block whose plaintext is `m` (`m^e mod n`), for padding a real encryption never makes.
+fn raw_v2_ciphertext(key: &PrivateKey, m: &[u8]) -> String {
+    hex::encode_upper(key.public_key().public_operation(m).unwrap())
+}
+
+#[test]
+fn v2_decryption_rejects_bad_padding_alike_on_both_backends() {
+    let k = 128;
+    let nonzero = |n: usize| vec![0x5au8; n];
+    let block = |parts: &[&[u8]]| {
+        let m = parts.concat();
+        assert_eq!(m.len(), k);
+        m
+    };
+    let good = block(&[&[0, 2], &nonzero(k - 6), &[0], b"abc"]);
+    let cases = [
+        // No zero after the padding string.
+        block(&[&[0, 2], &nonzero(k - 2)]),
+        // A padding string of 5 bytes: RFC 8017 wants at least 8.
+        block(&[&[0, 2], &nonzero(5), &[0], &nonzero(k - 8)]),
+        // Type 1, as a v1 field is padded.
+        block(&[&[0, 1], &[0xff; 8], &[0], &nonzero(k - 11)]),
+    ];
+    for &backend in Backend::AVAILABLE {
+        let key = key_on(backend);
+        assert_eq!(
+            decrypt_v2(&key, &raw_v2_ciphertext(&key, &good)).unwrap(),
+            "abc",
+            "{backend}"
+        );
+        for m in &cases {
+            assert_eq!(
+                decrypt_v2(&key, &raw_v2_ciphertext(&key, m)),
+                Err(CryptoError::Padding),
+                "{backend}"
+            );
+        }
+        // A block not below the modulus.
+        assert_eq!(
+            decrypt_v2(&key, &"FF".repeat(k)),
+            Err(CryptoError::CiphertextRange),
+            "{backend}"
+        );
+    }
+    // The wrong key: whatever it yields, both backends yield the same, and never the card.
+    let ciphertext = encrypt_v2(&provider_1024().public_key(), "6228480402637874214").unwrap();
+    let results: Vec<_> = Backend::AVAILABLE
+        .iter()
+        .map(|&b| decrypt_v2(&key_on(b), &ciphertext))
+        .collect();
+    assert!(results.iter().all(|r| *r == results[0]), "{results:?}");
+    assert_ne!(results[0], Ok("6228480402637874214".to_owned()));
+}
+
 #[test]
 fn selecting_a_backend_the_build_lacks_is_refused() {
     assert_eq!("OpenSSL".parse::<Backend>(), Ok(Backend::OpenSsl));

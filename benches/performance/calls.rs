@@ -9,10 +9,9 @@
 //! with RSA-2048: the provider side costs little and core 0 is the one
 //! that saturates. The gateway's CPU per call comes from its /proc CPU
 //! time over the load's calls; its own work is that less the RSA work of a
-//! call measured in section 1 (one RSA-2048 v2 signature, one RSA-1024
-//! verification).
+//! call (one RSA-2048 v2 signature, one RSA-1024 verification), which the
+//! direct load times on the same core right after its load.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,7 +19,6 @@ use serde_json::json;
 use yungate::provider::calls::Call;
 use yungate::provider::crypto::{Backend, PrivateKey};
 
-use crate::crypto::RsaCost;
 use crate::load::{self, Shape, Target};
 use crate::processes::{self, Child, YUNGATE};
 use crate::table::{Goal, Table};
@@ -158,20 +156,63 @@ fn through(gateway: &Gateway, call: &'static str, shape: Shape, cpu: Option<usiz
     (report, per_call)
 }
 
-pub fn run(table: &mut Table, files: &Files, costs: &HashMap<Backend, RsaCost>, measuring: bool) {
+/// A direct load and a gateway load of one shape, run one right after the other.
+struct Round {
+    direct: load::Report,
+    via: load::Report,
+    /// The gateway's CPU seconds per call over its load.
+    gateway_cpu: f64,
+}
+
+impl Round {
+    fn direct_cpu(&self) -> f64 {
+        self.direct.cpu_secs / self.direct.total_calls as f64
+    }
+
+    /// The RSA work of a call, timed by the direct load on the gateway's core.
+    fn rsa(&self) -> f64 {
+        self.direct.rsa_secs_per_call.unwrap_or(f64::NAN)
+    }
+}
+
+/// The figures of the median round: `figures` gives a round's value and
+/// baseline, and the rounds are ranked by their ratio (`by_ratio`) or by
+/// their value.
+fn median(rounds: &[Round], by_ratio: bool, figures: impl Fn(&Round) -> (f64, f64)) -> (f64, f64) {
+    let mut all: Vec<(f64, f64)> = rounds.iter().map(figures).collect();
+    let rank = |&(value, baseline): &(f64, f64)| if by_ratio { value / baseline } else { value };
+    all.sort_by(|a, b| rank(a).total_cmp(&rank(b)));
+    all[all.len() / 2]
+}
+
+pub fn run(table: &mut Table, files: &Files, measuring: bool) {
     let pin = processes::pinning();
     let (gateway_core, other_core) = (pin.map(|p| p.0), pin.map(|p| p.1));
-    let (warmup, window) = if measuring {
-        (Duration::from_millis(700), Duration::from_secs(4))
+    // Rounds, direct and gateway taking turns (ABBA), so that a machine
+    // whose speed drifts (this one is shared) moves both alike; each figure
+    // is the median round's.
+    let (rounds, loaded, unloaded) = if measuring {
+        let loaded = Shape {
+            callers: 16,
+            warmup: Duration::from_millis(400),
+            window: Duration::from_millis(2000),
+        };
+        let unloaded = Shape {
+            callers: 1,
+            warmup: Duration::from_millis(300),
+            window: Duration::from_millis(1000),
+        };
+        (5, loaded, unloaded)
     } else {
-        (Duration::from_millis(50), Duration::from_millis(200))
+        let loaded = Shape {
+            callers: 2,
+            warmup: Duration::from_millis(50),
+            window: Duration::from_millis(200),
+        };
+        (1, loaded, Shape { callers: 1, ..loaded })
     };
-    let loaded = Shape {
-        callers: if measuring { 16 } else { 2 },
-        warmup,
-        window,
-    };
-    let unloaded = Shape { callers: 1, ..loaded };
+    // A replay is some 15 times a signed call: far from its goal, fewer rounds do.
+    let replay_rounds = rounds.min(3);
     let sandbox = start_sandbox(files, other_core);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -197,6 +238,13 @@ pub fn run(table: &mut Table, files: &Files, costs: &HashMap<Backend, RsaCost>, 
         None => "NOT pinned (taskset unavailable or one core): CPU figures include the sandbox's share of the cores",
     };
     table.note(SECTION_CALLS, format!("placement: {pinned}"));
+    table.note(
+        SECTION_CALLS,
+        match rounds {
+            1 => "one round of each".to_owned(),
+            n => format!("each figure: the median of {n} rounds, direct and gateway taking turns"),
+        },
+    );
     for &backend in Backend::AVAILABLE {
         let direct = |shape| {
             load::spawn(
@@ -204,76 +252,69 @@ pub fn run(table: &mut Table, files: &Files, costs: &HashMap<Backend, RsaCost>, 
                     url: &sandbox.url,
                     key: &files.merchant_key,
                     pubkey: &files.provider_pub,
+                    provider_key: &files.provider_key,
                     backend,
                 },
                 shape,
                 gateway_core,
             )
         };
-        let direct_loaded = direct(loaded);
-        let direct_unloaded = direct(unloaded);
         let gateway = start_gateway(files, &sandbox, backend, gateway_core, None);
-        let (via_loaded, cpu_loaded) = through(&gateway, "balance", loaded, other_core);
-        let (via_unloaded, cpu_unloaded) = through(&gateway, "balance", unloaded, other_core);
-        let rsa = costs[&backend].per_call;
-        let direct_cpu = direct_loaded.cpu_secs / direct_loaded.total_calls as f64;
+        let round = |shape, gateway_first: bool| {
+            let (direct, (via, gateway_cpu)) = if gateway_first {
+                let via = through(&gateway, "balance", shape, other_core);
+                (direct(shape), via)
+            } else {
+                let direct = direct(shape);
+                (direct, through(&gateway, "balance", shape, other_core))
+            };
+            Round {
+                direct,
+                via,
+                gateway_cpu,
+            }
+        };
+        let (mut at_load, mut alone) = (Vec::new(), Vec::new());
+        for r in 0..rounds {
+            at_load.push(round(loaded, r % 2 == 1));
+            alone.push(round(unloaded, r % 2 == 0));
+        }
         let c = loaded.callers;
+        let (via, direct) = median(&at_load, true, |r| (r.via.rate(), r.direct.rate()));
         table.ratio(
             SECTION_CALLS,
             format!("{backend}: calls/s, {c} callers"),
-            (via_loaded.rate(), "/s"),
-            (direct_loaded.rate(), "/s direct"),
+            (via, "/s"),
+            (direct, "/s direct"),
             (backend == Backend::OpenSsl).then_some(Goal::RatioAtLeast(0.9)),
         );
+        if rounds > 1 {
+            let ratios: Vec<f64> = at_load.iter().map(|r| r.via.rate() / r.direct.rate()).collect();
+            let (low, high) = ratios
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
+            table.note(
+                SECTION_CALLS,
+                format!("{backend}: calls/s ratio over the rounds: {low:.2}x to {high:.2}x"),
+            );
+        }
+        let (cpu, direct_cpu) = median(&at_load, true, |r| (r.gateway_cpu, r.direct_cpu()));
         table.ratio(
             SECTION_CALLS,
             format!("{backend}: gateway CPU per call, {c} callers"),
-            (cpu_loaded * 1e3, "ms"),
+            (cpu * 1e3, "ms"),
             (direct_cpu * 1e3, "ms direct client"),
             None,
         );
-        table.ratio(
-            SECTION_CALLS,
-            format!("{backend}: gateway CPU per call less the direct client's, {c} callers"),
-            ((cpu_loaded - direct_cpu) * 1e3, "ms"),
-            ((direct_cpu - rsa) * 1e3, "ms direct client less RSA"),
-            None,
-        );
-        table.ratio(
-            SECTION_CALLS,
-            format!("{backend}: gateway CPU per call less RSA, {c} callers"),
-            ((cpu_loaded - rsa) * 1e3, "ms"),
-            (rsa * 1e3, "ms of RSA per call"),
-            (backend == Backend::OpenSsl).then_some(Goal::ValueAtMost(0.1)),
-        );
-        table.ratio(
-            SECTION_CALLS,
-            format!("{backend}: gateway CPU per call less RSA, 1 caller"),
-            ((cpu_unloaded - rsa) * 1e3, "ms"),
-            (rsa * 1e3, "ms of RSA per call"),
-            None,
-        );
-        for (label, via, direct, goal) in [
-            (format!("{c} callers"), &via_loaded, &direct_loaded, None),
-            ("1 caller".to_owned(), &via_unloaded, &direct_unloaded, Some(0.3)),
-        ] {
-            table.ratio(
-                SECTION_CALLS,
-                format!("{backend}: added latency p50, {label}"),
-                (via.p50_ms - direct.p50_ms, "ms"),
-                (direct.p50_ms, "ms p50 direct"),
-                goal.filter(|_| backend == Backend::OpenSsl).map(Goal::ValueAtMost),
-            );
-            table.ratio(
-                SECTION_CALLS,
-                format!("{backend}: added latency p99, {label}"),
-                (via.p99_ms - direct.p99_ms, "ms"),
-                (direct.p99_ms, "ms p99 direct"),
-                None,
-            );
+        if backend == Backend::OpenSsl {
+            hop(table, backend, c, &at_load, &alone);
+        } else {
+            // At a few hundred calls a second RSA is all there is: the
+            // hop and the latencies drown in its run-to-run spread.
+            less_rsa(table, backend, &format!("{c} callers"), &at_load, None);
         }
         if backend == Backend::current() {
-            replay(table, &gateway, "memory store", loaded, other_core);
+            replay(table, &gateway, "memory store", replay_rounds, loaded, other_core);
         }
     }
     if !measuring {
@@ -285,12 +326,87 @@ pub fn run(table: &mut Table, files: &Files, costs: &HashMap<Backend, RsaCost>, 
         return;
     };
     let gateway = start_gateway(files, &sandbox, Backend::current(), gateway_core, Some(&redis.url));
-    replay(table, &gateway, "Redis store (unix socket)", loaded, other_core);
+    replay(
+        table,
+        &gateway,
+        "Redis store (unix socket)",
+        replay_rounds,
+        loaded,
+        other_core,
+    );
 }
 
-fn replay(table: &mut Table, gateway: &Gateway, store: &str, shape: Shape, cpu: Option<usize>) {
-    let (signed, _) = through(gateway, "create", shape, cpu);
-    let (replayed, replay_cpu) = through(gateway, "replay", shape, cpu);
+/// The rows that take the gateway's CPU and latency apart: what the hop
+/// adds to the direct client, what is left beside RSA, loaded and alone.
+fn hop(table: &mut Table, backend: Backend, c: usize, at_load: &[Round], alone: &[Round]) {
+    let (hop, direct_own) = median(at_load, false, |r| {
+        (r.gateway_cpu - r.direct_cpu(), r.direct_cpu() - r.rsa())
+    });
+    table.ratio(
+        SECTION_CALLS,
+        format!("{backend}: gateway CPU per call less the direct client's, {c} callers"),
+        (hop * 1e3, "ms"),
+        (direct_own * 1e3, "ms direct client less RSA"),
+        None,
+    );
+    for (label, rounds, goal) in [
+        (format!("{c} callers"), at_load, Some(0.1)),
+        ("1 caller".to_owned(), alone, None),
+    ] {
+        less_rsa(table, backend, &label, rounds, goal.map(Goal::ValueAtMost));
+    }
+    for (label, rounds, goal) in [
+        (format!("{c} callers"), at_load, None),
+        ("1 caller".to_owned(), alone, Some(0.3)),
+    ] {
+        let (added, p50) = median(rounds, false, |r| (r.via.p50_ms - r.direct.p50_ms, r.direct.p50_ms));
+        table.ratio(
+            SECTION_CALLS,
+            format!("{backend}: added latency p50, {label}"),
+            (added, "ms"),
+            (p50, "ms p50 direct"),
+            goal.map(Goal::ValueAtMost),
+        );
+        let (added, p99) = median(rounds, false, |r| (r.via.p99_ms - r.direct.p99_ms, r.direct.p99_ms));
+        table.ratio(
+            SECTION_CALLS,
+            format!("{backend}: added latency p99, {label}"),
+            (added, "ms"),
+            (p99, "ms p99 direct"),
+            None,
+        );
+    }
+}
+
+/// The row of the gateway's CPU per call beside the RSA work of a call.
+fn less_rsa(table: &mut Table, backend: Backend, label: &str, rounds: &[Round], goal: Option<Goal>) {
+    let (own, rsa) = median(rounds, false, |r| (r.gateway_cpu - r.rsa(), r.rsa()));
+    table.ratio(
+        SECTION_CALLS,
+        format!("{backend}: gateway CPU per call less RSA, {label}"),
+        (own * 1e3, "ms"),
+        (rsa * 1e3, "ms of RSA per call"),
+        goal,
+    );
+}
+
+/// Replays against signed calls, `rounds` of each taking turns; the median round's figures.
+fn replay(table: &mut Table, gateway: &Gateway, store: &str, rounds: usize, shape: Shape, cpu: Option<usize>) {
+    let mut all: Vec<(load::Report, load::Report, f64)> = (0..rounds)
+        .map(|r| {
+            if r % 2 == 0 {
+                let (signed, _) = through(gateway, "create", shape, cpu);
+                let (replayed, replay_cpu) = through(gateway, "replay", shape, cpu);
+                (replayed, signed, replay_cpu)
+            } else {
+                let (replayed, replay_cpu) = through(gateway, "replay", shape, cpu);
+                let (signed, _) = through(gateway, "create", shape, cpu);
+                (replayed, signed, replay_cpu)
+            }
+        })
+        .collect();
+    all.sort_by(|a, b| (a.0.rate() / a.1.rate()).total_cmp(&(b.0.rate() / b.1.rate())));
+    let (replayed, signed, _) = &all[all.len() / 2];
     table.ratio(
         SECTION_REPLAY,
         format!("{}: replays/s, {store}, {} callers", Backend::current(), shape.callers),
@@ -298,10 +414,11 @@ fn replay(table: &mut Table, gateway: &Gateway, store: &str, shape: Shape, cpu: 
         (signed.rate(), "/s signed"),
         Some(Goal::RatioAtLeast(10.0)),
     );
+    all.sort_by(|a, b| a.2.total_cmp(&b.2));
     table.value(
         SECTION_REPLAY,
         format!("{}: gateway CPU per replay, {store}", Backend::current()),
-        (replay_cpu * 1e3, "ms"),
+        (all[all.len() / 2].2 * 1e3, "ms"),
         None,
     );
 }

@@ -5,7 +5,6 @@
 //! data, with OpenSSL's own digests: not our code. A backend's ratio is its
 //! rate over that one.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -21,16 +20,9 @@ use crate::table::{Goal, Table};
 
 const SECTION: &str =
     "1. RSA operations per second on one core: each backend against OpenSSL's own EVP calls, same key";
-const DATA: &str = r#"1902271423530001{"service":"OrderService","method":"queryBalance","param":{"bizUserId":"bench","accountSetNo":"100000"}}2026-11-25 10:00:00"#;
+/// A QueryBalance signing string, as the gateway builds it.
+pub const DATA: &str = r#"1902271423530001{"service":"OrderService","method":"queryBalance","param":{"bizUserId":"bench","accountSetNo":"100000"}}2026-11-25 10:00:00"#;
 const CARD: &str = "6228480402637874214";
-
-/// What one gateway call of section 2 costs in RSA work, in seconds of CPU,
-/// with each backend: a v2 signature with the merchant's RSA-2048 key and
-/// the check of the sandbox's RSA-1024 signature.
-#[derive(Clone, Copy, Debug)]
-pub struct RsaCost {
-    pub per_call: f64,
-}
 
 /// One operation to time.
 type Op<'a> = Box<dyn FnMut() + 'a>;
@@ -172,15 +164,13 @@ fn ours(key: PrivateKey) -> Vec<Op<'static>> {
     ]
 }
 
-/// Measures section 1 and returns each backend's RSA cost per section-2 call.
-pub fn run(table: &mut Table, measuring: bool) -> HashMap<Backend, RsaCost> {
+/// Measures section 1.
+pub fn run(table: &mut Table, measuring: bool) {
     let budget = if measuring {
         Duration::from_millis(700)
     } else {
         Duration::from_millis(7)
     };
-    // (bits, backend, operation) -> rate
-    let mut measured: HashMap<(usize, Backend, &'static str), f64> = HashMap::new();
     for bits in [2048, 1024] {
         let key = PrivateKey::generate(bits).expect("key generation");
         let mut reference = baseline(&key.to_pkcs8_pem().unwrap());
@@ -194,7 +184,6 @@ pub fn run(table: &mut Table, measuring: bool) -> HashMap<Backend, RsaCost> {
             let got = rates(budget, &mut group);
             for (at, (backend, _)) in contenders.iter().enumerate() {
                 let ours = got[at + 1];
-                measured.insert((bits, *backend, op), ours);
                 // The issue's goal: a backend at least 0.8x OpenSSL's signing rate.
                 let goal = (*op == "v1 sign").then_some(Goal::RatioAtLeast(0.8));
                 table.ratio(
@@ -207,11 +196,4 @@ pub fn run(table: &mut Table, measuring: bool) -> HashMap<Backend, RsaCost> {
             }
         }
     }
-    Backend::AVAILABLE
-        .iter()
-        .map(|&b| {
-            let per_call = 1.0 / measured[&(2048, b, "v2 sign")] + 1.0 / measured[&(1024, b, "verify")];
-            (b, RsaCost { per_call })
-        })
-        .collect()
 }

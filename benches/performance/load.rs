@@ -3,6 +3,10 @@
 //! `direct` makes QueryBalance calls with a `SoaClient` of its own (the
 //! baseline: what a service embedding the provider's protocol does);
 //! `grpc` makes calls through the gateway. Each prints one JSON report.
+//! After its load, `direct` also times the RSA work of one call on its
+//! own core (a v2 signature with the merchant's key, the check of one of
+//! the provider's), so that the gateway's CPU can be taken apart into RSA
+//! and the rest with a figure measured seconds, not minutes, apart.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use yungate::grpc::proto::{
 };
 use yungate::provider::calls::{Call, Environment};
 use yungate::provider::client::{SoaClient, SoaConfig};
-use yungate::provider::crypto::{Backend, PartyKeys, Protocol, load_private_key_pem, load_public_key_pem};
+use yungate::provider::crypto::{self, Backend, PartyKeys, Protocol, load_private_key_pem, load_public_key_pem};
 
 pub const SYSID: &str = "1902271423530001";
 pub const MEMBER: &str = "bench";
@@ -34,6 +38,8 @@ pub struct Report {
     pub cpu_secs: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// `direct` only: seconds of RSA work per call, timed after the load.
+    pub rsa_secs_per_call: Option<f64>,
 }
 
 impl Report {
@@ -52,11 +58,14 @@ pub struct Shape {
 
 /// What a load calls.
 pub enum Target<'a> {
-    /// `SoaClient` straight to the sandbox at `url`, keys from `files`, computed by `backend`.
+    /// `SoaClient` straight to the sandbox at `url` with the merchant's
+    /// `key` and the provider's `pubkey`, computed by `backend`; the
+    /// provider's own key signs what the RSA timing checks.
     Direct {
         url: &'a str,
         key: &'a std::path::Path,
         pubkey: &'a std::path::Path,
+        provider_key: &'a std::path::Path,
         backend: Backend,
     },
     /// Through the gateway at `addr`: `balance` (QueryBalance), `create` (a
@@ -75,9 +84,14 @@ pub fn spawn(target: &Target<'_>, shape: Shape, cpu: Option<usize>) -> Report {
             url,
             key,
             pubkey,
+            provider_key,
             backend,
         } => {
-            command.args(["direct", url, backend.name()]).arg(key).arg(pubkey);
+            command
+                .args(["direct", url, backend.name()])
+                .arg(key)
+                .arg(pubkey)
+                .arg(provider_key);
         }
         Target::Grpc { addr, call } => {
             command.args(["grpc", addr, call]);
@@ -115,17 +129,19 @@ pub fn spawn(target: &Target<'_>, shape: Shape, cpu: Option<usize>) -> Report {
 /// One caller's job: a call, which must succeed.
 type CallFn = Arc<dyn Fn(usize, u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
-/// The `--role` entry point: `direct URL BACKEND KEY PUBKEY` or `grpc ADDR CALL`, then `CALLERS WARMUP_MS WINDOW_MS`.
+/// The `--role` entry point: `direct URL BACKEND KEY PUBKEY PROVIDER_KEY` or `grpc ADDR CALL`, then `CALLERS WARMUP_MS WINDOW_MS`.
 pub fn run(args: &[String]) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a runtime");
+    let mut rsa_of_a_call: Option<Box<dyn FnMut()>> = None;
     let (call, rest): (CallFn, &[String]) = runtime.block_on(async {
         match args[0].as_str() {
             "direct" => {
                 let backend: Backend = args[2].parse().expect("a backend");
                 let client = direct_client(&args[1], args[3].as_ref(), args[4].as_ref(), backend);
+                rsa_of_a_call = Some(rsa_work(backend, args[3].as_ref(), args[5].as_ref()));
                 let call: CallFn = Arc::new(move |_, _| {
                     let client = client.clone();
                     Box::pin(async move {
@@ -138,7 +154,7 @@ pub fn run(args: &[String]) {
                             .expect("QueryBalance");
                     })
                 });
-                (call, &args[5..])
+                (call, &args[6..])
             }
             "grpc" => {
                 let channel = Channel::from_shared(format!("http://{}", args[1]))
@@ -237,13 +253,47 @@ pub fn run(args: &[String]) {
             cpu_secs: 0.0,
             p50_ms: at(0.5),
             p99_ms: at(0.99),
+            rsa_secs_per_call: None,
         }
     });
+    let cpu_secs = crate::processes::cpu_seconds(std::process::id()) - cpu_before;
+    // The load is over and its runtime idle: the core is this thread's.
+    let rsa_secs_per_call = rsa_of_a_call.map(|mut work| {
+        let budget = (window / 4).min(Duration::from_millis(400));
+        let (started, mut n) = (Instant::now(), 0u32);
+        while n == 0 || started.elapsed() < budget {
+            work();
+            n += 1;
+        }
+        started.elapsed().as_secs_f64() / f64::from(n)
+    });
     let report = Report {
-        cpu_secs: crate::processes::cpu_seconds(std::process::id()) - cpu_before,
+        cpu_secs,
+        rsa_secs_per_call,
         ..report
     };
     println!("{}", serde_json::to_string(&report).expect("a report"));
+}
+
+/// The RSA work of one QueryBalance with `backend`: the merchant's v2
+/// signature of the request, the check of the provider's signature of an
+/// answer.
+fn rsa_work(backend: Backend, key: &std::path::Path, provider_key: &std::path::Path) -> Box<dyn FnMut()> {
+    let own = load_private_key_pem(key)
+        .expect("the merchant key")
+        .with_backend(backend)
+        .expect("a backend of this build");
+    let provider = load_private_key_pem(provider_key)
+        .expect("the provider key")
+        .with_backend(backend)
+        .expect("a backend of this build");
+    let answer = crate::crypto::DATA;
+    let signature = crypto::sign(Protocol::V2, &provider, answer).expect("the provider's signature");
+    let peer = provider.public_key();
+    Box::new(move || {
+        std::hint::black_box(crypto::sign(Protocol::V2, &own, crate::crypto::DATA).expect("a signature"));
+        crypto::verify(Protocol::V2, &peer, answer, &signature).expect("the provider's signature checks");
+    })
 }
 
 /// A client of the sandbox at `url` with the merchant's keys, computed by `backend`.

@@ -1,6 +1,6 @@
 //! The performance benchmark: one command, one table of ratios, each against a baseline measured in the same run on this machine.
 //!
-//! `cargo bench --bench performance` measures (about four minutes on two
+//! `cargo bench --bench performance` measures (three to four minutes on two
 //! cores); under `cargo test --all-targets` (no `--bench` argument) every
 //! section runs briefly as a smoke test and the table is printed all the
 //! same, its figures meaningless.
@@ -44,16 +44,13 @@ fn main() {
         .collect();
     let runs = |section: &str| chosen.is_empty() || chosen.contains(&section);
     let mut table = table::Table::default();
-    // Section 2 needs section 1's figures (the RSA work of a call).
-    let costs = if runs("1") || runs("2") || runs("3") {
-        crypto::run(&mut table, measuring)
-    } else {
-        Default::default()
-    };
+    if runs("1") {
+        crypto::run(&mut table, measuring);
+    }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let files = calls::Files::write(dir.path());
     if runs("2") || runs("3") {
-        calls::run(&mut table, &files, &costs, measuring);
+        calls::run(&mut table, &files, measuring);
     }
     if runs("4") {
         notify::run(&mut table, dir.path(), measuring);

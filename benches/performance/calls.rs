@@ -175,14 +175,11 @@ impl Round {
     }
 }
 
-/// The figures of the median round: `figures` gives a round's value and
-/// baseline, and the rounds are ranked by their ratio (`by_ratio`) or by
-/// their value.
-fn median(rounds: &[Round], by_ratio: bool, figures: impl Fn(&Round) -> (f64, f64)) -> (f64, f64) {
-    let mut all: Vec<(f64, f64)> = rounds.iter().map(figures).collect();
-    let rank = |&(value, baseline): &(f64, f64)| if by_ratio { value / baseline } else { value };
-    all.sort_by(|a, b| rank(a).total_cmp(&rank(b)));
-    all[all.len() / 2]
+/// The item of median rank; with an even count, the upper of the middle two.
+fn median_by<T>(items: &[T], rank: impl Fn(&T) -> f64) -> &T {
+    let mut order: Vec<&T> = items.iter().collect();
+    order.sort_by(|a, b| rank(a).total_cmp(&rank(b)));
+    order[order.len() / 2]
 }
 
 pub fn run(table: &mut Table, files: &Files, measuring: bool) {
@@ -242,7 +239,9 @@ pub fn run(table: &mut Table, files: &Files, measuring: bool) {
         SECTION_CALLS,
         match rounds {
             1 => "one round of each".to_owned(),
-            n => format!("each figure: the median of {n} rounds, direct and gateway taking turns"),
+            n => format!(
+                "{n} rounds, direct and gateway alternating; each side's rows from one round: 16 callers the round of median calls/s ratio, 1 caller the round of median added p50"
+            ),
         },
     );
     for &backend in Backend::AVAILABLE {
@@ -274,44 +273,42 @@ pub fn run(table: &mut Table, files: &Files, measuring: bool) {
                 gateway_cpu,
             }
         };
-        let (mut at_load, mut alone) = (Vec::new(), Vec::new());
-        for r in 0..rounds {
-            at_load.push(round(loaded, r % 2 == 1));
-            alone.push(round(unloaded, r % 2 == 0));
-        }
+        let at_load: Vec<Round> = (0..rounds).map(|r| round(loaded, r % 2 == 1)).collect();
         let c = loaded.callers;
-        let (via, direct) = median(&at_load, true, |r| (r.via.rate(), r.direct.rate()));
+        let ratio = |r: &Round| r.via.rate() / r.direct.rate();
+        let mid = median_by(&at_load, ratio);
         table.ratio(
             SECTION_CALLS,
             format!("{backend}: calls/s, {c} callers"),
-            (via, "/s"),
-            (direct, "/s direct"),
+            (mid.via.rate(), "/s"),
+            (mid.direct.rate(), "/s direct"),
             (backend == Backend::OpenSsl).then_some(Goal::RatioAtLeast(0.9)),
         );
         if rounds > 1 {
-            let ratios: Vec<f64> = at_load.iter().map(|r| r.via.rate() / r.direct.rate()).collect();
-            let (low, high) = ratios
+            let (low, high) = at_load
                 .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
+                .map(ratio)
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(x), h.max(x)));
             table.note(
                 SECTION_CALLS,
                 format!("{backend}: calls/s ratio over the rounds: {low:.2}x to {high:.2}x"),
             );
         }
-        let (cpu, direct_cpu) = median(&at_load, true, |r| (r.gateway_cpu, r.direct_cpu()));
         table.ratio(
             SECTION_CALLS,
             format!("{backend}: gateway CPU per call, {c} callers"),
-            (cpu * 1e3, "ms"),
-            (direct_cpu * 1e3, "ms direct client"),
+            (mid.gateway_cpu * 1e3, "ms"),
+            (mid.direct_cpu() * 1e3, "ms direct client"),
             None,
         );
         if backend == Backend::OpenSsl {
-            hop(table, backend, c, &at_load, &alone);
+            let alone: Vec<Round> = (0..rounds).map(|r| round(unloaded, r % 2 == 0)).collect();
+            let alone_mid = median_by(&alone, |r| r.via.p50_ms - r.direct.p50_ms);
+            hop(table, backend, c, mid, alone_mid);
         } else {
             // At a few hundred calls a second RSA is all there is: the
             // hop and the latencies drown in its run-to-run spread.
-            less_rsa(table, backend, &format!("{c} callers"), &at_load, None);
+            less_rsa(table, backend, &format!("{c} callers"), mid, None);
         }
         if backend == Backend::current() {
             replay(table, &gateway, "memory store", replay_rounds, loaded, other_core);
@@ -338,61 +335,57 @@ pub fn run(table: &mut Table, files: &Files, measuring: bool) {
 
 /// The rows that take the gateway's CPU and latency apart: what the hop
 /// adds to the direct client, what is left beside RSA, loaded and alone.
-fn hop(table: &mut Table, backend: Backend, c: usize, at_load: &[Round], alone: &[Round]) {
-    let (hop, direct_own) = median(at_load, false, |r| {
-        (r.gateway_cpu - r.direct_cpu(), r.direct_cpu() - r.rsa())
-    });
+/// Each side's rows come from one round, so that they add up.
+fn hop(table: &mut Table, backend: Backend, c: usize, at_load: &Round, alone: &Round) {
     table.ratio(
         SECTION_CALLS,
         format!("{backend}: gateway CPU per call less the direct client's, {c} callers"),
-        (hop * 1e3, "ms"),
-        (direct_own * 1e3, "ms direct client less RSA"),
+        ((at_load.gateway_cpu - at_load.direct_cpu()) * 1e3, "ms"),
+        (
+            (at_load.direct_cpu() - at_load.rsa()) * 1e3,
+            "ms direct client less RSA",
+        ),
         None,
     );
-    for (label, rounds, goal) in [
+    for (label, round, goal) in [
         (format!("{c} callers"), at_load, Some(0.1)),
         ("1 caller".to_owned(), alone, None),
     ] {
-        less_rsa(table, backend, &label, rounds, goal.map(Goal::ValueAtMost));
+        less_rsa(table, backend, &label, round, goal.map(Goal::ValueAtMost));
     }
-    for (label, rounds, goal) in [
+    for (label, round, goal) in [
         (format!("{c} callers"), at_load, None),
         ("1 caller".to_owned(), alone, Some(0.3)),
     ] {
-        let (added, p50) = median(rounds, false, |r| (r.via.p50_ms - r.direct.p50_ms, r.direct.p50_ms));
-        table.ratio(
-            SECTION_CALLS,
-            format!("{backend}: added latency p50, {label}"),
-            (added, "ms"),
-            (p50, "ms p50 direct"),
-            goal.map(Goal::ValueAtMost),
-        );
-        let (added, p99) = median(rounds, false, |r| (r.via.p99_ms - r.direct.p99_ms, r.direct.p99_ms));
-        table.ratio(
-            SECTION_CALLS,
-            format!("{backend}: added latency p99, {label}"),
-            (added, "ms"),
-            (p99, "ms p99 direct"),
-            None,
-        );
+        for (p, via, direct, goal) in [
+            ("p50", round.via.p50_ms, round.direct.p50_ms, goal),
+            ("p99", round.via.p99_ms, round.direct.p99_ms, None),
+        ] {
+            table.ratio(
+                SECTION_CALLS,
+                format!("{backend}: added latency {p}, {label}"),
+                (via - direct, "ms"),
+                (direct, format!("ms {p} direct")),
+                goal.map(Goal::ValueAtMost),
+            );
+        }
     }
 }
 
 /// The row of the gateway's CPU per call beside the RSA work of a call.
-fn less_rsa(table: &mut Table, backend: Backend, label: &str, rounds: &[Round], goal: Option<Goal>) {
-    let (own, rsa) = median(rounds, false, |r| (r.gateway_cpu - r.rsa(), r.rsa()));
+fn less_rsa(table: &mut Table, backend: Backend, label: &str, round: &Round, goal: Option<Goal>) {
     table.ratio(
         SECTION_CALLS,
         format!("{backend}: gateway CPU per call less RSA, {label}"),
-        (own * 1e3, "ms"),
-        (rsa * 1e3, "ms of RSA per call"),
+        ((round.gateway_cpu - round.rsa()) * 1e3, "ms"),
+        (round.rsa() * 1e3, "ms of RSA per call"),
         goal,
     );
 }
 
-/// Replays against signed calls, `rounds` of each taking turns; the median round's figures.
+/// Replays against signed calls, `rounds` of each taking turns; the figures of the round of median ratio.
 fn replay(table: &mut Table, gateway: &Gateway, store: &str, rounds: usize, shape: Shape, cpu: Option<usize>) {
-    let mut all: Vec<(load::Report, load::Report, f64)> = (0..rounds)
+    let all: Vec<(load::Report, load::Report, f64)> = (0..rounds)
         .map(|r| {
             if r % 2 == 0 {
                 let (signed, _) = through(gateway, "create", shape, cpu);
@@ -405,8 +398,7 @@ fn replay(table: &mut Table, gateway: &Gateway, store: &str, rounds: usize, shap
             }
         })
         .collect();
-    all.sort_by(|a, b| (a.0.rate() / a.1.rate()).total_cmp(&(b.0.rate() / b.1.rate())));
-    let (replayed, signed, _) = &all[all.len() / 2];
+    let (replayed, signed, replay_cpu) = median_by(&all, |(replayed, signed, _)| replayed.rate() / signed.rate());
     table.ratio(
         SECTION_REPLAY,
         format!("{}: replays/s, {store}, {} callers", Backend::current(), shape.callers),
@@ -414,11 +406,10 @@ fn replay(table: &mut Table, gateway: &Gateway, store: &str, rounds: usize, shap
         (signed.rate(), "/s signed"),
         Some(Goal::RatioAtLeast(10.0)),
     );
-    all.sort_by(|a, b| a.2.total_cmp(&b.2));
     table.value(
         SECTION_REPLAY,
         format!("{}: gateway CPU per replay, {store}", Backend::current()),
-        (all[all.len() / 2].2 * 1e3, "ms"),
+        (replay_cpu * 1e3, "ms"),
         None,
     );
 }

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use crate::provider::calls::RateClass;
+use crate::provider::calls::{CallSpec, Idempotency, RateClass};
 use crate::provider::client::CallError;
+use crate::provider::codes::OrderStatus;
 
 /// One field violation: the proto field path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,16 @@ pub enum GatewayError {
     /// The first request with this key is still running.
     #[error("a request with this idempotency key is still in flight")]
     InFlight { retry_after: Duration },
+    /// The provider answered that the request's number is already used
+    /// (30000, 40017; 40004 for a confirmation), and this gateway has no
+    /// record of an earlier attempt with it: this request was not
+    /// processed, and what holds the number is not its doing here.
+    #[error("{} is already used at the provider ({})", .0.field, .0.code)]
+    NumberUsed(Box<NumberUsed>),
+    /// What the provider reports of an earlier attempt (by query or by
+    /// notification) is an order that failed or closed: nothing moved.
+    #[error("the order failed at the provider ({})", .0.status.code())]
+    OrderFailed(Box<OrderFailed>),
     /// An earlier attempt with this key may have been processed and its
     /// outcome cannot be learnt now; nothing new was sent.
     #[error("an earlier attempt's outcome is still unknown: {detail}")]
@@ -89,4 +100,55 @@ pub enum GatewayError {
     /// A failure inside the gateway, never the caller's fault.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// A number-used answer on a first attempt, as the caller hears it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberUsed {
+    /// The field holding the number (`bizOrderNo`, `bizUserId`...).
+    pub field: &'static str,
+    /// Whether the call confirms an order (4.2.8, 4.2.11) rather than creating something.
+    pub confirmation: bool,
+    /// The provider's code and message.
+    pub code: String,
+    pub message: String,
+    /// Whether a signature covers the code.
+    pub verified: bool,
+    /// The order's 6.13 status when the gateway asked right after (order calls only).
+    pub existing: Option<OrderStatus>,
+    /// Whether the gateway's records survive a restart: in memory, an
+    /// attempt sent before the last restart is forgotten, so the existing
+    /// order may be that very attempt.
+    pub durable: bool,
+    /// Replayed from the idempotency store.
+    pub replayed: bool,
+}
+
+impl NumberUsed {
+    /// `spec`'s call met `code`: durable, with no status asked, not replayed.
+    pub fn new(spec: &CallSpec, code: String, message: String, verified: bool) -> Self {
+        NumberUsed {
+            field: spec.idempotency.natural_field().unwrap_or("idempotency-key"),
+            confirmation: matches!(spec.idempotency, Idempotency::Confirmation(_)),
+            code,
+            message,
+            verified,
+            existing: None,
+            durable: true,
+            replayed: false,
+        }
+    }
+}
+
+/// A failed or closed order, as learnt after the fact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderFailed {
+    /// The 6.13 status (3 交易失败 or 6 关闭).
+    pub status: OrderStatus,
+    /// The provider's order number, when known.
+    pub order_no: Option<String>,
+    /// The provider's failure message, when it gave one.
+    pub message: Option<String>,
+    /// Replayed from the idempotency store.
+    pub replayed: bool,
 }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use crate::error::GatewayError;
-use crate::provider::calls::Call;
+use crate::provider::calls::{Call, CallSpec, Idempotency, Resolution};
 use crate::provider::client::{CallError, SoaClient};
 use crate::telemetry::Metrics;
 
@@ -18,25 +18,173 @@ use crate::telemetry::Metrics;
 #[derive(Debug, Clone)]
 pub struct ProviderRequest {
     pub call: Call,
+    /// The call's facts, looked up once.
+    pub spec: &'static CallSpec,
     /// The parameters as they will be sent: clear text, the gateway's own fields filled in.
     pub param: Map<String, Json>,
     /// The caller-supplied parameters as canonical JSON (sorted keys,
     /// before the gateway filled anything): what the fingerprint covers.
     pub supplied: Vec<u8>,
-    /// The caller's `idempotency-key`, for mutations without a natural key.
-    pub caller_key: Option<String>,
+    /// What the request is about, read once from `param`.
+    pub subject: Subject,
     /// When the caller stops waiting, if it said.
     pub deadline: Option<Instant>,
 }
 
+/// The key a keyed mutation's record is found by, and the field it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// The natural number, the caller's `idempotency-key`, or both (`Idempotency::Part`).
+    pub value: String,
+    /// Where it came from, as a caller knows it (a wire field name, or `idempotency-key`).
+    pub field: &'static str,
+}
+
+/// What a request is about: its key, order number, member and amount, read
+/// once from its parameters, so that the layers below key, resolve and
+/// match on it instead of digging in the JSON. No personal data: member
+/// ids are the merchant's own identifiers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    /// The idempotency key, for a mutation made idempotent by one.
+    pub key: Option<Key>,
+    /// `bizOrderNo`, when the request has one.
+    pub biz_order_no: Option<String>,
+    /// The member the call acts for: the payer of an order (the field its
+    /// resolution queries with), else `bizUserId`, `payerId` or `targetBizUserId`.
+    pub member: Option<String>,
+    /// `amount`, in fen, when the request has one.
+    pub amount: Option<i64>,
+}
+
+impl Subject {
+    /// Reads the subject of a `call` with `param` and the caller's `idempotency-key`.
+    pub fn of(spec: &CallSpec, param: &Map<String, Json>, caller_key: Option<String>) -> Result<Subject, GatewayError> {
+        Ok(Subject {
+            key: key_of(spec, param, caller_key)?,
+            ..Subject::unkeyed(spec, param)
+        })
+    }
+
+    /// The subject as an idempotency record keeps it (`store::ClaimTerms::subject`):
+    /// JSON of the call's section, `bizOrderNo`, `member` and `amount`.
+    pub fn record(&self, spec: &CallSpec) -> Vec<u8> {
+        let mut kept = Map::new();
+        kept.insert("section".into(), Json::from(spec.section));
+        if let Some(order) = &self.biz_order_no {
+            kept.insert("bizOrderNo".into(), Json::from(order.as_str()));
+        }
+        if let Some(member) = &self.member {
+            kept.insert("member".into(), Json::from(member.as_str()));
+        }
+        if let Some(amount) = self.amount {
+            kept.insert("amount".into(), Json::from(amount));
+        }
+        Json::Object(kept).to_string().into_bytes()
+    }
+
+    /// The subject without a key (a request the gateway makes on its own).
+    fn unkeyed(spec: &CallSpec, param: &Map<String, Json>) -> Subject {
+        let text = |field: &str| param.get(field).and_then(Json::as_str).filter(|s| !s.is_empty());
+        let member_fields: &[&str] = match spec.resolution {
+            Resolution::OrderDetail { member } => &[member],
+            _ => &["bizUserId", "payerId", "targetBizUserId"],
+        };
+        Subject {
+            key: None,
+            biz_order_no: text("bizOrderNo").map(str::to_owned),
+            member: member_fields.iter().find_map(|f| text(f)).map(str::to_owned),
+            amount: param.get("amount").and_then(Json::as_i64),
+        }
+    }
+}
+
+/// Checks a caller's `idempotency-key`: 1 to 255 printable ASCII characters.
+pub fn check_caller_key(key: &str) -> Result<(), GatewayError> {
+    if key.is_empty() || key.len() > MAX_CALLER_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(GatewayError::InvalidKey(format!(
+            "must be 1 to {MAX_CALLER_KEY} printable ASCII characters without spaces"
+        )));
+    }
+    Ok(())
+}
+
+/// The longest `idempotency-key` accepted, in bytes.
+pub const MAX_CALLER_KEY: usize = 255;
+
+/// The key of a request, if the call is made idempotent by one.
+fn key_of(spec: &CallSpec, param: &Map<String, Json>, caller_key: Option<String>) -> Result<Option<Key>, GatewayError> {
+    let idempotency = spec.idempotency;
+    if let Some(field) = idempotency.natural_field() {
+        let Some(number) = param.get(field).and_then(Json::as_str).filter(|k| !k.is_empty()) else {
+            return Err(GatewayError::Invalid(vec![crate::error::Violation {
+                field: field.to_owned(),
+                description: "is required: it is the call's idempotency key".into(),
+            }]));
+        };
+        if let Idempotency::Part(_) = idempotency {
+            let Some(part) = caller_key else {
+                return Err(GatewayError::InvalidKey(format!(
+                    "is required for {}: one {field} may be used by several calls (each releases a part), \
+                     so the key tells a retry from the next part; send a new key per part, the same one to retry",
+                    spec.rpc
+                )));
+            };
+            check_caller_key(&part)?;
+            // A NUL cannot occur in either part: the pair is unambiguous.
+            return Ok(Some(Key {
+                value: format!("{number}\0{part}"),
+                field,
+            }));
+        }
+        return Ok(Some(Key {
+            value: number.to_owned(),
+            field,
+        }));
+    }
+    Ok(match (idempotency, caller_key) {
+        (Idempotency::CallerKey, Some(value)) => {
+            check_caller_key(&value)?;
+            Some(Key {
+                value,
+                field: "idempotency-key",
+            })
+        }
+        _ => None,
+    })
+}
+
 impl ProviderRequest {
-    /// A request the gateway makes on its own (a query resolving an unknown outcome).
+    /// A request from a caller: reads its subject (and checks its key).
+    pub fn new(
+        call: Call,
+        param: Map<String, Json>,
+        supplied: Vec<u8>,
+        caller_key: Option<String>,
+        deadline: Option<Instant>,
+    ) -> Result<Self, GatewayError> {
+        let spec = call.spec();
+        let subject = Subject::of(spec, &param, caller_key)?;
+        Ok(ProviderRequest {
+            call,
+            spec,
+            param,
+            supplied,
+            subject,
+            deadline,
+        })
+    }
+
+    /// A request the gateway makes on its own (a query resolving an unknown outcome): never keyed.
     pub fn internal(call: Call, param: Map<String, Json>, deadline: Option<Instant>) -> Self {
+        let spec = call.spec();
+        let subject = Subject::unkeyed(spec, &param);
         ProviderRequest {
             call,
+            spec,
             param,
             supplied: Vec::new(),
-            caller_key: None,
+            subject,
             deadline,
         }
     }
@@ -127,7 +275,7 @@ impl tower::Service<ProviderRequest> for SoaService {
     fn call(&mut self, request: ProviderRequest) -> Self::Future {
         let client = self.client.clone();
         let metrics = Arc::clone(&self.metrics);
-        let spec = request.call.spec();
+        let spec = request.spec;
         // One span per HTTP exchange, under the provider call's span.
         let span = tracing::info_span!(
             target: "yungate::provider",

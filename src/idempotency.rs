@@ -28,18 +28,16 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 
-use self::outcome::Stored;
-use self::resolve::{Resolved, resolve};
-use crate::error::GatewayError;
-use crate::exchange::{ProviderAnswer, ProviderRequest, StackFuture};
+use self::outcome::{Stored, StoredResult, recovered_answer};
+use self::resolve::{Resolved, order_status, resolve};
+use crate::error::{GatewayError, NumberUsed};
+use crate::exchange::{Key, ProviderAnswer, ProviderRequest, StackFuture};
 use crate::provider::calls::Idempotency;
 use crate::provider::client::{CallError, Outcome};
+use crate::provider::errors::{self, Meaning};
 use crate::store::{Claim, ClaimTerms, Store, Window};
 use crate::telemetry::Metrics;
 use tracing::Instrument as _;
-
-/// The longest `idempotency-key` accepted, in bytes.
-pub const MAX_CALLER_KEY: usize = 255;
 
 /// How often a failed outcome write is tried again before giving up (the
 /// lease is renewed meanwhile).
@@ -66,25 +64,18 @@ pub struct IdempotencySettings {
     /// The longest time between a claim and the send: the layers below may
     /// wait this long (quota check, in-flight bound).
     pub gates: Duration,
+    /// Whether the store keeps its records across restarts (Redis) or not
+    /// (memory): a number-used answer says which.
+    pub durable: bool,
 }
 
-crate::debug_shows!(IdempotencySettings: sysid, retention, in_flight_wait, lease, settle, exchange, gates);
+crate::debug_shows!(IdempotencySettings: sysid, retention, in_flight_wait, lease, settle, exchange, gates, durable);
 
 impl IdempotencySettings {
     /// How long after a claim the provider may still act on its attempt.
     fn attempt(&self) -> Duration {
         self.gates + self.exchange + self.settle
     }
-}
-
-/// Checks a caller's `idempotency-key`: 1 to 255 printable ASCII characters.
-pub fn check_caller_key(key: &str) -> Result<(), GatewayError> {
-    if key.is_empty() || key.len() > MAX_CALLER_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(GatewayError::InvalidKey(format!(
-            "must be 1 to {MAX_CALLER_KEY} printable ASCII characters without spaces"
-        )));
-    }
-    Ok(())
 }
 
 type Local = Mutex<HashMap<String, (String, watch::Receiver<()>)>>;
@@ -161,14 +152,14 @@ where
         let inner = self.inner.clone();
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
-            let Some((key, field)) = key_of(&request)? else {
+            let Some(key) = request.subject.key.clone() else {
                 shared.metrics.idempotency("unkeyed");
                 tracing::Span::current().record("idempotency", "unkeyed");
                 return inner.oneshot(request).await;
             };
             let metrics = Arc::clone(&shared.metrics);
             // From the claim to the recorded outcome, nothing depends on the caller staying.
-            let result = tokio::spawn(keyed(shared, inner, request, key, field).instrument(tracing::Span::current()))
+            let result = tokio::spawn(keyed(shared, inner, request, key).instrument(tracing::Span::current()))
                 .await
                 .map_err(|_| GatewayError::Unresolved {
                     cause: "GATEWAY_TASK_FAILED",
@@ -190,32 +181,15 @@ fn result_class(result: &Result<ProviderAnswer, GatewayError>) -> &'static str {
         Ok(a) if a.replayed => "replayed",
         Ok(a) if a.recovered => "recovered",
         Ok(_) => "executed",
+        Err(GatewayError::NumberUsed(used)) if used.replayed => "replayed",
+        Err(GatewayError::NumberUsed(_)) => "executed",
+        Err(GatewayError::OrderFailed(failed)) if failed.replayed => "replayed",
+        Err(GatewayError::OrderFailed(_)) => "recovered",
         Err(GatewayError::KeyReused { .. }) => "key_reused",
         Err(GatewayError::InFlight { .. }) => "in_flight",
         Err(GatewayError::StoreUnavailable(_)) => "store_unavailable",
         Err(GatewayError::Unresolved { .. }) => "unresolved",
         Err(_) => "failed",
-    }
-}
-
-/// The key of a request, if the call is made idempotent by one.
-fn key_of(request: &ProviderRequest) -> Result<Option<(String, &'static str)>, GatewayError> {
-    let idempotency = request.call.spec().idempotency;
-    if let Some(field) = idempotency.natural_field() {
-        return match request.param.get(field).and_then(Json::as_str) {
-            Some(key) if !key.is_empty() => Ok(Some((key.to_owned(), field))),
-            _ => Err(GatewayError::Invalid(vec![crate::error::Violation {
-                field: field.to_owned(),
-                description: "is required: it is the call's idempotency key".into(),
-            }])),
-        };
-    }
-    match (idempotency, &request.caller_key) {
-        (Idempotency::CallerKey, Some(key)) => {
-            check_caller_key(key)?;
-            Ok(Some((key.clone(), "idempotency-key")))
-        }
-        _ => Ok(None),
     }
 }
 
@@ -237,21 +211,21 @@ async fn keyed<S>(
     shared: Arc<Shared>,
     inner: S,
     request: ProviderRequest,
-    key: String,
-    field: &'static str,
+    key: Key,
 ) -> Result<ProviderAnswer, GatewayError>
 where
     S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError> + Clone + Send + 'static,
     S::Future: Send,
 {
-    let spec = request.call.spec();
+    let spec = request.spec;
     let settings = &shared.settings;
-    let record = fingerprint::record_key(&settings.secret, &settings.sysid, request.call, &key);
+    let record = fingerprint::record_key(&settings.secret, &settings.sysid, request.call, &key.value);
     let terms = ClaimTerms {
         fingerprint: fingerprint::fingerprint(&settings.secret, request.call, &request.supplied),
         lease: settings.lease,
         retention: settings.retention,
         attempt: settings.attempt(),
+        subject: request.subject.record(spec),
     };
     let mut wait_until = Instant::now() + settings.in_flight_wait;
     if let Some(deadline) = request.deadline {
@@ -282,11 +256,11 @@ where
                 tracing::warn!(method = spec.method, error = %e, "idempotency store unavailable: sent without a record");
                 return inner.oneshot(request).await;
             }
-            Ok(Claim::Mismatch) => return Err(GatewayError::KeyReused { field }),
+            Ok(Claim::Mismatch) => return Err(GatewayError::KeyReused { field: key.field }),
             Ok(Claim::Done(bytes)) => {
                 return Stored::from_bytes(&bytes)
-                    .map(Stored::into_answer)
-                    .map_err(|_| GatewayError::Internal("an idempotency record of this key cannot be read".into()));
+                    .map_err(|_| GatewayError::Internal("an idempotency record of this key cannot be read".into()))?
+                    .into_answer(spec, settings.durable);
             }
             Ok(Claim::Busy { retry_after }) => {
                 let now = Instant::now();
@@ -425,7 +399,7 @@ impl Owned<'_> {
         S::Future: Send,
     {
         let shared = self.shared;
-        let spec = request.call.spec();
+        let spec = request.spec;
         // An earlier attempt may still have landed, unless a query proved it did not.
         let mut pending_unknown = earlier.is_some();
         if let Some(settle_left) = earlier {
@@ -435,15 +409,12 @@ impl Owned<'_> {
                         method = spec.method,
                         "an earlier attempt with this key went through: recovered its outcome"
                     );
-                    let result = Ok(value);
-                    self.finish(Next::after(spec.idempotency, &result, true, Prior::None))
-                        .await;
-                    return Ok(ProviderAnswer {
-                        result,
-                        clear: None,
-                        replayed: false,
+                    let stored = Stored::V1 {
+                        result: StoredResult::Answer(value.clone()),
                         recovered: true,
-                    });
+                    };
+                    self.finish(Next::Store(stored)).await;
+                    return recovered_answer(value, false);
                 }
                 // The provider has no trace of it, but may still act on it:
                 // sending now could make a second order.
@@ -504,7 +475,9 @@ impl Owned<'_> {
             (true, false) => Prior::ProvedAbsent,
             (true, true) => Prior::Unknown,
         };
-        match inner.oneshot(request).await {
+        let subject = request.subject.clone();
+        let deadline = request.deadline;
+        match inner.clone().oneshot(request).await {
             // Refused by a layer below (quota, in-flight bound): nothing was sent.
             Err(e) => {
                 let next = if pending_unknown {
@@ -516,7 +489,41 @@ impl Owned<'_> {
                 Err(e)
             }
             Ok(answer) => {
-                let next = match Next::after(spec.idempotency, &answer.result, false, prior) {
+                if let Some((code, message, verified)) = number_used(spec.idempotency, &answer.result) {
+                    if prior != Prior::None {
+                        // The number may be used by the earlier attempt itself.
+                        self.finish(Next::Unknown(Window::Closed)).await;
+                        return Err(GatewayError::Unresolved {
+                            cause: "DUPLICATE_AFTER_UNKNOWN",
+                            detail: format!(
+                                "the provider answered {code} ({}): the number is used, perhaps by the earlier \
+                                 attempt of this request, whose outcome is not known yet; retry unchanged to learn \
+                                 it, and do not send this intent under a new number",
+                                errors::shown(&code).map_or("", |e| e.message_en)
+                            ),
+                            retry_after: None,
+                        });
+                    }
+                    // Nothing was recorded before: this request did not make
+                    // what holds the number, and is never resolved into it.
+                    let existing = order_status(inner, spec, &subject, deadline).await;
+                    self.finish(Next::Store(Stored::V1 {
+                        result: StoredResult::NumberUsed {
+                            code: code.clone(),
+                            message: message.clone(),
+                            verified,
+                            existing: existing.map(|s| s.code()),
+                        },
+                        recovered: false,
+                    }))
+                    .await;
+                    return Err(GatewayError::NumberUsed(Box::new(NumberUsed {
+                        existing,
+                        durable: shared.settings.durable,
+                        ..NumberUsed::new(spec, code, message, verified)
+                    })));
+                }
+                let next = match Next::after(spec.idempotency, &answer.result, prior) {
                     // An exchange that ended without an answer: the provider may go on with it.
                     Next::Unknown(_) if !answered(&answer.result) => {
                         Next::Unknown(Window::Open(shared.settings.settle))
@@ -527,6 +534,22 @@ impl Owned<'_> {
                 Ok(answer)
             }
         }
+    }
+}
+
+/// The code, message and verification of a "number already used" answer
+/// (`errors::Meaning::NumberUsed` for this kind of call), if it is one.
+fn number_used(idempotency: Idempotency, result: &Result<Json, CallError>) -> Option<(String, String, bool)> {
+    let confirmation = matches!(idempotency, Idempotency::Confirmation(_));
+    match result {
+        Err(CallError::Business {
+            code,
+            message,
+            verified,
+        }) if errors::meaning(code, confirmation) == Meaning::NumberUsed => {
+            Some((code.clone(), message.clone(), *verified))
+        }
+        _ => None,
     }
 }
 
@@ -559,11 +582,6 @@ enum Prior {
     Unknown,
 }
 
-/// Provider codes that refuse a number already used: after an earlier
-/// attempt, they may be that attempt's doing. 30000 用户已经存在 (l.3240),
-/// 40017 订单已经存在 (l.3289).
-const DUPLICATE_NUMBER: [&str; 2] = ["30000", "40017"];
-
 /// What becomes of a record when its run ends.
 enum Next {
     /// A final outcome, kept for the retention window.
@@ -575,17 +593,12 @@ enum Next {
 }
 
 impl Next {
-    fn after(idempotency: Idempotency, result: &Result<Json, CallError>, recovered: bool, prior: Prior) -> Next {
-        let duplicate =
-            matches!(result, Err(CallError::Business { code, .. }) if DUPLICATE_NUMBER.contains(&code.as_str()));
+    /// Number-used answers are decided before (`number_used`).
+    fn after(idempotency: Idempotency, result: &Result<Json, CallError>, prior: Prior) -> Next {
         let refused = result.is_err();
-        match Stored::of(result, recovered) {
-            // After an attempt that may have landed, only a success is
-            // final; after any earlier attempt, "number already used" may
-            // be its doing: the next attempt queries again.
-            Some(_) if refused && (prior == Prior::Unknown || (prior != Prior::None && duplicate)) => {
-                Next::Unknown(Window::Closed)
-            }
+        match Stored::of(result, false) {
+            // After an attempt that may have landed, only a success is final.
+            Some(_) if refused && prior == Prior::Unknown => Next::Unknown(Window::Closed),
             // A refused confirmation (a wrong code) leaves the order as it
             // was: the next confirmation may be sent.
             Some(_) if refused && matches!(idempotency, Idempotency::Confirmation(_)) => Next::Release,
@@ -647,17 +660,18 @@ mod tests {
     fn settings_print_without_the_secret() {
         let settings = IdempotencySettings {
             sysid: "1902".into(),
-            secret: [0xab; 32],
+            secret: [0xef; 32],
             retention: Duration::from_secs(60),
             in_flight_wait: Duration::ZERO,
             lease: Duration::ZERO,
             settle: Duration::ZERO,
             exchange: Duration::ZERO,
             gates: Duration::ZERO,
+            durable: true,
         };
         let printed = format!("{settings:?}");
         assert!(
-            printed.contains("1902") && !printed.contains("171") && !printed.contains("ab"),
+            printed.contains("1902") && !printed.contains("239") && !printed.contains("efef"),
             "{printed}"
         );
     }

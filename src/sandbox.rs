@@ -165,7 +165,7 @@ impl Reject {
 
     /// The provider's message for the code, with the detail appended.
     fn message(&self) -> String {
-        let base = errors::lookup(self.code).map_or("未知错误", |e| e.message_zh);
+        let base = errors::shown(self.code).map_or("未知错误", |e| e.message_zh);
         if self.detail.is_empty() {
             base.to_owned()
         } else {
@@ -468,9 +468,9 @@ fn handle(shared: &Shared, form: &[u8]) -> (String, bool) {
     }
 }
 
-/// v1 error answers go unsigned by default, as the provider's often do, or
-/// signed in one of the shapes the fault asks for; v2 signs
-/// `errorCode=...&message=...`.
+/// v1 error answers are signed as the spec's example is (l.228: a `sign`
+/// over `"signedValue": "error"`) unless a fault asks for another shape;
+/// v2 signs `errorCode=...&message=...`.
 fn error_answer(keys: &PartyKeys, v1_signature: faults::V1ErrorSignature, reject: &Reject) -> String {
     let message = reject.message();
     match keys.protocol {
@@ -573,7 +573,7 @@ fn accept(shared: &Shared, form: &[u8]) -> Result<(Value, bool), Reject> {
     let name = format!("{}.{}", spec.service, spec.method);
     if shared.chance(Faults::rate_for(&faults.error_rate, &name)) {
         let code = faults.error_code.clone().unwrap_or_else(|| code::OTHER.to_owned());
-        let code = errors::lookup(&code).map_or(code::OTHER, |e| e.code);
+        let code = errors::shown(&code).map_or(code::OTHER, |e| e.code);
         return Err(Reject::new(code, "injected fault"));
     }
     let hang = shared.chance(Faults::rate_for(&faults.timeout_after_commit, &name));
@@ -668,7 +668,7 @@ fn dispatch(
         Call::QueryModifyGoods => orders::query_modify_goods(state, &p),
         Call::FreezeMoney => orders::freeze(state, &p),
         Call::UnfreezeMoney => orders::unfreeze(state, &p),
-        Call::Refund => orders::refund(state, &p),
+        Call::Refund => orders::refund(state, config, faults, &p),
         Call::FailureBidRefund => orders::failure_bid_refund(state, &p),
         Call::ApplicationTransfer => orders::application_transfer(state, &p),
         Call::QueryBalance => orders::query_balance(state, &p),

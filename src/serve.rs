@@ -747,6 +747,7 @@ fn stack_settings(
             settle: Duration::from_millis(i.settle_ms),
             exchange: Duration::from_millis(config.provider.request_timeout_ms),
             gates: config.gates(),
+            durable: config.store.redis_url.is_some(),
         },
         rate_limits: config.rate_limits()?,
         max_in_flight: config.provider.max_in_flight,

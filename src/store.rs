@@ -81,6 +81,51 @@ pub struct ClaimTerms {
     pub retention: Duration,
     /// How long after it starts the provider may still act on an attempt.
     pub attempt: Duration,
+    /// What the request is about (`exchange::Subject` as JSON: its call's
+    /// section, `bizOrderNo`, `member`, `amount`), kept with the record so
+    /// that whatever completes it later can check it answers this request.
+    pub subject: Vec<u8>,
+}
+
+/// What a completion from outside (a notification) knows of the request it
+/// answers; a field left `None` is not checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expect {
+    /// The member the order is for.
+    pub member: Option<String>,
+    /// The order's amount, in fen.
+    pub amount: Option<i64>,
+}
+
+impl Expect {
+    /// Whether a record's subject (JSON with `member` and `amount`) agrees;
+    /// a subject that does not say agrees (a record written before subjects were kept).
+    pub fn agrees(&self, subject: &[u8]) -> bool {
+        let Ok(subject) = serde_json::from_slice::<serde_json::Value>(subject) else {
+            return true;
+        };
+        let member_ok = match (&self.member, subject.get("member").and_then(serde_json::Value::as_str)) {
+            (Some(want), Some(have)) => want == have,
+            _ => true,
+        };
+        let amount_ok = match (self.amount, subject.get("amount").and_then(serde_json::Value::as_i64)) {
+            (Some(want), Some(have)) => want == have,
+            _ => true,
+        };
+        member_ok && amount_ok
+    }
+}
+
+/// What completing an unknown record from outside did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completed {
+    /// The record was unknown and now holds the outcome.
+    Done,
+    /// The record is absent, held or finished: left as it is.
+    NotUnknown,
+    /// The record is unknown, but it is about another request (another
+    /// member or amount): left unknown, to be flagged.
+    Mismatch,
 }
 
 /// A rate-limit decision.
@@ -136,9 +181,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn mark_unknown<'a>(&'a self, key: &'a str, token: &'a str, window: Window) -> StoreFuture<'a, bool>;
 
     /// Stores `outcome` for a record of unknown outcome that nobody holds
-    /// (the provider told it, e.g. by notification); false when the record
-    /// is absent, held or finished.
-    fn complete_unknown<'a>(&'a self, key: &'a str, outcome: &'a [u8], retention: Duration) -> StoreFuture<'a, bool>;
+    /// (the provider told it, e.g. by notification), when its subject
+    /// agrees with `expect`.
+    fn complete_unknown<'a>(
+        &'a self,
+        key: &'a str,
+        outcome: &'a [u8],
+        retention: Duration,
+        expect: &'a Expect,
+    ) -> StoreFuture<'a, Completed>;
 
     /// Deletes `token`'s claim: nothing was sent, nothing is remembered.
     fn release<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool>;

@@ -5,35 +5,13 @@ mod support;
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use support::redis::RedisServer;
-use support::rig::Rig;
 use tonic::Code;
 use tonic_types::StatusExt;
 use yungate::grpc::proto::{
     self, member_service_client::MemberServiceClient, order_service_client::OrderServiceClient,
 };
 
-const CARD: &str = "6228480402637874214";
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Memory,
-    Redis,
-}
-
-/// A rig on `backend`; the Redis server (if any) lives as long as the returned value.
-async fn rig(backend: Backend, adjust: impl FnOnce(&mut yungate::config::Config)) -> (Rig, Option<RedisServer>) {
-    let redis = matches!(backend, Backend::Redis).then(RedisServer::start);
-    (Rig::on_store(redis.as_ref(), adjust).await, redis)
-}
-
-/// A member with a real name, a phone and a card bound for real-name pay.
-async fn member(rig: &Rig, id: &str) {
-    let direct = rig.direct();
-    direct.individual(id).await;
-    direct.bind_card(id, CARD).await;
-}
-
+use support::rig::{Backend, member, rig_on as rig};
 use support::rig::{confirm_request, deposit_request as deposit};
 
 fn reason(status: &tonic::Status) -> String {
@@ -169,10 +147,11 @@ async fn unknown_outcome_is_recovered(backend: Backend) {
         recovered.metadata().get("idempotent-recovered-order-status").unwrap(),
         "1"
     );
+    // Recovered answers tell 未支付 (l.2968) apart from 进行中 (l.2973, "pending").
     let answer = recovered.into_inner();
     assert_eq!(
         (answer.biz_order_no.as_str(), answer.pay_status.as_deref()),
-        ("idem-u-1", Some("pending"))
+        ("idem-u-1", Some("unpaid"))
     );
     assert_eq!(rig.sent_for("depositApply"), 1);
     assert_eq!(rig.sent_for("getOrderDetail"), 1);

@@ -5,7 +5,9 @@ mod support;
 use std::time::Duration;
 
 use support::redis::RedisServer;
-use yungate::store::{Claim, ClaimTerms, Limit, MemoryStore, RateDecision, RedisStore, Store, Window};
+use yungate::store::{
+    Claim, ClaimTerms, Completed, Expect, Limit, MemoryStore, RateDecision, RedisStore, Store, Window,
+};
 
 const LEASE: Duration = Duration::from_millis(300);
 const ZERO: Duration = Duration::ZERO;
@@ -16,6 +18,7 @@ fn terms(fingerprint: &str) -> ClaimTerms {
         lease: LEASE,
         retention: Duration::from_secs(60),
         attempt: Duration::from_secs(5),
+        subject: br#"{"section":"4.2.2","bizOrderNo":"o1","member":"u1","amount":100}"#.to_vec(),
     }
 }
 
@@ -29,6 +32,7 @@ fn unknown(claim: Claim) -> Duration {
 async fn records(store: &dyn Store, prefix: &str) {
     let (fp1, fp2) = (terms("fp1"), terms("fp2"));
     let key = format!("yg:idem:{{{prefix}:4.2.2:A}}");
+    completion_checks_the_subject(store, prefix).await;
     // First claim: the record is the claimer's.
     assert_eq!(store.claim(&key, "t1", &fp1).await.unwrap(), Claim::Fresh);
     // The same request while the lease lives: busy, for at most the lease.
@@ -199,4 +203,60 @@ async fn redis_store_fails_fast_when_redis_is_down_and_recovers_by_itself() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(claimed, Some(Claim::Fresh));
+}
+
+/// An unknown record is completed from outside only by what is about its
+/// own request: another payer or amount (an older order with the same
+/// number) leaves it unknown.
+async fn completion_checks_the_subject(store: &dyn Store, prefix: &str) {
+    let key = format!("yg:idem:{{{prefix}:4.2.2:S}}");
+    let expect = |member: Option<&str>, amount: Option<i64>| Expect {
+        member: member.map(str::to_owned),
+        amount,
+    };
+    // Nothing there, or held: nothing to complete.
+    let held = terms("fp");
+    let nothing = expect(Some("u1"), Some(100));
+    assert_eq!(
+        store
+            .complete_unknown(&key, b"x", held.retention, &nothing)
+            .await
+            .unwrap(),
+        Completed::NotUnknown
+    );
+    assert_eq!(store.claim(&key, "t1", &held).await.unwrap(), Claim::Fresh);
+    assert_eq!(
+        store
+            .complete_unknown(&key, b"x", held.retention, &nothing)
+            .await
+            .unwrap(),
+        Completed::NotUnknown
+    );
+    assert!(store.mark_unknown(&key, "t1", Window::Closed).await.unwrap());
+    for other in [
+        expect(Some("u2"), Some(100)),
+        expect(Some("u1"), Some(500)),
+        expect(None, Some(1)),
+    ] {
+        assert_eq!(
+            store
+                .complete_unknown(&key, b"x", held.retention, &other)
+                .await
+                .unwrap(),
+            Completed::Mismatch,
+            "{other:?}"
+        );
+    }
+    // Unchecked fields agree; the matching outcome completes it.
+    assert_eq!(
+        store
+            .complete_unknown(&key, b"{\"ok\":1}", held.retention, &expect(None, Some(100)))
+            .await
+            .unwrap(),
+        Completed::Done
+    );
+    assert_eq!(
+        store.claim(&key, "t2", &held).await.unwrap(),
+        Claim::Done(b"{\"ok\":1}".to_vec())
+    );
 }

@@ -222,16 +222,13 @@ impl Gateway {
         };
         let (param, supplied) = self.wire_request(call, request.into_inner())?;
         let idempotency = call.spec().idempotency;
-        let continues = idempotency.natural_field().is_some() || caller_key.is_some();
-        let sent = self.provider.clone().oneshot(ProviderRequest {
-            call,
-            param,
-            supplied,
-            caller_key,
-            // The layers answer a little before the gateway does, so that
-            // their own refusals (in flight, busy) reach the caller.
-            deadline: answer_at.map(|t| t.checked_sub(Duration::from_millis(5)).unwrap_or(t)),
-        });
+        // The layers answer a little before the gateway does, so that
+        // their own refusals (in flight, busy) reach the caller.
+        let deadline = answer_at.map(|t| t.checked_sub(Duration::from_millis(5)).unwrap_or(t));
+        let request = ProviderRequest::new(call, param, supplied, caller_key, deadline)
+            .map_err(|e| status::from_gateway_error(&e))?;
+        let continues = request.subject.key.is_some();
+        let sent = self.provider.clone().oneshot(request);
         let answered = match answer_at {
             Some(at) => tokio::time::timeout_at(at, sent)
                 .await

@@ -1,7 +1,8 @@
 //! The one place that builds `tonic::Status`: provider errors, transport failures and field violations, with google.rpc details.
 //!
-//! Every section 7 code maps to a gRPC code on purpose (see `PROVIDER_CODES`;
-//! a test checks none is forgotten), and the provider's code and message
+//! Every section 7 code maps to a gRPC code through its class in
+//! `provider/errors.rs` (a code that proves nothing is OUTCOME_UNKNOWN
+//! whatever its class), and the provider's code and message
 //! travel in `google.rpc.ErrorInfo` (domain `allinpay`). Failures of our own
 //! carry domain `yungate` and a reason a program can switch on.
 
@@ -11,109 +12,29 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::error::GatewayError;
-use crate::provider::client::{CallError, UNKNOWN_OUTCOME_CODES};
+use tonic::metadata::MetadataValue;
+
+use super::service::{RECOVERED, REPLAYED};
+use crate::error::{GatewayError, NumberUsed, OrderFailed};
+use crate::provider::client::{CallError, proves_something};
+use crate::provider::errors::{self, Class};
 use crate::store::notifications::LogError;
 
-/// Section 7 code -> gRPC code. Refusals about the request's content are
-/// INVALID_ARGUMENT; about state (locked, not verified, no balance) are
-/// FAILED_PRECONDITION; "exists already" are ALREADY_EXISTS; "no such" are
-/// NOT_FOUND; the provider's own failures are INTERNAL or UNKNOWN.
-pub const PROVIDER_CODES: &[(&str, Code)] = &[
-    ("10000", Code::InvalidArgument),
-    ("10001", Code::InvalidArgument),
-    // Application set-up at the provider: nothing a caller can fix.
-    ("20000", Code::PermissionDenied),
-    ("20001", Code::PermissionDenied),
-    ("20002", Code::PermissionDenied),
-    ("20003", Code::PermissionDenied),
-    ("20004", Code::PermissionDenied),
-    ("20005", Code::PermissionDenied),
-    ("30000", Code::AlreadyExists),
-    ("30001", Code::NotFound),
-    ("30002", Code::FailedPrecondition),
-    ("30003", Code::AlreadyExists),
-    ("30006", Code::FailedPrecondition),
-    ("30007", Code::AlreadyExists),
-    ("30008", Code::FailedPrecondition),
-    ("30009", Code::InvalidArgument),
-    ("30012", Code::InvalidArgument),
-    ("30014", Code::FailedPrecondition),
-    ("30015", Code::FailedPrecondition),
-    ("30016", Code::NotFound),
-    ("30017", Code::AlreadyExists),
-    ("30018", Code::InvalidArgument),
-    ("30019", Code::NotFound),
-    ("30021", Code::FailedPrecondition),
-    ("30022", Code::FailedPrecondition),
-    ("30023", Code::FailedPrecondition),
-    ("30024", Code::AlreadyExists),
-    ("30025", Code::InvalidArgument),
-    ("30026", Code::AlreadyExists),
-    ("30027", Code::FailedPrecondition),
-    ("30028", Code::FailedPrecondition),
-    ("30029", Code::FailedPrecondition),
-    ("30030", Code::FailedPrecondition),
-    ("30031", Code::AlreadyExists),
-    ("30032", Code::FailedPrecondition),
-    ("30033", Code::FailedPrecondition),
-    ("30034", Code::FailedPrecondition),
-    ("30035", Code::AlreadyExists),
-    ("40000", Code::NotFound),
-    ("40001", Code::FailedPrecondition),
-    ("40002", Code::InvalidArgument),
-    ("40003", Code::FailedPrecondition),
-    ("40004", Code::FailedPrecondition),
-    ("40005", Code::InvalidArgument),
-    ("40006", Code::FailedPrecondition),
-    // The provider's channel timed out: the payment may or may not go through.
-    ("40007", Code::DeadlineExceeded),
-    ("40008", Code::InvalidArgument),
-    ("40009", Code::FailedPrecondition),
-    ("40010", Code::InvalidArgument),
-    ("40011", Code::FailedPrecondition),
-    ("40012", Code::InvalidArgument),
-    ("40013", Code::FailedPrecondition),
-    ("40014", Code::FailedPrecondition),
-    ("40015", Code::FailedPrecondition),
-    ("40016", Code::InvalidArgument),
-    ("40017", Code::AlreadyExists),
-    ("40018", Code::InvalidArgument),
-    ("40019", Code::FailedPrecondition),
-    ("40020", Code::InvalidArgument),
-    ("40021", Code::FailedPrecondition),
-    ("40022", Code::InvalidArgument),
-    ("40023", Code::FailedPrecondition),
-    ("40024", Code::NotFound),
-    ("40025", Code::FailedPrecondition),
-    ("40026", Code::PermissionDenied),
-    ("40027", Code::FailedPrecondition),
-    ("40028", Code::InvalidArgument),
-    ("40029", Code::InvalidArgument),
-    ("40030", Code::InvalidArgument),
-    ("40031", Code::FailedPrecondition),
-    ("40032", Code::FailedPrecondition),
-    ("50001", Code::InvalidArgument),
-    ("50002", Code::InvalidArgument),
-    ("50003", Code::InvalidArgument),
-    ("50004", Code::InvalidArgument),
-    ("50005", Code::InvalidArgument),
-    // Crypto failures at the provider mean our keys or protocol profile are wrong.
-    ("51000", Code::Internal),
-    ("51001", Code::Internal),
-    ("51002", Code::Internal),
-    ("51003", Code::Internal),
-    // 9000 and 9100 (and 40007) are OUTCOME_UNKNOWN, whatever this table says (from_call_error).
-    ("9000", Code::Unknown),
-    ("9100", Code::Unknown),
-];
-
-/// The gRPC code for a provider error code; unknown codes are UNKNOWN.
-pub fn code_for(provider_code: &str) -> Code {
-    PROVIDER_CODES
-        .iter()
-        .find(|(c, _)| *c == provider_code)
-        .map_or(Code::Unknown, |(_, code)| *code)
+/// The gRPC code of a refusal class (`provider::errors::Class`): about the
+/// request's content INVALID_ARGUMENT; about state (locked, not verified, no
+/// balance) FAILED_PRECONDITION; "exists already" ALREADY_EXISTS; "no such"
+/// NOT_FOUND; the application's set-up PERMISSION_DENIED; our keys INTERNAL.
+pub fn code_of(class: Class) -> Code {
+    match class {
+        Class::Invalid => Code::InvalidArgument,
+        Class::State => Code::FailedPrecondition,
+        Class::Exists => Code::AlreadyExists,
+        Class::Missing => Code::NotFound,
+        Class::Setup => Code::PermissionDenied,
+        Class::Keys => Code::Internal,
+        Class::ProviderFault => Code::Unknown,
+        Class::Timeout => Code::DeadlineExceeded,
+    }
 }
 
 const DOMAIN: &str = "yungate";
@@ -144,7 +65,7 @@ pub fn from_call_error(error: &CallError) -> Status {
             message,
             verified,
         } => {
-            let info = crate::provider::errors::lookup(code);
+            let info = errors::shown(code);
             let unverified = if *verified { "" } else { " [signature not verified]" };
             let text = match info {
                 Some(i) => format!(
@@ -157,23 +78,25 @@ pub fn from_call_error(error: &CallError) -> Status {
                 ("message".to_owned(), message.clone()),
                 ("verified".to_owned(), verified.to_string()),
             ]);
-            // The same codes make CallError::outcome() Unknown: one list, no drift.
-            if UNKNOWN_OUTCOME_CODES.contains(&code.as_str()) {
-                let mut metadata = metadata;
-                metadata.insert("providerCode".to_owned(), code.clone());
-                let (grpc_code, cause) = if code == "40007" {
-                    (Code::DeadlineExceeded, "PROVIDER_PAYMENT_TIMEOUT")
-                } else {
-                    (Code::Unknown, "PROVIDER_UNKNOWN_ERROR")
-                };
-                return outcome_unknown(
-                    grpc_code,
-                    format!("{text}; the call may still have been processed, check before retrying"),
-                    cause,
-                    metadata,
-                );
+            // The same column makes CallError::outcome() Unknown: one table, no drift.
+            // A code section 7 does not list (9999 of the 3.3 example) proves nothing either.
+            match errors::lookup(code) {
+                Some(e) if proves_something(code) => with_info(code_of(e.class), text, code, PROVIDER_DOMAIN, metadata),
+                found => {
+                    let mut metadata = metadata;
+                    metadata.insert("providerCode".to_owned(), code.clone());
+                    let (grpc_code, cause) = match found.map(|e| e.class) {
+                        Some(Class::Timeout) => (Code::DeadlineExceeded, "PROVIDER_PAYMENT_TIMEOUT"),
+                        _ => (Code::Unknown, "PROVIDER_UNKNOWN_ERROR"),
+                    };
+                    outcome_unknown(
+                        grpc_code,
+                        format!("{text}; the call may still have been processed, check before retrying"),
+                        cause,
+                        metadata,
+                    )
+                }
             }
-            with_info(code_for(code), text, code, PROVIDER_DOMAIN, metadata)
         }
         CallError::NotSent(detail) => {
             let mut details = ErrorDetails::with_error_info("PROVIDER_UNREACHABLE", DOMAIN, HashMap::new());
@@ -275,6 +198,8 @@ pub fn from_gateway_error(error: &GatewayError) -> Status {
             HashMap::new(),
             *retry_after,
         ),
+        GatewayError::NumberUsed(used) => number_used(used),
+        GatewayError::OrderFailed(failed) => order_failed(failed),
         GatewayError::Unresolved {
             cause,
             detail,
@@ -381,6 +306,104 @@ pub fn from_gateway_error(error: &GatewayError) -> Status {
         ),
         GatewayError::Internal(what) => internal(what),
     }
+}
+
+/// A number already used at the provider, met on a first attempt: says what
+/// it proves (something holds the number, not this request's doing here),
+/// never that the request failed or was refused for its content.
+fn number_used(used: &NumberUsed) -> Status {
+    let NumberUsed {
+        field,
+        confirmation,
+        code,
+        message,
+        verified,
+        existing,
+        durable,
+        replayed,
+    } = used;
+    let said = errors::shown(code).map_or("", |e| e.message_zh);
+    let unverified = if *verified { "" } else { ", signature not verified" };
+    let status = existing.map_or(String::new(), |s| {
+        format!("; the provider reports its status as {} {}", s.code(), s.name_zh())
+    });
+    let what = if *confirmation {
+        format!(
+            "the order this {field} names is no longer unpaid at the provider ({code} {said}{unverified}){status}: this confirmation was not applied"
+        )
+    } else {
+        format!(
+            "something with this {field} already exists at the provider ({code} {said}{unverified}){status}: this request was not processed under it"
+        )
+    };
+    let memory = if *durable {
+        ""
+    } else {
+        " This gateway keeps its records in memory: an attempt sent before its last restart is forgotten, and \
+         what exists may be that very attempt."
+    };
+    let mut metadata = HashMap::from([
+        ("field".to_owned(), (*field).to_owned()),
+        ("providerCode".to_owned(), code.clone()),
+        ("message".to_owned(), message.clone()),
+        ("verified".to_owned(), verified.to_string()),
+    ]);
+    if let Some(s) = existing {
+        metadata.insert("orderStatus".to_owned(), s.code().to_string());
+    }
+    let mut status = with_info(
+        Code::AlreadyExists,
+        format!(
+            "{what}. The gateway has no record of an earlier attempt with this {field}.{memory} If this intent was \
+             sent before, look that one up (GetOrderDetail, GetMemberInfo); otherwise use a new {field}."
+        ),
+        "NUMBER_ALREADY_USED",
+        DOMAIN,
+        metadata,
+    );
+    if *replayed {
+        status
+            .metadata_mut()
+            .insert(REPLAYED, MetadataValue::from_static("true"));
+    }
+    status
+}
+
+/// An order an earlier attempt made, found failed or closed: a failure the
+/// caller cannot take for a success, whichever rpc asked.
+fn order_failed(failed: &OrderFailed) -> Status {
+    let OrderFailed {
+        status,
+        order_no,
+        message,
+        replayed,
+    } = failed;
+    let why = message.as_deref().map_or(String::new(), |m| format!(": {m}"));
+    let mut metadata = HashMap::from([("orderStatus".to_owned(), status.code().to_string())]);
+    if let Some(no) = order_no {
+        metadata.insert("orderNo".to_owned(), no.clone());
+    }
+    if let Some(m) = message {
+        metadata.insert("payFailMessage".to_owned(), m.clone());
+    }
+    let mut grpc = with_info(
+        Code::FailedPrecondition,
+        format!(
+            "the order an earlier attempt made failed at the provider (6.13 status {} {}{why}): no money moved \
+             for it; a new attempt needs a new number",
+            status.code(),
+            status.name_zh()
+        ),
+        "ORDER_FAILED",
+        DOMAIN,
+        metadata,
+    );
+    grpc.metadata_mut()
+        .insert(RECOVERED, MetadataValue::from_static("true"));
+    if *replayed {
+        grpc.metadata_mut().insert(REPLAYED, MetadataValue::from_static("true"));
+    }
+    grpc
 }
 
 /// A request message did not arrive in time; the call never started.
@@ -552,17 +575,6 @@ pub fn internal(what: &str) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::errors::ERROR_CODES;
-
-    #[test]
-    fn every_section_7_code_is_mapped_once() {
-        for e in ERROR_CODES {
-            let n = PROVIDER_CODES.iter().filter(|(c, _)| *c == e.code).count();
-            assert_eq!(n, 1, "{} mapped {n} times", e.code);
-        }
-        assert_eq!(PROVIDER_CODES.len(), ERROR_CODES.len());
-        assert_eq!(code_for("12345"), Code::Unknown);
-    }
 
     #[test]
     fn business_errors_carry_error_info() {
@@ -594,11 +606,14 @@ mod tests {
         let unread = from_call_error(&CallError::RefusedUnread { status: 413 });
         assert_eq!(unread.code(), Code::InvalidArgument);
         assert!(unread.get_details_retry_info().is_none());
-        // 40007 支付超时, 9000 其他错误, 9100 未知错误: the call may have gone through.
+        // 40007 支付超时, 9000 其他错误, 9100 未知错误, and 9999 内部错误 of the 3.3
+        // example (l.229; not in section 7): the call may have gone through.
         for (code, grpc) in [
             ("40007", Code::DeadlineExceeded),
             ("9000", Code::Unknown),
             ("9100", Code::Unknown),
+            ("9999", Code::Unknown),
+            ("12345", Code::Unknown),
         ] {
             let status = from_call_error(&CallError::Business {
                 code: code.into(),

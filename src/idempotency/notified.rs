@@ -6,7 +6,11 @@
 //! changes (`Store::complete_unknown`), so a finished record keeps its own
 //! answer and a claim in flight finds out by itself. Only final statuses
 //! complete: `OK` (6.13 交易成功, 4) and `error` (交易失败, 3); `pending` leaves
-//! the record unknown.
+//! the record unknown. A notification completes a record only when it is
+//! about that record's request: the same amount, and the same payer where
+//! the request names the payer (4.2.12 `buyerBizUserId` "付款人",
+//! l.1914). Another request's (an older order with the same number) is
+//! flagged in the log and leaves the record unknown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +20,9 @@ use serde_json::{Map, Value as Json, json};
 use super::fingerprint::record_key;
 use super::outcome::{Stored, StoredResult};
 use crate::provider::calls::{Call, Idempotency, Resolution};
+use crate::provider::codes::OrderStatus;
 use crate::provider::notify::{Kind, Verified};
-use crate::store::Store;
-
-/// 6.13 交易成功 and 交易失败 (l.2968-2973).
-const SUCCEEDED: i64 = 4;
-const FAILED: i64 = 3;
+use crate::store::{Completed, Expect, Store};
 
 /// What completing needs: the records' store and how their keys are made.
 #[derive(Clone)]
@@ -62,9 +63,10 @@ pub fn answer_of(verified: &Verified) -> Option<Json> {
     if verified.kind != Kind::OrderResult {
         return None;
     }
-    let (pay_status, order_status) = match verified.body.status.as_deref() {
-        Some("OK") => ("success", SUCCEEDED),
-        Some("error") => ("fail", FAILED),
+    // 4.2.12 status "OK" / "error": 6.13 交易成功 / 交易失败 (l.2969-2970).
+    let status = match verified.body.status.as_deref() {
+        Some("OK") => OrderStatus::Success,
+        Some("error") => OrderStatus::Failed,
         _ => return None,
     };
     let value = &verified.body.return_value;
@@ -73,9 +75,9 @@ pub fn answer_of(verified: &Verified) -> Option<Json> {
     if let Some(no) = value.get("orderNo").filter(|v| !v.is_null()) {
         answer.insert("orderNo".into(), no.clone());
     }
-    answer.insert("payStatus".into(), json!(pay_status));
-    answer.insert("orderStatus".into(), json!(order_status));
-    if pay_status == "fail"
+    answer.insert("payStatus".into(), json!(status.pay_status()));
+    answer.insert("orderStatus".into(), json!(status.code()));
+    if status.is_failure()
         && let Some(message) = &verified.body.message
     {
         answer.insert("payFailMessage".into(), json!(message));
@@ -101,16 +103,25 @@ impl Completion {
         let refund = verified.body.return_value.get("refundWhereabouts").is_some();
         // All at once: with the store slow, the provider's answer waits for
         // one store timeout, not one per call.
+        let value = &verified.body.return_value;
+        let amount = value
+            .get("amount")
+            .and_then(|a| a.as_i64().or_else(|| a.as_str()?.trim().parse().ok()));
+        let buyer = value.get("buyerBizUserId").and_then(Json::as_str).map(str::to_owned);
         let mut tries = tokio::task::JoinSet::new();
         for call in order_calls().filter(|call| !refund || *call == Call::Refund) {
             let key = record_key(&self.secret, &self.sysid, call, order);
+            let expect = Expect {
+                member: if names_the_payer(call) { buyer.clone() } else { None },
+                amount,
+            };
             let (store, outcome, retention) = (Arc::clone(&self.store), outcome.clone(), self.retention);
-            tries.spawn(async move { (call, store.complete_unknown(&key, &outcome, retention).await) });
+            tries.spawn(async move { (call, store.complete_unknown(&key, &outcome, retention, &expect).await) });
         }
         let mut completed = 0;
         while let Some(done) = tries.join_next().await {
             match done {
-                Ok((call, Ok(true))) => {
+                Ok((call, Ok(Completed::Done))) => {
                     completed += 1;
                     tracing::info!(
                         call = call.spec().method,
@@ -118,7 +129,13 @@ impl Completion {
                         "an unknown outcome completed by the provider's notification"
                     );
                 }
-                Ok((_, Ok(false))) => {}
+                Ok((call, Ok(Completed::Mismatch))) => tracing::warn!(
+                    call = call.spec().method,
+                    section = call.spec().section,
+                    "an order result with the number of an unknown outcome is about another request (payer or \
+                     amount differ): not taken as its outcome"
+                ),
+                Ok((_, Ok(Completed::NotUnknown))) => {}
                 Ok((_, Err(e))) => {
                     tracing::warn!(error = %e, "cannot complete idempotency records from a notification")
                 }
@@ -127,6 +144,14 @@ impl Completion {
         }
         completed
     }
+}
+
+/// Whether the call's member is the order's payer (4.2.12's `buyerBizUserId`):
+/// deposits, withdrawals, consumption and agent collection (`bizUserId` or
+/// `payerId`) and their confirmations; an agent pay names its receiver, a
+/// refund its receiver.
+fn names_the_payer(call: Call) -> bool {
+    !matches!(call, Call::SignalAgentPaySimplify | Call::Refund)
 }
 
 #[cfg(test)]

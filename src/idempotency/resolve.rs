@@ -1,19 +1,25 @@
 //! Resolution of an unknown outcome: before anything is sent again, ask the provider what the earlier attempt did (`Resolution` in the call table).
+//!
+//! A query completes a record only with what it proves about this very
+//! request: getOrderDetail is asked with the request's own member and
+//! number (the provider answers 40022 订单和用户不匹配 when the number is
+//! another member's, which is flagged, never adopted), and its answer says
+//! no more than the order's 6.13 status, so the recovered answer carries
+//! no more than that either.
 
 use serde_json::{Map, Value as Json, json};
+use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
 use crate::error::GatewayError;
-use crate::exchange::{ProviderAnswer, ProviderRequest};
-use crate::provider::calls::{Call, Resolution};
+use crate::exchange::{ProviderAnswer, ProviderRequest, Subject};
+use crate::provider::calls::{Call, CallSpec, Resolution};
 use crate::provider::client::CallError;
+use crate::provider::codes::OrderStatus;
+use crate::provider::errors::code;
 
-/// 40000 订单不存在 (section 7, l.3271).
-const ORDER_NOT_FOUND: &str = "40000";
-/// 30001 用户不存在 (section 7, l.3241).
-const USER_NOT_FOUND: &str = "30001";
-/// 6.13 未支付 (l.2968).
-const UNPAID: i64 = 1;
+/// 40022 订单和用户不匹配 (section 7, l.3294): the number is another member's order.
+const ORDER_OF_ANOTHER_MEMBER: &str = "40022";
 
 /// What the provider knows about the earlier attempt.
 #[derive(Debug)]
@@ -30,26 +36,6 @@ pub enum Resolved {
     Refused(GatewayError),
 }
 
-/// 6.13 order status -> the `payStatus` words of the order calls' answers.
-/// A status the table does not list is pending, never success.
-pub fn pay_status(order_status: i64) -> &'static str {
-    match order_status {
-        4 | 5 => "success",
-        3 | 6 => "fail",
-        _ => "pending",
-    }
-}
-
-fn text(param: &Map<String, Json>, field: &str) -> Option<String> {
-    param.get(field).and_then(Json::as_str).map(str::to_owned)
-}
-
-fn integer(value: &Json) -> Option<i64> {
-    value
-        .as_i64()
-        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
-}
-
 /// Why a query did not answer with a result.
 enum QueryFailed {
     /// The provider refused it with this code.
@@ -64,15 +50,12 @@ async fn query<S>(
     inner: S,
     call: Call,
     param: Map<String, Json>,
-    request: &ProviderRequest,
+    deadline: Option<Instant>,
 ) -> Result<Json, QueryFailed>
 where
     S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError>,
 {
-    match inner
-        .oneshot(ProviderRequest::internal(call, param, request.deadline))
-        .await
-    {
+    match inner.oneshot(ProviderRequest::internal(call, param, deadline)).await {
         Ok(ProviderAnswer { result: Ok(value), .. }) => Ok(value),
         Ok(ProviderAnswer {
             result: Err(CallError::Business { code, .. }),
@@ -85,6 +68,19 @@ where
 
 fn query_failed(method: &str, failed: QueryFailed) -> Resolved {
     match failed {
+        QueryFailed::Code(code) if code == ORDER_OF_ANOTHER_MEMBER => {
+            tracing::warn!(
+                method,
+                "the number of an unknown outcome belongs to another member's order: not adopted"
+            );
+            Resolved::Unresolved {
+                cause: "RESOLUTION_MISMATCH",
+                detail: format!(
+                    "{method} says the number belongs to another member's order (40022 订单和用户不匹配): \
+                     it is not this request's outcome"
+                ),
+            }
+        }
         QueryFailed::Code(code) => failed_with(format!("{method} was refused with {code}")),
         QueryFailed::Other(detail) => failed_with(format!("{method}: {detail}")),
         QueryFailed::Refused(e) => Resolved::Refused(e),
@@ -98,13 +94,71 @@ fn failed_with(detail: String) -> Resolved {
     }
 }
 
+/// The getOrderDetail parameters of a request resolved by it: its member and order number.
+fn order_query(spec: &CallSpec, subject: &Subject) -> Option<Map<String, Json>> {
+    if !matches!(
+        spec.resolution,
+        Resolution::OrderDetail { .. } | Resolution::PaymentDetail
+    ) {
+        return None;
+    }
+    let (Some(user), Some(order)) = (&subject.member, &subject.biz_order_no) else {
+        return None;
+    };
+    let mut param = Map::new();
+    param.insert("bizUserId".into(), json!(user));
+    param.insert("bizOrderNo".into(), json!(order));
+    Some(param)
+}
+
+/// The 6.13 status of the order a request names, when its call is resolved
+/// by getOrderDetail and the provider answers; `None` otherwise (a
+/// number-used answer then says less, nothing more).
+pub async fn order_status<S>(
+    inner: S,
+    spec: &CallSpec,
+    subject: &Subject,
+    deadline: Option<Instant>,
+) -> Option<OrderStatus>
+where
+    S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError>,
+{
+    let param = order_query(spec, subject)?;
+    let detail = query(inner, Call::GetOrderDetail, param, deadline).await.ok()?;
+    detail.get("orderStatus").and_then(integer).map(OrderStatus::from_code)
+}
+
+fn integer(value: &Json) -> Option<i64> {
+    value
+        .as_i64()
+        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+/// The answer an order call stands for when all that is known is its 6.13
+/// status: the numbers the query was asked with, `payStatus` (with
+/// "unpaid" for 1 未支付, which the calls' own answers never say) and
+/// `orderStatus`. Nothing the query does not prove (the amount, the
+/// provider's order number, a payment's `payInfo`) is filled in.
+pub fn order_answer(subject: &Subject, status: OrderStatus) -> Json {
+    let mut answer = Map::new();
+    if let Some(order) = &subject.biz_order_no {
+        answer.insert("bizOrderNo".into(), json!(order));
+    }
+    if let Some(user) = &subject.member {
+        answer.insert("bizUserId".into(), json!(user));
+    }
+    answer.insert("payStatus".into(), json!(status.pay_status()));
+    answer.insert("orderStatus".into(), json!(status.code()));
+    Json::Object(answer)
+}
+
 /// Asks the provider about the earlier attempt of `request`.
 pub async fn resolve<S>(inner: S, request: &ProviderRequest) -> Resolved
 where
     S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError>,
 {
-    let spec = request.call.spec();
-    let p = &request.param;
+    let spec = request.spec;
+    let subject = &request.subject;
     match spec.resolution {
         Resolution::Resend => Resolved::Resend,
         Resolution::NoQuery => Resolved::Unresolved {
@@ -115,47 +169,35 @@ where
             ),
         },
         Resolution::OrderDetail { .. } | Resolution::PaymentDetail => {
-            let member = match spec.resolution {
-                Resolution::OrderDetail { member } => member,
-                _ => "bizUserId",
+            let Some(param) = order_query(spec, subject) else {
+                return failed_with("the request has no member or bizOrderNo to query with".into());
             };
-            let (Some(user), Some(order)) = (text(p, member), text(p, "bizOrderNo")) else {
-                return failed_with(format!("the request has no {member} or bizOrderNo to query with"));
-            };
-            let mut param = Map::new();
-            param.insert("bizUserId".into(), json!(user));
-            param.insert("bizOrderNo".into(), json!(order));
-            match query(inner, Call::GetOrderDetail, param, request).await {
+            match query(inner, Call::GetOrderDetail, param, request.deadline).await {
                 Ok(detail) => {
-                    let Some(status) = detail.get("orderStatus").and_then(integer) else {
+                    let Some(status) = detail.get("orderStatus").and_then(integer).map(OrderStatus::from_code) else {
                         return failed_with("getOrderDetail answered without an orderStatus".into());
                     };
-                    if spec.resolution == Resolution::PaymentDetail && status == UNPAID {
+                    // 6.13 1 未支付 (l.2968): the order is there, its confirmation never landed.
+                    if spec.resolution == Resolution::PaymentDetail && status == OrderStatus::Unpaid {
                         return Resolved::Absent;
                     }
-                    let mut answer = Map::new();
-                    answer.insert("bizOrderNo".into(), json!(order));
-                    answer.insert("bizUserId".into(), json!(user));
-                    answer.insert("payStatus".into(), json!(pay_status(status)));
-                    answer.insert("orderStatus".into(), json!(status));
-                    for field in ["amount", "bizBatchNo"] {
-                        if let Some(v) = p.get(field) {
-                            answer.insert(field.into(), v.clone());
-                        }
+                    let mut answer = order_answer(subject, status);
+                    if let Some(batch) = request.param.get("bizBatchNo") {
+                        answer["bizBatchNo"] = batch.clone();
                     }
-                    Resolved::Landed(Json::Object(answer))
+                    Resolved::Landed(answer)
                 }
-                Err(QueryFailed::Code(code)) if code == ORDER_NOT_FOUND => Resolved::Absent,
+                Err(QueryFailed::Code(code)) if code == code::ORDER_NOT_FOUND => Resolved::Absent,
                 Err(failed) => query_failed("getOrderDetail", failed),
             }
         }
         Resolution::MemberInfo => {
-            let Some(user) = text(p, "bizUserId") else {
+            let Some(user) = &subject.member else {
                 return failed_with("the request has no bizUserId to query with".into());
             };
             let mut param = Map::new();
             param.insert("bizUserId".into(), json!(user));
-            match query(inner, Call::GetMemberInfo, param, request).await {
+            match query(inner, Call::GetMemberInfo, param, request.deadline).await {
                 Ok(info) => {
                     let member = match info.get("memberInfo") {
                         Some(Json::String(s)) => serde_json::from_str(s).unwrap_or(Json::Null),
@@ -169,7 +211,7 @@ where
                     }
                     Resolved::Landed(Json::Object(answer))
                 }
-                Err(QueryFailed::Code(code)) if code == USER_NOT_FOUND => Resolved::Absent,
+                Err(QueryFailed::Code(code)) if code == code::USER_NOT_FOUND => Resolved::Absent,
                 Err(failed) => query_failed("getMemberInfo", failed),
             }
         }
@@ -178,17 +220,25 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::pay_status;
+    use super::*;
 
     #[test]
-    fn order_statuses_map_to_pay_statuses_and_unknown_is_pending() {
-        // 6.13 (l.2968-2973): 1 未支付, 3 交易失败, 4 交易成功, 5 交易成功-发生退款, 6 关闭, 99 进行中.
-        assert_eq!(pay_status(1), "pending");
-        assert_eq!(pay_status(3), "fail");
-        assert_eq!(pay_status(4), "success");
-        assert_eq!(pay_status(5), "success");
-        assert_eq!(pay_status(6), "fail");
-        assert_eq!(pay_status(99), "pending");
-        assert_eq!(pay_status(7), "pending");
+    fn a_recovered_order_says_unpaid_apart_from_pending() {
+        let subject = Subject {
+            biz_order_no: Some("o1".into()),
+            member: Some("u1".into()),
+            amount: Some(500),
+            ..Subject::default()
+        };
+        // 6.13 l.2968 未支付 vs l.2973 进行中.
+        let unpaid = order_answer(&subject, OrderStatus::from_code(1));
+        assert_eq!(unpaid["payStatus"], "unpaid");
+        assert_eq!(
+            order_answer(&subject, OrderStatus::from_code(99))["payStatus"],
+            "pending"
+        );
+        assert_eq!(unpaid["orderStatus"], 1);
+        // getOrderDetail answers orderStatus only (l.2251): the amount is not proved.
+        assert!(unpaid.get("amount").is_none(), "{unpaid}");
     }
 }

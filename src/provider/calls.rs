@@ -59,6 +59,12 @@ pub enum Idempotency {
     /// confirms: like `Natural`, but a refusal (a wrong SMS code) is not
     /// kept, so that a corrected confirmation of the same order can be sent.
     Confirmation(&'static str),
+    /// A mutation that may act on its number more than once: 4.2.16 releases
+    /// one freeze in parts, each naming the freeze's number ("对应冻结金额时的
+    /// 订单号", l.2047). Keyed by that number together with the caller's
+    /// `idempotency-key`, which is then required: two partial releases are
+    /// two calls, a retry of one is the same call.
+    Part(&'static str),
     /// A mutation without a natural number: idempotent when the caller sends
     /// an `idempotency-key`, otherwise passed through as sent.
     CallerKey,
@@ -85,7 +91,7 @@ impl Idempotency {
     /// The request field holding the call's own idempotency key, if it has one.
     pub fn natural_field(self) -> Option<&'static str> {
         match self {
-            Idempotency::Natural(field) | Idempotency::Confirmation(field) => Some(field),
+            Idempotency::Natural(field) | Idempotency::Confirmation(field) | Idempotency::Part(field) => Some(field),
             Idempotency::Query | Idempotency::CallerKey => None,
         }
     }
@@ -1049,7 +1055,7 @@ impl Call {
                 method: "unfreezeMoney",
                 kind: CallKind::Backend,
                 rpc: "UnfreezeMoney",
-                idempotency: Idempotency::Natural("bizFreezenNo"),
+                idempotency: Idempotency::Part("bizFreezenNo"),
                 moves_money: true,
                 resolution: Resolution::NoQuery,
                 rate_class: RateClass::Order,

@@ -107,10 +107,10 @@ pub enum CallError {
     },
 }
 
-/// Provider codes that say nothing about whether the call was processed:
-/// 40007 支付超时 (the channel timed out, the payment may still go through),
-/// 9000 其他错误 and 9100 未知错误 (also what an error without a code reads as).
-pub const UNKNOWN_OUTCOME_CODES: [&str; 3] = ["40007", "9000", "9100"];
+/// Whether an answer with `code` proves anything about the request (see `errors::Proves`).
+pub fn proves_something(code: &str) -> bool {
+    super::errors::lookup(code).is_some_and(|e| e.proves != super::errors::Proves::Nothing)
+}
 
 /// The code an error answer without `errorCode` is read as.
 const NO_CODE: &str = "9100";
@@ -127,15 +127,15 @@ impl CallError {
     }
 
     /// What the failure means for money the call may have moved. Only a
-    /// verified refusal with a code that means "refused" is definite.
+    /// verified refusal whose code proves something (section 7's
+    /// [`Proves`](super::errors::Proves): not 40007, 9000, 9100, nor a code
+    /// the spec does not list) is definite.
     pub fn outcome(&self) -> Outcome {
         match self {
             CallError::NotSent(_) | CallError::RefusedUnread { .. } => Outcome::NotSent,
-            CallError::Business { code, verified, .. }
-                if *verified && !UNKNOWN_OUTCOME_CODES.contains(&code.as_str()) =>
-            {
-                Outcome::Definite
-            }
+            CallError::Business {
+                code, verified: true, ..
+            } if proves_something(code) => Outcome::Definite,
             _ => Outcome::Unknown,
         }
     }

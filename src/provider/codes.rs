@@ -101,6 +101,63 @@ code_table! {
     }
 }
 
+code_table! {
+    /// 6.13 Order status (l.2965-2973): what getOrderDetail (4.2.21)
+    /// answers, and what the sandbox's orders go through.
+    OrderStatus {
+        /// 未支付: created, waiting for its confirmation.
+        Unpaid = 1,
+        /// 交易失败: "交易过程中出现错误".
+        Failed = 3,
+        /// 交易成功.
+        Success = 4,
+        /// 交易成功-发生退款: succeeded, then (partly) refunded.
+        Refunded = 5,
+        /// 关闭: "订单在过期时间内，没有进行确认操作" (never paid).
+        Closed = 6,
+        /// 进行中: the channel or the bank has not answered yet.
+        Pending = 99,
+    }
+}
+
+impl OrderStatus {
+    /// Whether the order's money moved (4 交易成功, 5 交易成功-发生退款).
+    pub fn is_success(self) -> bool {
+        matches!(self, OrderStatus::Success | OrderStatus::Refunded)
+    }
+
+    /// Whether the order ended without moving money (3 交易失败, 6 关闭).
+    pub fn is_failure(self) -> bool {
+        matches!(self, OrderStatus::Failed | OrderStatus::Closed)
+    }
+
+    /// The word of the order calls' `payStatus` (4.2.2-4.2.8: "success",
+    /// "pending", "fail"), and "unpaid" for 1 未支付, which those answers
+    /// never carry but a recovered order must not pass off as in progress.
+    /// A status the table does not list is pending, never success.
+    pub fn pay_status(self) -> &'static str {
+        match self {
+            OrderStatus::Success | OrderStatus::Refunded => "success",
+            OrderStatus::Failed | OrderStatus::Closed => "fail",
+            OrderStatus::Unpaid => "unpaid",
+            OrderStatus::Pending | OrderStatus::Unknown(_) => "pending",
+        }
+    }
+
+    /// The spec's name of the status (6.13), for messages.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            OrderStatus::Unpaid => "未支付",
+            OrderStatus::Failed => "交易失败",
+            OrderStatus::Success => "交易成功",
+            OrderStatus::Refunded => "交易成功-发生退款",
+            OrderStatus::Closed => "关闭",
+            OrderStatus::Pending => "进行中",
+            OrderStatus::Unknown(_) => "未知状态",
+        }
+    }
+}
+
 /// Reads an integer sent as a number or as a numeric string (the spec's own
 /// examples send Long fields as strings).
 pub fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
@@ -173,5 +230,23 @@ mod tests {
         assert_eq!(serde_json::from_str::<MemberType>("7").unwrap(), MemberType::Unknown(7));
         assert!(serde_json::from_str::<MemberType>("\"x\"").is_err());
         assert!(serde_json::from_str::<MemberType>("2.5").is_err());
+    }
+
+    #[test]
+    fn order_statuses_are_success_failure_or_open_and_unknown_is_never_success() {
+        // 6.13 (l.2968-2973): 1 未支付, 3 交易失败, 4 交易成功, 5 交易成功-发生退款, 6 关闭, 99 进行中.
+        let words: Vec<&str> = [1, 3, 4, 5, 6, 99, 7]
+            .into_iter()
+            .map(|n| OrderStatus::from_code(n).pay_status())
+            .collect();
+        assert_eq!(
+            words,
+            ["unpaid", "fail", "success", "success", "fail", "pending", "pending"]
+        );
+        assert!(!OrderStatus::Unknown(7).is_success() && !OrderStatus::Unknown(7).is_failure());
+        assert_eq!(
+            serde_json::from_str::<OrderStatus>("\"4\"").unwrap(),
+            OrderStatus::Success
+        );
     }
 }

@@ -21,7 +21,8 @@ pub struct Faults {
     pub processing_ms: u64,
     /// Chance per call of refusing it, before anything is committed, with `error_code`.
     pub error_rate: BTreeMap<String, f64>,
-    /// The section 7 code of injected refusals (default 9000, 其他错误).
+    /// The code of injected refusals (default 9000, 其他错误): any code the
+    /// spec shows, section 7's and 9999 内部错误 of the 3.3 example (l.229).
     pub error_code: Option<String>,
     /// Chance per call of committing it and then never answering in time:
     /// the answer waits `hang_ms`, longer than any sane client timeout.
@@ -32,12 +33,14 @@ pub struct Faults {
     pub unsigned_rate: f64,
     /// Chance per successful answer of sending it with a wrong signature.
     pub bad_signature_rate: f64,
-    /// How v1 error answers are signed (the spec shows a `sign` on them,
-    /// l.228, without saying what it covers).
+    /// How v1 error answers are signed: by default as the spec shows them
+    /// (l.228, a `sign` over `"signedValue": "error"`), which the official
+    /// v1 clients verify and accept.
     pub v1_error_signature: V1ErrorSignature,
     /// Notifications.
     pub notifications: NotificationFaults,
-    /// Bank payouts: withdrawals, agent pay to bank accounts, batch items.
+    /// Bank payouts: withdrawals, agent pay to bank accounts, batch items,
+    /// refunds to bank cards.
     pub payouts: PayoutFaults,
 }
 
@@ -45,12 +48,16 @@ pub struct Faults {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum V1ErrorSignature {
-    /// No `signedValue`, no `sign` (as many of the provider's are).
-    #[default]
-    Unsigned,
     /// The spec's example (l.228): `"signedValue": "error"`, signed with the
-    /// provider's key; authentic, but it proves no code.
+    /// provider's key. 3.2 lists `sign` without condition (l.204) and every
+    /// response table marks it required (e.g. l.332); the official v1 PHP
+    /// client verifies `sign` over `signedValue` whenever a `sign` is
+    /// there. Authentic, but it proves no code.
+    #[default]
     SpecExample,
+    /// No `signedValue`, no `sign`: a fault (real integrations report such
+    /// answers; a client that insists on a `sign` rejects them).
+    Unsigned,
     /// `signedValue` = `errorCode=..&message=..` signed, as v2 does: proves the code.
     CodeAndMessage,
     /// `errorCode=..&message=..` with a `sign` that does not verify.
@@ -173,8 +180,10 @@ impl Faults {
             }
         }
         if let Some(code) = &self.error_code {
-            if crate::provider::errors::lookup(code).is_none() {
-                return Err(format!("errorCode {code:?} is not a section 7 code"));
+            if crate::provider::errors::shown(code).is_none() {
+                return Err(format!(
+                    "errorCode {code:?} is not a code the spec shows (section 7, or 9999 of 3.3)"
+                ));
             }
         }
         Ok(())

@@ -74,30 +74,8 @@ impl OrderKind {
     }
 }
 
-/// Order status (6.13).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    Unpaid,
-    Failed,
-    Success,
-    Refunded,
-    Closed,
-    Pending,
-}
-
-impl OrderStatus {
-    /// The 6.13 code.
-    pub fn code(self) -> i64 {
-        match self {
-            OrderStatus::Unpaid => 1,
-            OrderStatus::Failed => 3,
-            OrderStatus::Success => 4,
-            OrderStatus::Refunded => 5,
-            OrderStatus::Closed => 6,
-            OrderStatus::Pending => 99,
-        }
-    }
-}
+/// Order status (6.13): the one table in `provider::codes`.
+pub use crate::provider::codes::OrderStatus;
 
 /// One split rule (5.3), recursive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +229,8 @@ pub struct Order {
     /// Refunds: the refunded order, where the money went (1 balance, 2 card), and the coupon part.
     pub refund_of: Option<String>,
     pub refund_whereabouts: Option<i64>,
+    /// A refund to a card waiting for the bank: its couponAmount and feeAmount, settled when it answers.
+    pub refund_terms: Option<(i64, i64)>,
     pub refunded: i64,
     pub fail_message: Option<String>,
 }
@@ -284,6 +264,7 @@ impl Order {
             payout: None,
             refund_of: None,
             refund_whereabouts: None,
+            refund_terms: None,
             refunded: 0,
             fail_message: None,
         }

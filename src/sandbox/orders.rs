@@ -168,11 +168,13 @@ fn notify_result(state: &mut SandboxState, order: &Order) {
         .or_else(|| order.back_url.clone());
     let Some(url) = url else { return };
     let to_bank = order.payout.is_some();
+    // "退款到银行卡成功、失败" (3.6 l.283).
+    let card_refund = order.kind == OrderKind::Refund && order.refund_whereabouts == Some(2);
     let (status, notify) = match order.status {
         OrderStatus::Success | OrderStatus::Refunded => ("OK", true),
-        OrderStatus::Failed => ("error", to_bank),
+        OrderStatus::Failed => ("error", to_bank || card_refund),
         OrderStatus::Pending => ("pending", to_bank),
-        OrderStatus::Unpaid | OrderStatus::Closed => ("", false),
+        OrderStatus::Unpaid | OrderStatus::Closed | OrderStatus::Unknown(_) => ("", false),
     };
     if !notify {
         return;
@@ -650,6 +652,12 @@ pub fn finish_due_payouts(state: &mut SandboxState, at: OffsetDateTime) {
         if order.status != OrderStatus::Pending {
             continue;
         }
+        if order.kind == OrderKind::Refund {
+            finish_card_refund(state, &mut order, payout.succeeds, &escrow);
+            notify_result(state, &order);
+            state.orders.insert(order.biz_order_no.clone(), order);
+            continue;
+        }
         let paid = payout.succeeds && finish_payout(&mut state.books, &order, &escrow, true).is_ok();
         if paid {
             mark_paid(&mut order);
@@ -665,6 +673,39 @@ pub fn finish_due_payouts(state: &mut SandboxState, at: OffsetDateTime) {
         notify_result(state, &order);
         state.orders.insert(order.biz_order_no.clone(), order);
     }
+}
+
+/// The bank's late answer to a refund to a card: settled now, or failed
+/// (and the amount it held back is refundable again).
+fn finish_card_refund(state: &mut SandboxState, order: &mut Order, succeeds: bool, escrow: &str) {
+    let (coupon_amount, fee_amount) = order.refund_terms.unwrap_or((0, 0));
+    let ori_no = order.refund_of.clone().unwrap_or_default();
+    let settled = match state.orders.get(&ori_no).cloned() {
+        Some(mut original) if succeeds => {
+            // What was refunded before this one: its own amount was held at acceptance.
+            original.refunded -= order.amount;
+            state
+                .books
+                .settle_refund(&original, order, fee_amount, coupon_amount, escrow, false)
+                .is_ok()
+        }
+        _ => false,
+    };
+    if settled {
+        mark_paid(order);
+        if let Some(ori) = state.orders.get_mut(&ori_no) {
+            ori.status = OrderStatus::Refunded;
+        }
+        return;
+    }
+    if succeeds {
+        tracing::warn!("sandbox: a pending card refund could not complete; it fails");
+    }
+    if let Some(ori) = state.orders.get_mut(&ori_no) {
+        ori.refunded -= order.amount;
+    }
+    order.status = OrderStatus::Failed;
+    order.fail_message = Some(BANK_REFUSED.to_owned());
 }
 
 /// The stored order for a confirmation by `biz_user_id`, after expiry is applied.
@@ -1034,8 +1075,16 @@ pub fn batch_agent_pay(
     Ok(json!({ "bizBatchNo": biz_batch_no }))
 }
 
-/// 4.2.17 refund.
-pub fn refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject> {
+/// 4.2.17 refund. A refund that goes back to a bank card (refundWhereabouts
+/// 2) is a payout: under the payouts knob the bank may refuse it or answer
+/// later, and 3.6 notifies "退款到银行卡成功、失败" (l.283). The call's own
+/// answer (l.2097-2103) has no status: it says the refund was accepted.
+pub fn refund(
+    state: &mut SandboxState,
+    config: &SandboxConfig,
+    faults: &Faults,
+    p: &Params<'_>,
+) -> Result<Value, Reject> {
     let biz_order_no = p.str("bizOrderNo")?;
     let ori_no = p.str("oriBizOrderNo")?;
     let biz_user_id = p.str("bizUserId")?;
@@ -1138,14 +1187,41 @@ pub fn refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject>
         )
     };
     let escrow = state.escrow.clone();
-    let whereabouts = state
-        .books
-        .settle_refund(&original, &order, fee_amount, coupon_amount, &escrow, false)?;
-    order.refund_whereabouts = Some(whereabouts);
-    mark_paid(&mut order);
-    if let Some(ori) = state.orders.get_mut(&ori_no) {
-        ori.refunded += amount;
-        ori.status = OrderStatus::Refunded;
+    let fate = if refunds_to_card(&original, &order, coupon_amount) {
+        state.payout_fate(&faults.payouts)
+    } else {
+        PayoutFate::Paid
+    };
+    match fate {
+        PayoutFate::Paid => {
+            let whereabouts =
+                state
+                    .books
+                    .settle_refund(&original, &order, fee_amount, coupon_amount, &escrow, false)?;
+            order.refund_whereabouts = Some(whereabouts);
+            mark_paid(&mut order);
+            if let Some(ori) = state.orders.get_mut(&ori_no) {
+                ori.refunded += amount;
+                ori.status = OrderStatus::Refunded;
+            }
+        }
+        // The bank refused the card refund: nothing moved.
+        PayoutFate::Failed => {
+            order.refund_whereabouts = Some(2);
+            order.status = OrderStatus::Failed;
+            order.fail_message = Some(BANK_REFUSED.to_owned());
+        }
+        // Nothing moves until the bank answers; the amount is spoken for,
+        // so that no other refund can take it meanwhile.
+        PayoutFate::Pending { succeeds } => {
+            order.refund_whereabouts = Some(2);
+            order.status = OrderStatus::Pending;
+            order.refund_terms = Some((coupon_amount, fee_amount));
+            if let Some(ori) = state.orders.get_mut(&ori_no) {
+                ori.refunded += amount;
+            }
+            schedule_payout(state, config, faults, &order, succeeds);
+        }
     }
     notify_result(state, &order);
     let answer = json!({
@@ -1157,6 +1233,20 @@ pub fn refund(state: &mut SandboxState, p: &Params<'_>) -> Result<Value, Reject>
     });
     state.orders.insert(biz_order_no, order);
     Ok(answer)
+}
+
+/// Whether a refund of `original` goes (at least in part) back to a bank
+/// card: its inbound channel part refunds to the card ("退款金额原路返回
+/// (POS 支付、实名付除外)", 4.2.17 note 4, l.2070) and something is left
+/// of it after coupons.
+fn refunds_to_card(original: &Order, refund: &Order, coupon_amount: i64) -> bool {
+    let channel = original
+        .parts
+        .iter()
+        .find(|p| p.method.direction == super::payment::Direction::Inbound);
+    matches!(channel, Some(part) if !part.method.refund_to_balance
+        && part.amount > original.refunded.min(part.amount)
+        && refund.amount > coupon_amount)
 }
 
 /// 4.2.18 failureBidRefund: full refunds of a failed P2P target's collect orders, all or nothing, to balances.

@@ -9,7 +9,7 @@ use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-use super::{Claim, ClaimTerms, Limit, RateDecision, Store, StoreError, StoreFuture, Window};
+use super::{Claim, ClaimTerms, Completed, Expect, Limit, RateDecision, Store, StoreError, StoreFuture, Window};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -28,6 +28,8 @@ struct Record {
     settled: Instant,
     outcome: Vec<u8>,
     expires: Instant,
+    /// What the request is about (`ClaimTerms::subject`).
+    subject: Vec<u8>,
 }
 
 impl Record {
@@ -104,6 +106,7 @@ impl Store for MemoryStore {
                         settled: now + terms.attempt,
                         outcome: Vec::new(),
                         expires: now + terms.retention,
+                        subject: terms.subject.clone(),
                     },
                 );
                 return Claim::Fresh;
@@ -169,13 +172,20 @@ impl Store for MemoryStore {
         ready(done)
     }
 
-    fn complete_unknown<'a>(&'a self, key: &'a str, outcome: &'a [u8], retention: Duration) -> StoreFuture<'a, bool> {
+    fn complete_unknown<'a>(
+        &'a self,
+        key: &'a str,
+        outcome: &'a [u8],
+        retention: Duration,
+        expect: &'a Expect,
+    ) -> StoreFuture<'a, Completed> {
         let done = self.with_record(key, |records, now| match records.map.get_mut(key) {
+            Some(r) if r.state == State::Unknown && !expect.agrees(&r.subject) => Completed::Mismatch,
             Some(r) if r.state == State::Unknown => {
                 r.finish(outcome, now + retention);
-                true
+                Completed::Done
             }
-            _ => false,
+            _ => Completed::NotUnknown,
         });
         ready(done)
     }

@@ -9,21 +9,21 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
-use super::{Claim, ClaimTerms, Limit, RateDecision, Store, StoreError, StoreFuture, Window};
+use super::{Claim, ClaimTerms, Completed, Expect, Limit, RateDecision, Store, StoreError, StoreFuture, Window};
 
 /// Milliseconds since the epoch by Redis' own clock.
 const NOW_MS: &str =
     "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
 
 /// KEYS[1] record; ARGV fingerprint, token, lease ms, retention ms,
-/// attempt ms. Fields: st (p pending, u unknown, d done), fp, tok, exp
-/// (lease end), su (until when the provider may act on the last attempt),
-/// out. Returns {state, payload}.
+/// attempt ms, subject. Fields: st (p pending, u unknown, d done), fp, tok,
+/// exp (lease end), su (until when the provider may act on the last
+/// attempt), out, sj (the subject, JSON). Returns {state, payload}.
 const CLAIM: &str = r#"
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then
   redis.call('HSET', KEYS[1], 'st', 'p', 'fp', ARGV[1], 'tok', ARGV[2], 'exp', now + tonumber(ARGV[3]),
-    'su', now + tonumber(ARGV[5]))
+    'su', now + tonumber(ARGV[5]), 'sj', ARGV[6])
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   return {'fresh', ''}
 end
@@ -67,10 +67,20 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 "#;
 
-/// KEYS[1] record; ARGV outcome, retention ms. Only an unknown record
-/// nobody holds: a live claim finds its own answer.
+/// KEYS[1] record; ARGV outcome, retention ms, expected member ('' not
+/// checked), expected amount ('' not checked). Only an unknown record
+/// nobody holds (a live claim finds its own answer), and only one whose
+/// subject agrees: 1 completed, 0 not unknown, -1 another request's.
 const COMPLETE_UNKNOWN: &str = r#"
 if redis.call('HGET', KEYS[1], 'st') ~= 'u' then return 0 end
+local sj = redis.call('HGET', KEYS[1], 'sj')
+if sj and sj ~= '' then
+  local ok, subject = pcall(cjson.decode, sj)
+  if ok and type(subject) == 'table' then
+    if ARGV[3] ~= '' and type(subject.member) == 'string' and subject.member ~= ARGV[3] then return -1 end
+    if ARGV[4] ~= '' and type(subject.amount) == 'number' and subject.amount ~= tonumber(ARGV[4]) then return -1 end
+  end
+end
 redis.call('HSET', KEYS[1], 'st', 'd', 'out', ARGV[1], 'tok', '', 'exp', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
@@ -213,6 +223,7 @@ impl Store for RedisStore {
                 .arg(millis(terms.lease))
                 .arg(millis(terms.retention))
                 .arg(millis(terms.attempt))
+                .arg(terms.subject.as_slice())
                 .invoke_async(&mut connection)
                 .await
                 .map_err(store_error)?;
@@ -275,11 +286,34 @@ impl Store for RedisStore {
         })
     }
 
-    fn complete_unknown<'a>(&'a self, key: &'a str, outcome: &'a [u8], retention: Duration) -> StoreFuture<'a, bool> {
+    fn complete_unknown<'a>(
+        &'a self,
+        key: &'a str,
+        outcome: &'a [u8],
+        retention: Duration,
+        expect: &'a Expect,
+    ) -> StoreFuture<'a, Completed> {
         Box::pin(async move {
             let retention = millis(retention).to_string();
-            self.flag(&self.scripts.complete_unknown, key, &[outcome, retention.as_bytes()])
+            let member = expect.member.as_deref().unwrap_or("");
+            let amount = expect.amount.map(|a| a.to_string()).unwrap_or_default();
+            let mut connection = self.connection.clone();
+            let n: i64 = self
+                .scripts
+                .complete_unknown
+                .key(key)
+                .arg(outcome)
+                .arg(retention.as_bytes())
+                .arg(member.as_bytes())
+                .arg(amount.as_bytes())
+                .invoke_async(&mut connection)
                 .await
+                .map_err(store_error)?;
+            Ok(match n {
+                1 => Completed::Done,
+                -1 => Completed::Mismatch,
+                _ => Completed::NotUnknown,
+            })
         })
     }
 

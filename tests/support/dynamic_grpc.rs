@@ -53,6 +53,11 @@ impl Decoder for DynamicDecoder {
 
 /// Calls the rpc serving `call` with `wire` (provider JSON) and returns the answer as provider JSON.
 pub async fn call(channel: &Channel, call: Call, wire: Json) -> Result<Json, Status> {
+    call_keyed(channel, call, wire, None).await
+}
+
+/// [`call`] with an `idempotency-key` metadata value.
+pub async fn call_keyed(channel: &Channel, call: Call, wire: Json, key: Option<&str>) -> Result<Json, Status> {
     let (service, rpc) = rpc_of(call).expect("a backend or page call");
     let method = pool()
         .get_service_by_name(&format!("yungate.v1.{service}"))
@@ -62,8 +67,15 @@ pub async fn call(channel: &Channel, call: Call, wire: Json) -> Result<Json, Sta
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
     let path = tonic::codegen::http::uri::PathAndQuery::from_str(&format!("/yungate.v1.{service}/{rpc}")).unwrap();
+    let mut request = Request::new(request);
+    if let Some(key) = key {
+        request.metadata_mut().insert(
+            "idempotency-key",
+            key.parse().map_err(|_| Status::invalid_argument("key"))?,
+        );
+    }
     let answer = grpc
-        .unary(Request::new(request), path, DynamicCodec(method.output()))
+        .unary(request, path, DynamicCodec(method.output()))
         .await?
         .into_inner();
     Ok(Json::Object(to_wire(&answer)))

@@ -246,6 +246,26 @@ impl Rig {
     }
 }
 
+/// Which store a rig's gateway keeps its records in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+/// A rig on `backend`; the Redis server (if any) lives as long as the returned value.
+pub async fn rig_on(backend: Backend, adjust: impl FnOnce(&mut Config)) -> (Rig, Option<super::redis::RedisServer>) {
+    let redis = (backend == Backend::Redis).then(super::redis::RedisServer::start);
+    (Rig::on_store(redis.as_ref(), adjust).await, redis)
+}
+
+/// A member with a real name, a phone and the test card bound for real-name pay.
+pub async fn member(rig: &Rig, id: &str) {
+    let direct = rig.direct();
+    direct.individual(id).await;
+    direct.bind_card(id, super::harness::CARD).await;
+}
+
 /// A DepositApply of `amount` to `user` by real-name pay with the test card (4.1.14's card).
 pub fn deposit_request(order: &str, user: &str, amount: i64) -> yungate::grpc::proto::DepositApplyRequest {
     use yungate::grpc::proto;

@@ -1,13 +1,15 @@
 //! The `yungate` command line: argument definitions and dispatch to the subcommands.
 //!
 //! Exit codes are part of the interface scripts rely on: 0 success, 1 a
-//! negative answer (`crypto verify` found the signature invalid), 2 an error
+//! negative answer (`crypto verify` found the signature invalid, `store
+//! init` found a marker already), 2 an error
 //! (bad arguments, unreadable file, wrong password, no such alias).
 
 mod crypto;
 mod keys;
 mod sandbox;
 mod serve;
+mod store;
 
 use std::process::ExitCode;
 
@@ -39,6 +41,9 @@ pub enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Run the gRPC gateway (on embedded defaults: the sandbox with a throw-away key pair).
     Serve(serve::ServeArgs),
+    /// The Redis store's identity marker: init on a first deployment, acknowledge-loss after it lost its data.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// An error of a subcommand: its message is printed and the process exits 2.
@@ -70,6 +75,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Crypto(cmd) => crypto::run(cmd),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Store(cmd) => store::run(cmd),
     };
     match result {
         Ok(code) => code,

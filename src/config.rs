@@ -265,6 +265,12 @@ pub struct StoreConfig {
     /// The longest wait for one store command, in milliseconds: a dead
     /// store costs a call at most this long before money calls fail closed.
     pub timeout_ms: u64,
+    /// At start, give a Redis store without an identity marker one, as
+    /// `yungate store init` does. For development and tests only: a store
+    /// that lost its data has no marker either, and this setting would hide
+    /// the loss (a payment made before it could be sent again under its
+    /// number, and answered as a number already used). Default false.
+    pub initialise_empty: bool,
 }
 
 /// Idempotency records.
@@ -401,6 +407,7 @@ impl Default for StoreConfig {
         StoreConfig {
             redis_url: None,
             timeout_ms: 500,
+            initialise_empty: false,
         }
     }
 }
@@ -529,6 +536,14 @@ impl figment::Provider for EnvText {
 impl Config {
     /// Defaults, then `file` (TOML) if given, then `YUNGATE__*` variables; validated.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let config = Config::read(file)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The settings as given, unchecked: for tools that use one section
+    /// (`yungate store` needs the store, not the provider).
+    pub fn read(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
@@ -543,7 +558,6 @@ impl Config {
             .merge(EnvText)
             .extract_lossy()
             .map_err(|e| ConfigError::Load(e.to_string()))?;
-        config.validate()?;
         Ok(config)
     }
 

@@ -69,6 +69,11 @@ pub enum GatewayError {
         /// When a retry may learn more, if the gateway can tell.
         retry_after: Option<Duration>,
     },
+    /// The idempotency store has no identity marker: it is new, or it lost
+    /// its data. A call that moves money is not sent until an operator
+    /// initialises it or acknowledges the loss.
+    #[error("the idempotency store is not initialised")]
+    StoreUninitialised,
     /// The idempotency store cannot be reached: a call that moves money is
     /// not sent without it.
     #[error("idempotency store unavailable: {0}")]
@@ -116,16 +121,16 @@ pub struct NumberUsed {
     pub verified: bool,
     /// The order's 6.13 status when the gateway asked right after (order calls only).
     pub existing: Option<OrderStatus>,
-    /// Whether the gateway's records survive a restart: in memory, an
-    /// attempt sent before the last restart is forgotten, so the existing
-    /// order may be that very attempt.
-    pub durable: bool,
+    /// What the gateway's records may have forgotten (an attempt before
+    /// the last restart of an in-memory store, or before an acknowledged
+    /// loss): the existing order may be that very attempt.
+    pub forgets: Option<Forgets>,
     /// Replayed from the idempotency store.
     pub replayed: bool,
 }
 
 impl NumberUsed {
-    /// `spec`'s call met `code`: durable, with no status asked, not replayed.
+    /// `spec`'s call met `code`: nothing forgotten, no status asked, not replayed.
     pub fn new(spec: &CallSpec, code: String, message: String, verified: bool) -> Self {
         NumberUsed {
             field: spec.idempotency.natural_field().unwrap_or("idempotency-key"),
@@ -134,10 +139,21 @@ impl NumberUsed {
             message,
             verified,
             existing: None,
-            durable: true,
+            forgets: None,
             replayed: false,
         }
     }
+}
+
+/// What the idempotency records may have forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Forgets {
+    /// In memory: every attempt before the gateway's last restart.
+    Restart,
+    /// Every attempt before an acknowledged loss of the store's data.
+    #[serde(rename_all = "camelCase")]
+    Loss { at_ms: u64 },
 }
 
 /// A failed or closed order, as learnt after the fact.

@@ -30,7 +30,7 @@ use tower::{Layer, Service, ServiceExt};
 
 use self::outcome::{Stored, StoredResult, recovered_answer};
 use self::resolve::{Resolved, order_status, resolve};
-use crate::error::{GatewayError, NumberUsed};
+use crate::error::{Forgets, GatewayError, NumberUsed};
 use crate::exchange::{Key, ProviderAnswer, ProviderRequest, StackFuture};
 use crate::provider::calls::Idempotency;
 use crate::provider::client::{CallError, Outcome};
@@ -65,7 +65,7 @@ pub struct IdempotencySettings {
     /// wait this long (quota check, in-flight bound).
     pub gates: Duration,
     /// Whether the store keeps its records across restarts (Redis) or not
-    /// (memory): a number-used answer says which.
+    /// (memory): a number-used answer says what may be forgotten.
     pub durable: bool,
 }
 
@@ -256,11 +256,25 @@ where
                 tracing::warn!(method = spec.method, error = %e, "idempotency store unavailable: sent without a record");
                 return inner.oneshot(request).await;
             }
+            Ok(Claim::Uninitialised) if spec.moves_money => {
+                tracing::error!(
+                    "the idempotency store has no identity marker (new, or its data was lost): money calls refused \
+                     until `yungate store init` or `yungate store acknowledge-loss`"
+                );
+                return Err(GatewayError::StoreUninitialised);
+            }
+            Ok(Claim::Uninitialised) => {
+                tracing::warn!(
+                    method = spec.method,
+                    "idempotency store not initialised: sent without a record"
+                );
+                return inner.oneshot(request).await;
+            }
             Ok(Claim::Mismatch) => return Err(GatewayError::KeyReused { field: key.field }),
             Ok(Claim::Done(bytes)) => {
                 return Stored::from_bytes(&bytes)
                     .map_err(|_| GatewayError::Internal("an idempotency record of this key cannot be read".into()))?
-                    .into_answer(spec, settings.durable);
+                    .into_answer(spec);
             }
             Ok(Claim::Busy { retry_after }) => {
                 let now = Instant::now();
@@ -388,6 +402,22 @@ impl Owned<'_> {
         finish(self.shared, self.record, self.token, next).await;
     }
 
+    /// What the records may have forgotten that an earlier attempt of this
+    /// request could be: everything before a restart (in memory), or
+    /// before a loss acknowledged within the retention.
+    async fn forgets(&self) -> Option<Forgets> {
+        let settings = &self.shared.settings;
+        if !settings.durable {
+            return Some(Forgets::Restart);
+        }
+        let lost_at = self.shared.store.identity().await.ok().flatten()?.lost_at_ms?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let retention = u64::try_from(settings.retention.as_millis()).unwrap_or(u64::MAX);
+        (now.saturating_sub(lost_at) < retention).then_some(Forgets::Loss { at_ms: lost_at })
+    }
+
     async fn run<S>(
         &self,
         inner: S,
@@ -507,19 +537,21 @@ impl Owned<'_> {
                     // Nothing was recorded before: this request did not make
                     // what holds the number, and is never resolved into it.
                     let existing = order_status(inner, spec, &subject, deadline).await;
+                    let forgets = self.forgets().await;
                     self.finish(Next::Store(Stored::V1 {
                         result: StoredResult::NumberUsed {
                             code: code.clone(),
                             message: message.clone(),
                             verified,
                             existing: existing.map(|s| s.code()),
+                            forgets,
                         },
                         recovered: false,
                     }))
                     .await;
                     return Err(GatewayError::NumberUsed(Box::new(NumberUsed {
                         existing,
-                        durable: shared.settings.durable,
+                        forgets,
                         ..NumberUsed::new(spec, code, message, verified)
                     })));
                 }

@@ -334,6 +334,15 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
     )
     .map_err(|e| ServeError::Setup(e.to_string()))?;
     let store = open_store(&config)?;
+    // Known before the first call when the store answers; else at its first answer.
+    if !check_identity(store.as_ref(), config.store.initialise_empty).await {
+        let (store, initialise_empty) = (Arc::clone(&store), config.store.initialise_empty);
+        tokio::spawn(async move {
+            while !check_identity(store.as_ref(), initialise_empty).await {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
     let metrics = Metrics::new(&[
         crate::grpc::DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
@@ -668,6 +677,43 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
             );
             Ok(Arc::new(MemoryStore::new()))
         }
+    }
+}
+
+/// Reads the store's identity marker at the first contact after start
+/// (the store may be down then: the caller tries again until it answers),
+/// and with `store.initialise_empty` gives a store without one a marker.
+/// Only then: a marker that vanishes later is a loss, and only an operator
+/// may acknowledge it. False when the store did not answer.
+async fn check_identity(store: &dyn Store, initialise_empty: bool) -> bool {
+    use crate::store::{Initialise, Initialised};
+    match store.identity().await {
+        Ok(Some(identity)) => {
+            tracing::info!(store_id = %identity.id, lost_at_ms = ?identity.lost_at_ms, "store identity");
+            true
+        }
+        Ok(None) if initialise_empty => {
+            match store.initialise(Initialise::FirstDeployment).await {
+                Ok(Initialised::Created(identity) | Initialised::Existing(identity)) => tracing::warn!(
+                    store_id = %identity.id,
+                    "store.initialise_empty: the store had no identity marker and was given one; this hides \
+                     a store that lost its data, never use it where data matters"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "store.initialise_empty: cannot initialise the store");
+                    return false;
+                }
+            }
+            true
+        }
+        Ok(None) => {
+            tracing::error!(
+                "the store has no identity marker: it is new, or it lost its data; money calls are refused \
+                     until `yungate store init` (a first deployment) or `yungate store acknowledge-loss`"
+            );
+            true
+        }
+        Err(_) => false,
     }
 }
 

@@ -40,9 +40,56 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 #[error("{0}")]
 pub struct StoreError(pub String);
 
+/// The store's identity marker. Only an explicit initialisation writes it:
+/// `yungate store init` on a first deployment, `yungate store
+/// acknowledge-loss` after the store lost its data (or, at start,
+/// `store.initialise_empty`, for development). A store without one is new
+/// *or* lost its data (a restart without persistence, a failover to an
+/// empty replica, a `FLUSHALL`): nothing it lacks may be read as "never
+/// happened", so money calls are refused unsent until an operator says which.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    /// A random id, new at each initialisation.
+    pub id: String,
+    /// When it was written, in milliseconds since the epoch (the store's clock).
+    pub since_ms: u64,
+    /// Set when an operator acknowledged a loss: records of calls made
+    /// before then are gone.
+    pub lost_at_ms: Option<u64>,
+}
+
+/// Why a marker is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initialise {
+    /// A new store for a first deployment.
+    FirstDeployment,
+    /// An operator acknowledges that the store lost its data.
+    AcknowledgeLoss,
+}
+
+/// What writing a marker did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Initialised {
+    /// The store had none: this one is new.
+    Created(Identity),
+    /// The store has one already: nothing was written.
+    Existing(Identity),
+}
+
+/// A random identity id.
+pub fn new_identity_id() -> String {
+    let mut bytes = [0u8; 12];
+    // The OS generator does not fail on the platforms we build for.
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
+    /// The store has no identity marker: it is new or lost its data
+    /// (see [`Identity`]). Nothing was claimed.
+    Uninitialised,
     /// The record is new and now the claimer's: nothing was sent before.
     Fresh,
     /// The record is now the claimer's, but an earlier attempt may have
@@ -199,4 +246,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Answers when the store can serve (readiness).
     fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// The store's identity marker, if it has one.
+    fn identity(&self) -> StoreFuture<'_, Option<Identity>>;
+
+    /// Writes an identity marker when there is none; never replaces one.
+    fn initialise(&self, how: Initialise) -> StoreFuture<'_, Initialised>;
 }

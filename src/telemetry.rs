@@ -37,6 +37,7 @@ pub mod names {
     pub const BUILD_INFO: &str = "yungate_build_info";
     pub const SANDBOX_MODE: &str = "yungate_sandbox_mode";
     pub const READY: &str = "yungate_ready";
+    pub const STORE_INITIALISED: &str = "yungate_store_initialised";
     pub const PROVIDER_REACHABLE: &str = "yungate_provider_reachable";
     pub const RPC_STARTED: &str = "yungate_grpc_server_started_total";
     pub const RPC_HANDLED: &str = "yungate_grpc_server_handled_total";
@@ -91,6 +92,12 @@ const CATALOGUE: &[(&str, Kind, Option<Unit>, &str)] = {
             Gauge,
             None,
             "1 when readiness is SERVING (the store answers and the gateway is not draining).",
+        ),
+        (
+            STORE_INITIALISED,
+            Gauge,
+            None,
+            "1 when the store has its identity marker; 0 when it is new or lost its data (money calls are refused until an operator initialises it or acknowledges the loss).",
         ),
         (
             PROVIDER_REACHABLE,
@@ -446,6 +453,7 @@ impl Metrics {
         set(names::SANDBOX_MODE, sources.sandbox);
         if let Some(health) = &sources.health {
             set(names::READY, health.ready());
+            set(names::STORE_INITIALISED, health.store_initialised());
             set(names::PROVIDER_REACHABLE, health.provider_reachable());
         }
         if let Some(listener) = &sources.listener {

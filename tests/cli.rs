@@ -552,3 +552,39 @@ fn the_crypto_backend_is_chosen_by_flag_or_environment_and_an_unknown_one_refuse
         String::from_utf8_lossy(&unknown.stderr)
     );
 }
+
+#[test]
+fn store_init_acknowledge_loss_and_status_exit_codes() {
+    let redis = support::redis::RedisServer::start();
+    let store = |command: &str| {
+        Command::new(env!("CARGO_BIN_EXE_yungate"))
+            .args(["store", command])
+            .env("YUNGATE__STORE__REDIS_URL", redis.url())
+            .output()
+            .unwrap()
+    };
+    // A new Redis: no marker (1), written by init (0), which is harmless again (0).
+    let status = store("status");
+    assert_eq!(status.status.code(), Some(1), "{}", stdout(&status));
+    assert!(stdout(&status).starts_with("no identity marker"), "{}", stdout(&status));
+    let init = store("init");
+    assert_eq!(init.status.code(), Some(0));
+    assert!(stdout(&init).starts_with("written: store "), "{}", stdout(&init));
+    let again = store("init");
+    assert_eq!(again.status.code(), Some(0));
+    assert!(stdout(&again).starts_with("nothing written"), "{}", stdout(&again));
+    // There is no loss to acknowledge while the marker is there.
+    let nothing_lost = store("acknowledge-loss");
+    assert_eq!(nothing_lost.status.code(), Some(1), "{}", stdout(&nothing_lost));
+    let status = store("status");
+    assert_eq!(status.status.code(), Some(0));
+    assert!(!stdout(&status).contains("loss"), "{}", stdout(&status));
+    // Without a Redis store there is nothing to mark: an error (2).
+    let memory = yungate(&["store", "status"]);
+    assert_eq!(memory.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&memory.stderr).contains("store.redis_url is not set"),
+        "{}",
+        String::from_utf8_lossy(&memory.stderr)
+    );
+}

@@ -250,7 +250,7 @@ async fn provider_latency_longer_than_the_lease_is_still_one_call() {
 }
 
 #[tokio::test]
-async fn redis_down_fails_money_calls_closed_and_the_gateway_recovers_by_itself() {
+async fn redis_down_fails_money_calls_closed_and_a_store_that_lost_its_data_waits_for_an_operator() {
     let (rig, redis) = rig(Backend::Redis, |c| c.store.timeout_ms = 300).await;
     let mut redis = redis.unwrap();
     member(&rig, "idem-r").await;
@@ -273,20 +273,36 @@ async fn redis_down_fails_money_calls_closed_and_the_gateway_recovers_by_itself(
         .await;
     assert!(info.is_ok(), "{info:?}");
     redis.restart();
-    let mut done = None;
+    // The test's Redis keeps nothing across a restart (`--save ""`), as one
+    // without persistence would: the store lost its data, and money calls
+    // wait for an operator, unsent.
+    let mut lost = None;
     for _ in 0..50 {
         match orders.deposit_apply(deposit("idem-r-1", "idem-r", 100)).await {
-            Ok(answer) => {
-                done = Some(answer);
-                break;
-            }
+            Ok(answer) => panic!("sent on a store that lost its data: {answer:?}"),
+            Err(e) if reason(&e) == "STORE_UNAVAILABLE" => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(e) => {
-                assert_eq!(reason(&e), "STORE_UNAVAILABLE", "{e:?}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                lost = Some(e);
+                break;
             }
         }
     }
-    assert!(done.is_some(), "the gateway did not recover when Redis came back");
+    let lost = lost.expect("the gateway did not come back when Redis did");
+    assert_eq!(
+        (lost.code(), reason(&lost).as_str()),
+        (Code::Unavailable, "STORE_NOT_INITIALISED"),
+        "{lost:?}"
+    );
+    assert!(
+        lost.message().contains("yungate store acknowledge-loss"),
+        "{}",
+        lost.message()
+    );
+    assert_eq!(rig.sent_for("depositApply"), 0);
+    // The documented acknowledgement, by the command an operator runs.
+    redis.acknowledge_loss();
+    let done = orders.deposit_apply(deposit("idem-r-1", "idem-r", 100)).await;
+    assert!(done.is_ok(), "{done:?}");
     assert_eq!(rig.sent_for("depositApply"), 1);
 }
 

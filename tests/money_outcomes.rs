@@ -220,6 +220,17 @@ fn refund(order: &str, original: &str, payer: &str, amount: i64) -> proto::Refun
     }
 }
 
+/// The ErrorInfo metadata of an ALREADY_EXISTS `NUMBER_ALREADY_USED` (domain yungate); panics on anything else.
+fn number_used(status: &Status) -> std::collections::HashMap<String, String> {
+    let (domain, reason, meta) = info(status);
+    assert_eq!(
+        (status.code(), domain.as_str(), reason.as_str()),
+        (Code::AlreadyExists, "yungate", "NUMBER_ALREADY_USED"),
+        "{status:?}"
+    );
+    meta
+}
+
 /// Waits until the gateway's ingress has stored `n` notifications.
 async fn wait_for_notifications(rig: &Rig, n: u64) {
     for _ in 0..100 {
@@ -492,4 +503,131 @@ async fn v1_refusals_have_the_shape_the_official_clients_verify() {
         .await
         .unwrap_err();
     assert_eq!(exists.code(), Code::AlreadyExists, "{exists:?}");
+}
+
+#[tokio::test]
+async fn a_redis_that_lost_its_data_is_detected() {
+    use yungate::grpc::proto::SubscribeRequest;
+    use yungate::grpc::proto::notification_service_client::NotificationServiceClient;
+    // The gateway receives its own notifications; its Redis (like any
+    // without persistence) keeps nothing across a restart.
+    let (rig, redis) = rig(Backend::Redis, |c| c.gateway.notify_url = None).await;
+    let mut redis = redis.unwrap();
+    member(&rig, "lost-1").await;
+    let mut orders = OrderServiceClient::new(rig.channel.clone());
+    let mut notifications = NotificationServiceClient::new(rig.channel.clone());
+    let subscribe = |from: Option<&str>| SubscribeRequest {
+        subscriber: "ledger".into(),
+        from_cursor: from.map(str::to_owned),
+        ..Default::default()
+    };
+    let mut stream = notifications.subscribe(subscribe(None)).await.unwrap().into_inner();
+    orders.deposit_apply(deposit("lost-d-1", "lost-1", 600)).await.unwrap();
+    orders
+        .confirm_pay_sms(confirm_request("lost-1", "lost-d-1", "9999"))
+        .await
+        .unwrap();
+    // The subscriber gets the deposit's result and does not acknowledge it yet.
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("the deposit's result")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.biz_order_no, "lost-d-1");
+
+    redis.kill();
+    redis.restart();
+    // The payment's retry: not sent, and not a provider refusal either.
+    let mut waiting = None;
+    for _ in 0..50 {
+        match orders
+            .confirm_pay_sms(confirm_request("lost-1", "lost-d-1", "9999"))
+            .await
+        {
+            Ok(answer) => panic!("answered from a store that lost its data: {answer:?}"),
+            Err(e) if info(&e).1 == "STORE_UNAVAILABLE" => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => {
+                waiting = Some(e);
+                break;
+            }
+        }
+    }
+    let waiting = waiting.expect("the gateway did not come back when Redis did");
+    let (domain, reason, _) = info(&waiting);
+    assert_eq!(
+        (waiting.code(), domain.as_str(), reason.as_str()),
+        (Code::Unavailable, "yungate", "STORE_NOT_INITIALISED"),
+        "{waiting:?}"
+    );
+    assert_eq!(rig.sent_for("pay"), 1);
+    // The subscriber's stream ends with the reason, never quietly re-made.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended with OK"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("the stream ended");
+    assert_eq!(info(&ended).1, "STORE_NOT_INITIALISED", "{ended:?}");
+
+    // The operator acknowledges the loss, as README says.
+    redis.acknowledge_loss();
+    // The retry reaches the provider, whose 40004 (l.3275) for a paid order is said for what
+    // it is: not a refusal, with the order's status (6.13 l.2970: 4) and the loss named.
+    let retried = orders
+        .confirm_pay_sms(confirm_request("lost-1", "lost-d-1", "9999"))
+        .await
+        .unwrap_err();
+    let meta = number_used(&retried);
+    assert_eq!(meta["orderStatus"], "4");
+    assert!(retried.message().contains("lost its records"), "{}", retried.message());
+    assert_eq!(rig.direct().balance("lost-1").await.0, 600, "paid once");
+    // The subscriber whose unacknowledged event the loss took hears CURSOR_EXPIRED ...
+    let expired = notifications.subscribe(subscribe(None)).await.unwrap_err();
+    let (_, reason, meta) = info(&expired);
+    assert_eq!(
+        (expired.code(), reason.as_str()),
+        (Code::FailedPrecondition, "CURSOR_EXPIRED")
+    );
+    // ... and goes on from resume_from with everything kept since.
+    let resumed = notifications.subscribe(subscribe(Some(&meta["resume_from"]))).await;
+    assert!(resumed.is_ok(), "{resumed:?}");
+}
+
+#[tokio::test]
+async fn a_restarted_memory_store_gateway_says_what_it_forgot() {
+    // The memory store cannot survive a restart. A payment's retry at the
+    // restarted gateway meets 40004 (l.3275, the order is paid): said as
+    // what it is, with the order's status (6.13 l.2970: 4), never "refused".
+    let (rig, _redis) = rig(Backend::Memory, |_| {}).await;
+    member(&rig, "rs-1").await;
+    let mut orders = OrderServiceClient::new(rig.channel.clone());
+    orders.deposit_apply(deposit("rs-d-1", "rs-1", 250)).await.unwrap();
+    orders
+        .confirm_pay_sms(confirm_request("rs-1", "rs-d-1", "9999"))
+        .await
+        .unwrap();
+    let (restarted, channel) = rig.replica().await;
+    let mut again = OrderServiceClient::new(channel);
+    let retried = again
+        .confirm_pay_sms(confirm_request("rs-1", "rs-d-1", "9999"))
+        .await
+        .unwrap_err();
+    let meta = number_used(&retried);
+    assert_eq!(
+        (meta["providerCode"].as_str(), meta["orderStatus"].as_str()),
+        ("40004", "4")
+    );
+    assert!(
+        retried.message().contains("before its last restart"),
+        "{}",
+        retried.message()
+    );
+    assert!(!retried.message().contains("refused"), "{}", retried.message());
+    assert_eq!(rig.direct().balance("rs-1").await.0, 250, "paid once");
+    restarted.stop().await.unwrap();
 }

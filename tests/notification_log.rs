@@ -19,7 +19,7 @@ struct Backends {
 }
 
 fn backends(retention: Duration) -> Backends {
-    let redis = RedisServer::start();
+    let redis = RedisServer::initialised();
     let on_redis = RedisLog::open(&redis.url(), Duration::from_secs(2), "s1", retention).unwrap();
     Backends {
         logs: vec![
@@ -256,7 +256,7 @@ async fn unknown_subscribers_and_edge_cursors_are_answered_plainly() {
 
 #[tokio::test]
 async fn consumers_left_with_nothing_are_forgotten_on_redis() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::initialised();
     let log = RedisLog::open(&redis.url(), Duration::from_secs(2), "s1", Duration::from_secs(3600)).unwrap();
     log.join("s", Start::Resume, ALL).await.unwrap();
     log.append(&record(1)).await.unwrap();
@@ -308,4 +308,42 @@ async fn an_events_trace_link_and_its_backlog_come_back_as_stored() {
         assert_eq!((after.pending, after.waiting, after.dead), (2, Some(1), 0), "{name}");
         assert!(log.backlog("nobody").await.is_err(), "{name}: no such subscriber");
     }
+}
+
+/// A Redis that lost its data (here a FLUSHALL; a restart without
+/// persistence or a failover to an empty replica alike) never gives a
+/// subscriber a fresh start that would hide the unacknowledged events it
+/// took: until an operator acknowledges the loss the log says so, then the
+/// subscriber hears CURSOR_EXPIRED and replays everything kept since.
+#[tokio::test]
+async fn a_lost_store_is_never_a_silent_fresh_start() {
+    use yungate::store::{Initialise, RedisStore, Store};
+    let redis = RedisServer::initialised();
+    let log = RedisLog::open(&redis.url(), Duration::from_secs(2), "s1", Duration::from_secs(3600)).unwrap();
+    log.join("s", Start::Resume, ALL).await.unwrap();
+    log.append(&record(1)).await.unwrap();
+    assert_eq!(log.fetch("s", "c", terms(10, 5)).await.unwrap().deliveries.len(), 1);
+    let mut admin = redis.client().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut admin).await.unwrap();
+    // Not acknowledged: the position proves nothing, nothing is made afresh.
+    assert!(matches!(
+        log.fetch("s", "c", terms(10, 5)).await,
+        Err(LogError::StoreUninitialised)
+    ));
+    assert!(matches!(
+        log.join("s", Start::Resume, ALL).await,
+        Err(LogError::StoreUninitialised)
+    ));
+    // Notifications still come in meanwhile (the provider's retries would otherwise run out).
+    log.append(&record(2)).await.unwrap();
+    let store = RedisStore::open(&redis.url(), Duration::from_secs(2)).unwrap();
+    store.initialise(Initialise::AcknowledgeLoss).await.unwrap();
+    let expired = |r: Result<_, LogError>| matches!(r, Err(LogError::CursorExpired { cursor, resume_from }) if cursor == Cursor::default() && resume_from == Cursor::default());
+    assert!(expired(log.fetch("s", "c", terms(10, 5)).await.map(|_| ())));
+    assert!(expired(log.join("s", Start::Resume, ALL).await));
+    // From resume_from: everything kept since the loss.
+    log.join("s", Start::After(Cursor::default()), ALL).await.unwrap();
+    let fetched = log.fetch("s", "c", terms(10, 5)).await.unwrap();
+    assert_eq!(fetched.deliveries.len(), 1);
+    assert_eq!(fetched.deliveries[0].entry.record.id, record(2).id);
 }

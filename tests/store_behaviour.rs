@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use support::redis::RedisServer;
 use yungate::store::{
-    Claim, ClaimTerms, Completed, Expect, Limit, MemoryStore, RateDecision, RedisStore, Store, Window,
+    Claim, ClaimTerms, Completed, Expect, Initialise, Initialised, Limit, MemoryStore, RateDecision, RedisStore, Store,
+    Window,
 };
 
 const LEASE: Duration = Duration::from_millis(300);
@@ -175,14 +176,44 @@ async fn memory_store() {
 async fn redis_store() {
     let server = RedisServer::start();
     let store = RedisStore::open(&server.url(), Duration::from_secs(2)).unwrap();
+    // A new Redis has no identity marker: nothing is claimed until it is initialised.
+    assert_eq!(store.identity().await.unwrap(), None);
+    assert_eq!(
+        store.claim("yg:idem:{r:4.2.2:I}", "t", &terms("fp")).await.unwrap(),
+        Claim::Uninitialised
+    );
+    let Initialised::Created(first) = store.initialise(Initialise::FirstDeployment).await.unwrap() else {
+        panic!("a new store is initialised");
+    };
+    assert_eq!(first.lost_at_ms, None);
+    // Initialising again writes nothing: the marker is never replaced.
+    assert_eq!(
+        store.initialise(Initialise::AcknowledgeLoss).await.unwrap(),
+        Initialised::Existing(first.clone())
+    );
+    assert_eq!(store.identity().await.unwrap(), Some(first));
     records(&store, "r").await;
     buckets(&store, "r").await;
+}
+
+#[tokio::test]
+async fn the_memory_store_is_never_uninitialised() {
+    // It lives exactly as long as its records: what a restart forgets, it says by being new.
+    let store = MemoryStore::new();
+    let identity = store.identity().await.unwrap().unwrap();
+    assert_eq!(identity.lost_at_ms, None);
+    assert_eq!(
+        store.initialise(Initialise::AcknowledgeLoss).await.unwrap(),
+        Initialised::Existing(identity)
+    );
+    assert_eq!(store.claim("k", "t", &terms("fp")).await.unwrap(), Claim::Fresh);
 }
 
 #[tokio::test]
 async fn redis_store_fails_fast_when_redis_is_down_and_recovers_by_itself() {
     let mut server = RedisServer::start();
     let store = RedisStore::open(&server.url(), Duration::from_millis(300)).unwrap();
+    store.initialise(Initialise::FirstDeployment).await.unwrap();
     let key = "yg:idem:{d:4.2.2:A}";
     let fp = terms("fp");
     assert_eq!(store.claim(key, "t", &fp).await.unwrap(), Claim::Fresh);
@@ -192,8 +223,9 @@ async fn redis_store_fails_fast_when_redis_is_down_and_recovers_by_itself() {
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     server.restart();
     // The connection comes back without a new store. This test server keeps
-    // nothing across a restart (`--save ""`); production Redis must persist
-    // (README: appendonly), or a claim lost with it lets a retry send again.
+    // nothing across a restart (`--save ""`), as a Redis without persistence
+    // would: the claim it lost must not read as "never sent", so the store
+    // says it lost its marker, and nothing is claimed.
     let mut claimed = None;
     for _ in 0..50 {
         if let Ok(c) = store.claim(key, "t3", &fp).await {
@@ -202,7 +234,18 @@ async fn redis_store_fails_fast_when_redis_is_down_and_recovers_by_itself() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(claimed, Some(Claim::Fresh));
+    assert_eq!(claimed, Some(Claim::Uninitialised));
+    // An operator acknowledges the loss: claims go on, and the marker says since when.
+    let Initialised::Created(after) = store.initialise(Initialise::AcknowledgeLoss).await.unwrap() else {
+        panic!("the lost store is given a new marker");
+    };
+    assert!(after.lost_at_ms.is_some());
+    assert_eq!(store.claim(key, "t4", &fp).await.unwrap(), Claim::Fresh);
+    // A FLUSHALL is a loss too.
+    let mut admin = server.client().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut admin).await.unwrap();
+    assert_eq!(store.identity().await.unwrap(), None);
+    assert_eq!(store.claim(key, "t5", &fp).await.unwrap(), Claim::Uninitialised);
 }
 
 /// An unknown record is completed from outside only by what is about its

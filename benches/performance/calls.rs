@@ -122,7 +122,7 @@ pub fn start_gateway(
     }
     if let Some(url) = redis {
         config.push_str(&format!(
-            "[store]\nredis_url = \"{url}\"\n[idempotency]\nfingerprint_key = \"bench-fingerprint-key-0123456789abcdef\"\n"
+            "[store]\nredis_url = \"{url}\"\ninitialise_empty = true\n[idempotency]\nfingerprint_key = \"bench-fingerprint-key-0123456789abcdef\"\n"
         ));
     }
     let path = files.dir.join(format!("gateway-{port}.toml"));

@@ -71,6 +71,7 @@ async fn measure(
     config.provider.key = Some(key_file.to_path_buf());
     if let Some(url) = redis_url {
         config.store.redis_url = Some(url.into());
+        config.store.initialise_empty = true;
         config.idempotency.fingerprint_key = Some("bench-fingerprint-key-0123456789abcdef".into());
     }
     let gateway = yungate::serve::start(config).await.expect("gateway");

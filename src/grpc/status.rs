@@ -15,7 +15,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use tonic::metadata::MetadataValue;
 
 use super::service::{RECOVERED, REPLAYED};
-use crate::error::{GatewayError, NumberUsed, OrderFailed};
+use crate::error::{Forgets, GatewayError, NumberUsed, OrderFailed};
 use crate::provider::client::{CallError, proves_something};
 use crate::provider::errors::{self, Class};
 use crate::store::notifications::LogError;
@@ -219,6 +219,17 @@ pub fn from_gateway_error(error: &GatewayError) -> Status {
                 details,
             )
         }
+        GatewayError::StoreUninitialised => retry(
+            Code::Unavailable,
+            "the idempotency store has no identity marker: it is new, or it lost its data (a restart without \
+             persistence, a failover to an empty replica, a FLUSHALL). Money calls are refused and this one was \
+             not sent, until an operator runs `yungate store init` (a first deployment) or, having checked what \
+             was in flight, `yungate store acknowledge-loss` (README: when the store loses its data)"
+                .into(),
+            "STORE_NOT_INITIALISED",
+            HashMap::new(),
+            Duration::from_secs(10),
+        ),
         GatewayError::StoreUnavailable(detail) => retry(
             Code::Unavailable,
             format!("the idempotency store is unavailable, so this call was not sent (nothing moved): {detail}"),
@@ -319,7 +330,7 @@ fn number_used(used: &NumberUsed) -> Status {
         message,
         verified,
         existing,
-        durable,
+        forgets,
         replayed,
     } = used;
     let said = errors::shown(code).map_or("", |e| e.message_zh);
@@ -336,11 +347,19 @@ fn number_used(used: &NumberUsed) -> Status {
             "something with this {field} already exists at the provider ({code} {said}{unverified}){status}: this request was not processed under it"
         )
     };
-    let memory = if *durable {
-        ""
-    } else {
-        " This gateway keeps its records in memory: an attempt sent before its last restart is forgotten, and \
-         what exists may be that very attempt."
+    let memory = match forgets {
+        None => String::new(),
+        Some(Forgets::Restart) => " This gateway keeps its records in memory: an attempt sent before its last \
+             restart is forgotten, and what exists may be that very attempt."
+            .to_owned(),
+        Some(Forgets::Loss { at_ms }) => format!(
+            " This gateway's store lost its records (the loss was acknowledged at {} UTC): an attempt sent \
+             before then is forgotten, and what exists may be that very attempt.",
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(*at_ms) * 1_000_000)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_else(|| at_ms.to_string())
+        ),
     };
     let mut metadata = HashMap::from([
         ("field".to_owned(), (*field).to_owned()),
@@ -456,6 +475,19 @@ pub fn from_log_error(error: &LogError) -> Status {
                 format!(
                     "the notification store is unavailable; retrying is safe (acks and redrives may be repeated): {detail}"
                 ),
+                details,
+            )
+        }
+        LogError::StoreUninitialised => {
+            let mut details = ErrorDetails::with_error_info("STORE_NOT_INITIALISED", DOMAIN, HashMap::new());
+            details.set_retry_info(Some(Duration::from_secs(10)));
+            Status::with_error_details(
+                Code::Unavailable,
+                "the notification store has no identity marker: it is new, or it lost its data; subscribers are \
+                 not given a fresh start that would hide lost events. An operator runs `yungate store \
+                 acknowledge-loss` (or `yungate store init` on a first deployment); subscribe again then, and a \
+                 subscriber whose events were lost hears CURSOR_EXPIRED"
+                    .to_owned(),
                 details,
             )
         }

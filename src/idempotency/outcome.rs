@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::error::{GatewayError, NumberUsed, OrderFailed};
+use crate::error::{Forgets, GatewayError, NumberUsed, OrderFailed};
 use crate::exchange::ProviderAnswer;
 use crate::provider::calls::CallSpec;
 use crate::provider::client::CallError;
@@ -40,6 +40,9 @@ pub enum StoredResult {
         verified: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         existing: Option<i64>,
+        /// What the records had forgotten when it was met.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forgets: Option<Forgets>,
     },
 }
 
@@ -71,9 +74,8 @@ impl Stored {
         serde_json::from_slice(bytes)
     }
 
-    /// The replayed answer of a record of `spec`'s call; `durable` says
-    /// whether the store survives restarts (a number-used answer says so).
-    pub fn into_answer(self, spec: &CallSpec, durable: bool) -> Result<ProviderAnswer, GatewayError> {
+    /// The replayed answer of a record of `spec`'s call.
+    pub fn into_answer(self, spec: &CallSpec) -> Result<ProviderAnswer, GatewayError> {
         let Stored::V1 { result, recovered } = self;
         let result = match result {
             StoredResult::Answer(value) if recovered => return recovered_answer(value, true),
@@ -88,10 +90,11 @@ impl Stored {
                 message,
                 verified,
                 existing,
+                forgets,
             } => {
                 return Err(GatewayError::NumberUsed(Box::new(NumberUsed {
                     existing: existing.map(OrderStatus::from_code),
-                    durable,
+                    forgets,
                     replayed: true,
                     ..NumberUsed::new(spec, code, message, verified)
                 })));
@@ -149,7 +152,7 @@ mod tests {
         let spec = crate::provider::calls::Call::DepositApply.spec();
         let again = Stored::from_bytes(&stored.to_bytes())
             .unwrap()
-            .into_answer(spec, true)
+            .into_answer(spec)
             .unwrap();
         assert!(again.replayed);
         assert!(matches!(again.result, Err(CallError::Business { code, verified: true, .. }) if code == "40014"));
@@ -173,7 +176,7 @@ mod tests {
             result: StoredResult::Answer(json!({"bizOrderNo": "r1", "orderStatus": 3, "payStatus": "fail"})),
             recovered: true,
         };
-        let replay = Stored::from_bytes(&failed.to_bytes()).unwrap().into_answer(spec, true);
+        let replay = Stored::from_bytes(&failed.to_bytes()).unwrap().into_answer(spec);
         assert!(
             matches!(&replay, Err(GatewayError::OrderFailed(f)) if f.status == OrderStatus::Failed && f.replayed),
             "{replay:?}"
@@ -184,13 +187,15 @@ mod tests {
                 message: "订单已经存在".into(),
                 verified: false,
                 existing: Some(4),
+                forgets: Some(Forgets::Loss { at_ms: 7 }),
             },
             recovered: false,
         };
-        let replay = Stored::from_bytes(&used.to_bytes()).unwrap().into_answer(spec, false);
+        let replay = Stored::from_bytes(&used.to_bytes()).unwrap().into_answer(spec);
         assert!(
             matches!(&replay, Err(GatewayError::NumberUsed(u))
-                if u.field == "bizOrderNo" && u.existing == Some(OrderStatus::Success) && !u.durable && u.replayed),
+                if u.field == "bizOrderNo" && u.existing == Some(OrderStatus::Success)
+                    && u.forgets == Some(Forgets::Loss { at_ms: 7 }) && u.replayed),
             "{replay:?}"
         );
     }

@@ -154,7 +154,11 @@ async fn deliver(
         changes.borrow_and_update();
         let fetched = match log.fetch(subscriber, consumer, terms).await {
             Ok(fetched) => fetched,
-            Err(e @ (LogError::CursorExpired { .. } | LogError::FilterMismatch { .. })) => {
+            // A store that lost its data ends the stream with the reason:
+            // never a fresh start that would hide what the loss took.
+            Err(
+                e @ (LogError::CursorExpired { .. } | LogError::FilterMismatch { .. } | LogError::StoreUninitialised),
+            ) => {
                 fail(e, subscriber, tx, shutdown).await;
                 return;
             }
@@ -169,7 +173,11 @@ async fn deliver(
                 };
                 match again {
                     Ok(()) => {}
-                    Err(e @ (LogError::CursorExpired { .. } | LogError::FilterMismatch { .. })) => {
+                    Err(
+                        e @ (LogError::CursorExpired { .. }
+                        | LogError::FilterMismatch { .. }
+                        | LogError::StoreUninitialised),
+                    ) => {
                         fail(e, subscriber, tx, shutdown).await;
                         return;
                     }

@@ -39,6 +39,10 @@ const SERVED: [&str; 6] = [
 pub struct Health {
     reporter: HealthReporter,
     store_ok: AtomicBool,
+    /// The store has its identity marker (`store::Identity`); without it
+    /// money calls are refused. Not part of readiness: a replica that says
+    /// why it refuses serves callers better than one taken out of the Service.
+    store_initialised: AtomicBool,
     provider_ok: AtomicBool,
     draining: AtomicBool,
     /// Publishes one at a time, so a check that read the state before a
@@ -53,6 +57,7 @@ impl Health {
         let health = Arc::new(Health {
             reporter,
             store_ok: AtomicBool::new(false),
+            store_initialised: AtomicBool::new(true),
             provider_ok: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             publishing: tokio::sync::Mutex::new(()),
@@ -69,6 +74,11 @@ impl Health {
     /// Whether readiness is SERVING.
     pub fn ready(&self) -> bool {
         self.store_ok.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
+    }
+
+    /// Whether the store had its identity marker at the last check.
+    pub fn store_initialised(&self) -> bool {
+        self.store_initialised.load(Ordering::Acquire)
     }
 
     /// Whether the last probe reached the provider.
@@ -140,6 +150,20 @@ impl Health {
             tracing::info!("the store answers: readiness SERVING unless draining");
         }
         self.store_ok.store(store_ok, Ordering::Release);
+        if store_ok && let Ok(Ok(identity)) = tokio::time::timeout(timeout, store.identity()).await {
+            let initialised = identity.is_some();
+            if self.store_initialised.swap(initialised, Ordering::AcqRel) != initialised {
+                if initialised {
+                    tracing::info!("the store has its identity marker again: money calls go through");
+                } else {
+                    tracing::error!(
+                        "the store has no identity marker: it is new, or it lost its data (a restart without \
+                         persistence, a failover to an empty replica, a FLUSHALL); money calls are refused until \
+                         `yungate store init` (a first deployment) or `yungate store acknowledge-loss`"
+                    );
+                }
+            }
+        }
         self.publish().await;
     }
 

@@ -9,7 +9,10 @@ use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-use super::{Claim, ClaimTerms, Completed, Expect, Limit, RateDecision, Store, StoreError, StoreFuture, Window};
+use super::{
+    Claim, ClaimTerms, Completed, Expect, Identity, Initialise, Initialised, Limit, RateDecision, Store, StoreError,
+    StoreFuture, Window,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -52,16 +55,36 @@ struct Records {
 }
 
 /// Records in a map, buckets in governor's keyed limiters (one per distinct limit).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
     records: Arc<Mutex<Records>>,
     limiters: Arc<Mutex<HashMap<Limit, Arc<DefaultKeyedRateLimiter<String>>>>>,
+    /// Made with the store: it lives exactly as long as its records, so it
+    /// never lacks one (what a restart forgets, the store says by being new).
+    identity: Identity,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
-        MemoryStore::default()
+        let since_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        MemoryStore {
+            records: Arc::default(),
+            limiters: Arc::default(),
+            identity: Identity {
+                id: super::new_identity_id(),
+                since_ms,
+                lost_at_ms: None,
+            },
+        }
     }
 
     fn with_record<T>(&self, key: &str, f: impl FnOnce(&mut Records, Instant) -> T) -> T {
@@ -223,6 +246,14 @@ impl Store for MemoryStore {
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn identity(&self) -> StoreFuture<'_, Option<Identity>> {
+        ready(Some(self.identity.clone()))
+    }
+
+    fn initialise(&self, _how: Initialise) -> StoreFuture<'_, Initialised> {
+        ready(Initialised::Existing(self.identity.clone()))
     }
 
     fn acquire<'a>(&'a self, bucket: &'a str, limit: Limit) -> StoreFuture<'a, RateDecision> {

@@ -39,6 +39,10 @@ pub type LogFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, LogError>> + S
 pub enum LogError {
     #[error("the notification store is unavailable: {0}")]
     Unavailable(String),
+    /// The store has no identity marker (`store::Identity`): it is new or
+    /// lost its data, and a subscriber's position there proves nothing.
+    #[error("the notification store is not initialised (new, or it lost its data)")]
+    StoreUninitialised,
     /// Events after the cursor (or the subscriber's position) were trimmed:
     /// the subscriber must reconcile, then may go on from `resume_from`
     /// (the newest trimmed cursor: everything after it is retained).

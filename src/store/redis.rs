@@ -9,17 +9,29 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
-use super::{Claim, ClaimTerms, Completed, Expect, Limit, RateDecision, Store, StoreError, StoreFuture, Window};
+use super::{
+    Claim, ClaimTerms, Completed, Expect, Identity, Initialise, Initialised, Limit, RateDecision, Store, StoreError,
+    StoreFuture, Window,
+};
+
+/// The store's identity marker (`store::Identity`), a hash: `id`, `since`
+/// and, after an acknowledged loss, `lost` (ms). Not hash-tagged: every
+/// claim reads it in the same script (a Redis Cluster client must check it
+/// per node instead, see ARCHITECTURE).
+pub const IDENTITY_KEY: &str = "yg:store:identity";
 
 /// Milliseconds since the epoch by Redis' own clock.
 const NOW_MS: &str =
     "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
 
 /// KEYS[1] record; ARGV fingerprint, token, lease ms, retention ms,
-/// attempt ms, subject. Fields: st (p pending, u unknown, d done), fp, tok,
-/// exp (lease end), su (until when the provider may act on the last
-/// attempt), out, sj (the subject, JSON). Returns {state, payload}.
+/// attempt ms, subject; KEYS[2] the identity marker. Fields: st (p
+/// pending, u unknown, d done), fp, tok, exp (lease end), su (until when
+/// the provider may act on the last attempt), out, sj (the subject, JSON).
+/// Returns {state, payload}. Without the marker the store is new or lost
+/// its data: an absent record proves nothing, and nothing is claimed.
 const CLAIM: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'uninitialised', ''} end
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then
   redis.call('HSET', KEYS[1], 'st', 'p', 'fp', ARGV[1], 'tok', ARGV[2], 'exp', now + tonumber(ARGV[3]),
@@ -106,6 +118,22 @@ redis.call('DEL', KEYS[1])
 return 1
 "#;
 
+/// KEYS[1] the identity marker; ARGV a new id, '1' when a loss is
+/// acknowledged. Writes the marker only when there is none. Returns
+/// {created (0/1), id, since, lost ('' when none)}.
+const INITIALISE: &str = r#"
+local existing = redis.call('HMGET', KEYS[1], 'id', 'since', 'lost')
+if existing[1] then return {0, existing[1], existing[2] or '0', existing[3] or ''} end
+local at = string.format('%d', now)
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'since', at)
+local lost = ''
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], 'lost', at)
+  lost = at
+end
+return {1, ARGV[1], at, lost}
+"#;
+
 /// GCRA. KEYS[1] bucket holding the theoretical arrival time (TAT) in
 /// microseconds; ARGV emission interval T and burst, both in microseconds
 /// and cells. A request passes when its new TAT is at most `burst * T`
@@ -136,6 +164,7 @@ struct Scripts {
     mark_unknown: Script,
     release: Script,
     gcra: Script,
+    initialise: Script,
 }
 
 fn with_clock(body: &str) -> Script {
@@ -186,6 +215,7 @@ impl RedisStore {
                 mark_unknown: with_clock(MARK_UNKNOWN),
                 release: with_clock(RELEASE),
                 gcra: Script::new(GCRA),
+                initialise: with_clock(INITIALISE),
             }),
         })
     }
@@ -218,6 +248,7 @@ impl Store for RedisStore {
                 .scripts
                 .claim
                 .key(key)
+                .key(IDENTITY_KEY)
                 .arg(&terms.fingerprint)
                 .arg(token)
                 .arg(millis(terms.lease))
@@ -247,6 +278,7 @@ impl Store for RedisStore {
                     retry_after: Duration::from_millis(ms()?.max(1)),
                 },
                 b"done" => Claim::Done(payload),
+                b"uninitialised" => Claim::Uninitialised,
                 _ => return Err(StoreError("redis: unexpected claim state".into())),
             })
         })
@@ -346,6 +378,52 @@ impl Store for RedisStore {
                 .await
                 .map_err(store_error)?;
             Ok(())
+        })
+    }
+
+    fn identity(&self) -> StoreFuture<'_, Option<Identity>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let fields: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(IDENTITY_KEY)
+                .arg("id")
+                .arg("since")
+                .arg("lost")
+                .query_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            let field = |i: usize| fields.get(i).cloned().flatten();
+            Ok(field(0).map(|id| Identity {
+                id,
+                since_ms: field(1).and_then(|s| s.parse().ok()).unwrap_or(0),
+                lost_at_ms: field(2).and_then(|s| s.parse().ok()),
+            }))
+        })
+    }
+
+    fn initialise(&self, how: Initialise) -> StoreFuture<'_, Initialised> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let lost = if how == Initialise::AcknowledgeLoss { "1" } else { "0" };
+            let (created, id, since, lost_at): (i64, String, String, String) = self
+                .scripts
+                .initialise
+                .key(IDENTITY_KEY)
+                .arg(super::new_identity_id())
+                .arg(lost)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            let identity = Identity {
+                id,
+                since_ms: since.parse().unwrap_or(0),
+                lost_at_ms: lost_at.parse().ok(),
+            };
+            Ok(if created == 1 {
+                Initialised::Created(identity)
+            } else {
+                Initialised::Existing(identity)
+            })
         })
     }
 

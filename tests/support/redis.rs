@@ -25,6 +25,39 @@ impl RedisServer {
         server
     }
 
+    /// A server whose store has its identity marker, as `yungate store init`
+    /// leaves it (for tests of the log alone; gateways in tests get theirs
+    /// from `store.initialise_empty`).
+    pub fn initialised() -> RedisServer {
+        let server = RedisServer::start();
+        let mut connection = server.client().get_connection().unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg(yungate::store::redis::IDENTITY_KEY)
+            .arg("id")
+            .arg("test")
+            .arg("since")
+            .arg(0)
+            .query(&mut connection)
+            .unwrap();
+        server
+    }
+
+    /// Runs `yungate store acknowledge-loss` against this server, as an
+    /// operator would after it lost its data; panics unless it wrote a marker.
+    pub fn acknowledge_loss(&self) {
+        let out = Command::new(env!("CARGO_BIN_EXE_yungate"))
+            .args(["store", "acknowledge-loss"])
+            .env("YUNGATE__STORE__REDIS_URL", self.url())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("written: store "),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
     /// The URL the gateway's `store.redis_url` takes.
     pub fn url(&self) -> String {
         format!("redis+unix://{}", self.socket.display())

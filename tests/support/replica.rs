@@ -74,7 +74,11 @@ impl Replica {
             toml.push_str(&format!("[gateway]\nnotify_url = {}\n", quoted(url)));
         }
         if let Some(url) = &config.store.redis_url {
-            toml.push_str(&format!("[store]\nredis_url = {}\n", quoted(url.expose())));
+            toml.push_str(&format!(
+                "[store]\nredis_url = {}\ninitialise_empty = {}\n",
+                quoted(url.expose()),
+                config.store.initialise_empty
+            ));
         }
         toml.push_str(&format!("[rate_limit]\nshadow = {}\n", config.rate_limit.shadow));
         for (class, limit) in &config.rate_limit.provider {

@@ -187,6 +187,8 @@ impl Rig {
             |c| {
                 if let Some(url) = url {
                     c.store.redis_url = Some(url.into());
+                    // The test's Redis is new: it gets its identity marker at start.
+                    c.store.initialise_empty = true;
                     c.idempotency.fingerprint_key = Some(FINGERPRINT_KEY.into());
                 }
                 gateway(c);

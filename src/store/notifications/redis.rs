@@ -14,6 +14,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncConnectionConfig, Script, Value};
 use tokio::sync::watch;
 
+use crate::store::redis::IDENTITY_KEY;
+
 use super::{
     Appended, Backlog, Cursor, DeadLetter, Delivery, DeliveryState, Entry, FetchTerms, Fetched, ListQuery, LogError,
     LogFuture, NotificationLog, Record, Start,
@@ -70,14 +72,23 @@ redis.call('SET', KEYS[2], id, 'PX', retention + 60000)
 return {id, 0}
 "#;
 
-/// KEYS[1] stream, KEYS[2] filters hash, KEYS[3] newest trimmed id; ARGV
-/// group, filter, cursor ('' to resume). Refuses another filter; with a
-/// cursor, refuses one ahead of the stream or with trimmed events after
-/// it, else creates the group there (or moves it).
+/// KEYS[1] stream, KEYS[2] filters hash, KEYS[3] newest trimmed id,
+/// KEYS[4] the store's identity marker; ARGV group, filter, cursor ('' to
+/// resume), retention ms. Refuses another filter; with a cursor, refuses
+/// one ahead of the stream or with trimmed events after it, else creates
+/// the group there (or moves it). Without a marker the store is new or
+/// lost its data: nothing is created. A group to resume that is missing
+/// after an acknowledged loss (within the retention) may have had events
+/// the loss took: it is not made afresh, the subscriber hears 'expired'.
 const JOIN: &str = r#"
+if redis.call('EXISTS', KEYS[4]) == 0 then return {'uninitialised', ''} end
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing and existing ~= ARGV[2] then return {'filter', existing} end
 if ARGV[3] == '' then
+  if not position(KEYS[1], ARGV[1]) then
+    local lost = tonumber(redis.call('HGET', KEYS[4], 'lost'))
+    if lost and now_ms() - lost < tonumber(ARGV[4]) then return {'expired', '0-0'} end
+  end
   redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '$', 'MKSTREAM')
 else
   local last = '0-0'
@@ -100,14 +111,22 @@ return {'ok', ''}
 "#;
 
 /// KEYS[1] stream, KEYS[2] dead set, KEYS[3] dead info, KEYS[4] newest
-/// trimmed id; ARGV group, consumer, room, visibility ms, max deliveries,
-/// retention ms. Returns {'ok', deliveries {id, fields, attempt},
-/// dead-lettered ids} or {'expired', position, newest trimmed}.
+/// trimmed id, KEYS[5] the store's identity marker; ARGV group, consumer,
+/// room, visibility ms, max deliveries, retention ms. Returns {'ok',
+/// deliveries {id, fields, attempt}, dead-lettered ids}, {'expired',
+/// position, newest trimmed}, or, for a group that is gone, {'uninitialised'}
+/// (the store lost its data, not yet acknowledged) or {'lost'} (an
+/// acknowledged loss within the retention took it).
 const FETCH: &str = r#"
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local room, idle, maxd = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local ld = position(stream, group)
-if not ld then return redis.error_reply('NOGROUP no such subscriber') end
+if not ld then
+  if redis.call('EXISTS', KEYS[5]) == 0 then return {'uninitialised'} end
+  local lost = tonumber(redis.call('HGET', KEYS[5], 'lost'))
+  if lost and now_ms() - lost < tonumber(ARGV[6]) then return {'lost'} end
+  return redis.error_reply('NOGROUP no such subscriber')
+end
 local trimmed = redis.call('GET', KEYS[4])
 if trimmed and less(ld, trimmed) then return {'expired', ld, trimmed} end
 local now = now_ms()
@@ -477,6 +496,7 @@ impl RedisLog {
             .key(format!("{}dead:{subscriber}", self.prefix))
             .key(format!("{}deadn:{subscriber}", self.prefix))
             .key(self.trimmed())
+            .key(IDENTITY_KEY)
             .arg(subscriber);
         for arg in args {
             invocation.arg(arg);
@@ -598,15 +618,23 @@ impl NotificationLog for RedisLog {
                 .key(self.stream())
                 .key(format!("{}filters", self.prefix))
                 .key(self.trimmed())
+                .key(IDENTITY_KEY)
                 .arg(subscriber)
                 .arg(filter)
                 .arg(at)
+                .arg(self.retention_ms)
                 .invoke_async(&mut connection)
                 .await
                 .map_err(unavailable)?;
             let detail = || reply.get(1).ok_or_else(|| bad_reply("join"));
             match (reply.first().and_then(text).as_deref(), start) {
                 (Some("ok"), _) => Ok(()),
+                (Some("uninitialised"), _) => Err(LogError::StoreUninitialised),
+                // After an acknowledged loss: replay everything kept since.
+                (Some("expired"), Start::Resume) => Err(LogError::CursorExpired {
+                    cursor: Cursor::default(),
+                    resume_from: self::cursor(detail()?)?,
+                }),
                 (Some("filter"), _) => Err(LogError::FilterMismatch {
                     subscriber: subscriber.to_owned(),
                     existing: text(detail()?).unwrap_or_default(),
@@ -644,11 +672,23 @@ impl NotificationLog for RedisLog {
                 .invoke_async(&mut connection)
                 .await
                 .map_err(|e| no_group_or(e, subscriber))?;
-            if reply.first().and_then(text).as_deref() == Some("expired") {
-                return Err(LogError::CursorExpired {
-                    cursor: cursor(reply.get(1).ok_or_else(|| bad_reply("fetch"))?)?,
-                    resume_from: cursor(reply.get(2).ok_or_else(|| bad_reply("fetch"))?)?,
-                });
+            match reply.first().and_then(text).as_deref() {
+                Some("expired") => {
+                    return Err(LogError::CursorExpired {
+                        cursor: cursor(reply.get(1).ok_or_else(|| bad_reply("fetch"))?)?,
+                        resume_from: cursor(reply.get(2).ok_or_else(|| bad_reply("fetch"))?)?,
+                    });
+                }
+                Some("uninitialised") => return Err(LogError::StoreUninitialised),
+                // The loss took the group and what it had not acknowledged:
+                // replay everything kept since.
+                Some("lost") => {
+                    return Err(LogError::CursorExpired {
+                        cursor: Cursor::default(),
+                        resume_from: Cursor::default(),
+                    });
+                }
+                _ => {}
             }
             let mut out = Fetched::default();
             for item in reply.get(1).and_then(array).unwrap_or_default() {

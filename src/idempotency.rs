@@ -433,7 +433,7 @@ impl Owned<'_> {
         // An earlier attempt may still have landed, unless a query proved it did not.
         let mut pending_unknown = earlier.is_some();
         if let Some(settle_left) = earlier {
-            match resolve(inner.clone(), &request).await {
+            match resolve(inner.clone(), &request, shared.settings.retention).await {
                 Resolved::Landed(value) => {
                     tracing::info!(
                         method = spec.method,
@@ -554,6 +554,22 @@ impl Owned<'_> {
                         forgets,
                         ..NumberUsed::new(spec, code, message, verified)
                     })));
+                }
+                if prior == Prior::Unknown
+                    && let Err(CallError::Business { code, message, .. }) = &answer.result
+                {
+                    // The earlier attempt may have made this very refusal
+                    // happen (the phone is bound now, the tranceNum used).
+                    self.finish(Next::Unknown(Window::Closed)).await;
+                    return Err(GatewayError::Unresolved {
+                        cause: "REFUSED_AFTER_UNKNOWN",
+                        detail: format!(
+                            "the provider refused the call sent again with {code} ({message}), which may be the \
+                             doing of the earlier attempt, whose outcome is not known: look at the state it sets \
+                             (GetMemberInfo, QueryBankCard) before anything else"
+                        ),
+                        retry_after: None,
+                    });
                 }
                 let next = match Next::after(spec.idempotency, &answer.result, prior) {
                     // An exchange that ended without an answer: the provider may go on with it.

@@ -7,19 +7,31 @@
 //! no more than the order's 6.13 status, so the recovered answer carries
 //! no more than that either.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value as Json, json};
+use time::OffsetDateTime;
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
 use crate::error::GatewayError;
 use crate::exchange::{ProviderAnswer, ProviderRequest, Subject};
-use crate::provider::calls::{Call, CallSpec, Resolution};
+use crate::provider::calls::{Call, CallSpec, CardFact, MemberFact, Resolution};
 use crate::provider::client::CallError;
 use crate::provider::codes::OrderStatus;
 use crate::provider::errors::code;
+use crate::provider::wire;
 
 /// 40022 订单和用户不匹配 (section 7, l.3294): the number is another member's order.
 const ORDER_OF_ANOTHER_MEMBER: &str = "40022";
+/// 40024 标的商品不存在 (section 7, l.3296): no such goods.
+const GOODS_NOT_FOUND: &str = "40024";
+/// 6.11 锁定 (l.2953).
+const LOCKED: i64 = 5;
+/// queryInExpDetail entries read per page, and pages read at most: a
+/// member's income and expense over the records' retention, bounded.
+const DETAIL_PAGE: usize = 100;
+const DETAIL_PAGES: usize = 20;
 
 /// What the provider knows about the earlier attempt.
 #[derive(Debug)]
@@ -152,21 +164,279 @@ pub fn order_answer(subject: &Subject, status: OrderStatus) -> Json {
     Json::Object(answer)
 }
 
-/// Asks the provider about the earlier attempt of `request`.
-pub async fn resolve<S>(inner: S, request: &ProviderRequest) -> Resolved
+/// A boolean the provider may send as `true`, `"true"` or 1.
+fn truthy(value: Option<&Json>) -> Option<bool> {
+    match value? {
+        Json::Bool(b) => Some(*b),
+        Json::String(s) => match s.trim() {
+            "true" | "TRUE" | "1" => Some(true),
+            "false" | "FALSE" | "0" => Some(false),
+            _ => None,
+        },
+        Json::Number(n) => n.as_i64().map(|n| n != 0),
+        _ => None,
+    }
+}
+
+/// A structure the provider may send as an object or as a JSON string.
+fn structure(value: Option<&Json>) -> Json {
+    match value {
+        Some(Json::String(s)) => serde_json::from_str(s).unwrap_or(Json::Null),
+        Some(v) => v.clone(),
+        None => Json::Null,
+    }
+}
+
+/// The answer of a call that landed, as far as the query proves: the
+/// named request fields, never one the call's answer carries encrypted.
+fn answer_with(request: &ProviderRequest, fields: &[&str]) -> Json {
+    let mut answer = Map::new();
+    for field in fields {
+        if request.spec.encrypted_response.contains(field) {
+            continue;
+        }
+        if let Some(v) = request.param.get(*field) {
+            answer.insert((*field).to_owned(), v.clone());
+        }
+    }
+    Json::Object(answer)
+}
+
+/// getMemberInfo: whether the change a member call makes is there.
+async fn member_shows<S>(inner: S, request: &ProviderRequest, fact: MemberFact) -> Resolved
 where
     S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError>,
+{
+    let Some(user) = &request.subject.member else {
+        return failed_with("the request has no bizUserId to query with".into());
+    };
+    let mut param = Map::new();
+    param.insert("bizUserId".into(), json!(user));
+    let info = match query(inner, Call::GetMemberInfo, param, request.deadline).await {
+        Ok(info) => structure(info.get("memberInfo")),
+        // A locked member's calls all answer 30002 用户已经被锁 (4.1.18,
+        // l.980; l.3242): that is the state itself.
+        Err(QueryFailed::Code(code)) if code == code::USER_LOCKED => {
+            return match fact {
+                MemberFact::Locked(true) => Resolved::Landed(answer_with(request, &["bizUserId"])),
+                MemberFact::Locked(false) => Resolved::Absent,
+                _ => failed_with("getMemberInfo: the member is locked (30002)".into()),
+            };
+        }
+        Err(failed) => return query_failed("getMemberInfo", failed),
+    };
+    let shown = match fact {
+        MemberFact::RealName => truthy(info.get("isIdentityChecked")),
+        MemberFact::Phone(field) => match truthy(info.get("isPhoneChecked")) {
+            Some(true) => {
+                let wanted = request.param.get(field).and_then(Json::as_str);
+                let bound = info.get("phone").and_then(Json::as_str);
+                match (wanted, bound) {
+                    (Some(w), Some(b)) if w == b => Some(true),
+                    // Another phone is bound: not this request's doing.
+                    (Some(_), Some(_)) => Some(false),
+                    _ => None,
+                }
+            }
+            other => other,
+        },
+        MemberFact::Locked(locked) => info
+            .get("userState")
+            .and_then(integer)
+            .map(|state| (state == LOCKED) == locked),
+    };
+    match shown {
+        Some(true) => Resolved::Landed(answer_with(request, &["bizUserId", "phone", "oldPhone", "newPhone"])),
+        Some(false) => Resolved::Absent,
+        // A company's memberInfo (5.6) has none of these fields: sending
+        // again is all there is, and its answer is reported as unsure.
+        None => Resolved::Resend,
+    }
+}
+
+/// queryBankCard of the request's card: whether the change a card call makes is there.
+async fn card_shows<S>(inner: S, request: &ProviderRequest, fact: CardFact) -> Resolved
+where
+    S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError>,
+{
+    let (Some(user), Some(card)) = (
+        &request.subject.member,
+        request.param.get("cardNo").and_then(Json::as_str),
+    ) else {
+        return failed_with("the request has no bizUserId or cardNo to query with".into());
+    };
+    let mut param = Map::new();
+    param.insert("bizUserId".into(), json!(user));
+    param.insert("cardNo".into(), json!(card));
+    let list = match query(inner, Call::QueryBankCard, param, request.deadline).await {
+        Ok(answer) => structure(answer.get("bindCardList")),
+        Err(failed) => return query_failed("queryBankCard", failed),
+    };
+    let entries = list.as_array().map(Vec::as_slice).unwrap_or_default();
+    // 6.14: 1 已绑定, 2 已解除 (l.2978-2979).
+    let bound = entries
+        .iter()
+        .find(|e| e.get("bindState").and_then(integer).is_none_or(|s| s == 1));
+    let landed = match (fact, bound) {
+        (CardFact::Safe, Some(entry)) => truthy(entry.get("isSafeCard")).unwrap_or(false),
+        (CardFact::Safe, None) => false,
+        (CardFact::Unbound, found) => found.is_none(),
+    };
+    if landed {
+        Resolved::Landed(answer_with(request, &["bizUserId", "cardNo"]))
+    } else {
+        Resolved::Absent
+    }
+}
+
+/// queryModifyGoods without dates: whether the goods exist.
+async fn goods<S>(inner: S, request: &ProviderRequest) -> Resolved
+where
+    S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError>,
+{
+    let mut param = Map::new();
+    for field in ["bizUserId", "bizGoodsNo", "goodsType"] {
+        let Some(v) = request.param.get(field) else {
+            return failed_with(format!("the request has no {field} to query with"));
+        };
+        param.insert(field.into(), v.clone());
+    }
+    match query(inner, Call::QueryModifyGoods, param, request.deadline).await {
+        Ok(_) => Resolved::Landed(answer_with(request, &["bizGoodsNo"])),
+        Err(QueryFailed::Code(code)) if code == GOODS_NOT_FOUND => Resolved::Absent,
+        Err(failed) => query_failed("queryModifyGoods", failed),
+    }
+}
+
+/// queryInExpDetail: whether an entry of the member carries the call's number.
+async fn in_exp_detail<S>(
+    inner: S,
+    request: &ProviderRequest,
+    (member, account_set): (&str, &str),
+    lookback: Duration,
+) -> Resolved
+where
+    S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError> + Clone,
+{
+    let text = |field: &str| request.param.get(field).and_then(Json::as_str).map(str::to_owned);
+    let (Some(user), Some(set), Some(field)) = (
+        text(member),
+        text(account_set),
+        request.spec.idempotency.natural_field(),
+    ) else {
+        return failed_with(format!("the request has no {member} or {account_set} to query with"));
+    };
+    let Some(number) = text(field) else {
+        return failed_with(format!("the request has no {field}"));
+    };
+    // "yyyy-MM-dd" (l.2276-2277), China time, over the records' retention.
+    let today = OffsetDateTime::now_utc().to_offset(wire::CHINA).date();
+    let from = today - time::Duration::seconds(i64::try_from(lookback.as_secs()).unwrap_or(i64::MAX).min(400 * 86_400));
+    let date = |d: time::Date| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+    for page in 0..DETAIL_PAGES {
+        let mut param = Map::new();
+        param.insert("bizUserId".into(), json!(user));
+        param.insert("accountSetNo".into(), json!(set));
+        param.insert("dateStart".into(), json!(date(from)));
+        param.insert("dateEnd".into(), json!(date(today)));
+        param.insert("startPosition".into(), json!(page * DETAIL_PAGE + 1));
+        param.insert("queryNum".into(), json!(DETAIL_PAGE));
+        let answer = match query(inner.clone(), Call::QueryInExpDetail, param, request.deadline).await {
+            Ok(answer) => answer,
+            Err(failed) => return query_failed("queryInExpDetail", failed),
+        };
+        let entries = structure(answer.get("inExpDetail"));
+        let entries = entries.as_array().map(Vec::as_slice).unwrap_or_default();
+        if entries
+            .iter()
+            .any(|e| e.get("bizOrderNo").and_then(Json::as_str) == Some(number.as_str()))
+        {
+            return Resolved::Landed(answer_with(request, &[field]));
+        }
+        let total = answer.get("totalNum").and_then(integer).unwrap_or(0);
+        let read = i64::try_from((page + 1) * DETAIL_PAGE).unwrap_or(i64::MAX);
+        if entries.len() < DETAIL_PAGE || read >= total {
+            return Resolved::Absent;
+        }
+    }
+    failed_with(format!(
+        "queryInExpDetail: more than {} entries to look through",
+        DETAIL_PAGE * DETAIL_PAGES
+    ))
+}
+
+/// getOrderDetail of every item of a batch: all there, or none.
+async fn batch_items<S>(inner: S, request: &ProviderRequest) -> Resolved
+where
+    S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError> + Clone,
+{
+    let items = request
+        .param
+        .get("batchPayList")
+        .and_then(Json::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if items.is_empty() {
+        return failed_with("the batch has no items to query".into());
+    }
+    let (mut found, mut absent) = (0usize, 0usize);
+    for item in items {
+        let (Some(user), Some(order)) = (
+            item.get("bizUserId").and_then(Json::as_str),
+            item.get("bizOrderNo").and_then(Json::as_str),
+        ) else {
+            return failed_with("a batch item has no bizUserId or bizOrderNo to query with".into());
+        };
+        let mut param = Map::new();
+        param.insert("bizUserId".into(), json!(user));
+        param.insert("bizOrderNo".into(), json!(order));
+        match query(inner.clone(), Call::GetOrderDetail, param, request.deadline).await {
+            Ok(_) => found += 1,
+            Err(QueryFailed::Code(code)) if code == code::ORDER_NOT_FOUND => absent += 1,
+            Err(failed) => return query_failed("getOrderDetail", failed),
+        }
+    }
+    match (found, absent) {
+        (_, 0) => Resolved::Landed(answer_with(request, &["bizBatchNo"])),
+        (0, _) => Resolved::Absent,
+        _ => failed_with(format!(
+            "{found} of the batch's {} orders are at the provider, {absent} are not",
+            found + absent
+        )),
+    }
+}
+
+/// Asks the provider about the earlier attempt of `request`; `lookback`
+/// is how far back an attempt may be (the records' retention).
+pub async fn resolve<S>(inner: S, request: &ProviderRequest, lookback: Duration) -> Resolved
+where
+    S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError> + Clone,
 {
     let spec = request.spec;
     let subject = &request.subject;
     match spec.resolution {
+        Resolution::MemberShows(fact) => member_shows(inner, request, fact).await,
+        Resolution::CardShows(fact) => card_shows(inner, request, fact).await,
+        Resolution::Goods => goods(inner, request).await,
+        Resolution::InExpDetail { member, account_set } => {
+            in_exp_detail(inner, request, (member, account_set), lookback).await
+        }
+        Resolution::BatchItems => batch_items(inner, request).await,
         Resolution::Resend => Resolved::Resend,
         Resolution::NoQuery => Resolved::Unresolved {
             cause: "NO_QUERY",
-            detail: format!(
-                "the provider offers no query for {}; its notification or the reconciliation file (4.3.2) will tell",
-                spec.method
-            ),
+            detail: match request.call {
+                Call::UnfreezeMoney => "no query tells one part of a freeze from another, and unfreezes are neither \
+                    notified nor in the reconciliation file: QueryBalance's freezen_amount and QueryInExpDetail \
+                    show what was released; an operator then settles this key (README: outcomes no query can \
+                    settle); do not release the part again under another key meanwhile"
+                    .into(),
+                _ => format!(
+                    "the provider offers no query for {}: the reconciliation file of the day (4.3.2, after 11:00 \
+                     China time the next day) settles it; do not send this intent under another number meanwhile",
+                    spec.method
+                ),
+            },
         },
         Resolution::OrderDetail { .. } | Resolution::PaymentDetail => {
             let Some(param) = order_query(spec, subject) else {
@@ -199,11 +469,7 @@ where
             param.insert("bizUserId".into(), json!(user));
             match query(inner, Call::GetMemberInfo, param, request.deadline).await {
                 Ok(info) => {
-                    let member = match info.get("memberInfo") {
-                        Some(Json::String(s)) => serde_json::from_str(s).unwrap_or(Json::Null),
-                        Some(v) => v.clone(),
-                        None => Json::Null,
-                    };
+                    let member = structure(info.get("memberInfo"));
                     let mut answer = Map::new();
                     answer.insert("bizUserId".into(), json!(user));
                     if let Some(id) = member.get("userId").and_then(Json::as_str) {

@@ -55,9 +55,12 @@ pub enum Idempotency {
     /// name), scoped by sysid and call: a retry with the same number is the
     /// same intent.
     Natural(&'static str),
-    /// A confirmation (4.2.8, 4.2.11) keyed by the number of the order it
-    /// confirms: like `Natural`, but a refusal (a wrong SMS code) is not
-    /// kept, so that a corrected confirmation of the same order can be sent.
+    /// A confirmation keyed by the number of what it confirms: an order
+    /// (4.2.8, 4.2.11: `bizOrderNo`), a card binding (4.1.11, 4.1.13: the
+    /// `tranceNum` its application answered, l.709, 807), a password reset
+    /// (4.1.26: `mobileFlowNO`, l.1338). Like `Natural`, but a refusal (a
+    /// wrong SMS code) is not kept, so that a corrected confirmation of the
+    /// same thing can be sent.
     Confirmation(&'static str),
     /// A mutation that may act on its number more than once: 4.2.16 releases
     /// one freeze in parts, each naming the freeze's number ("对应冻结金额时的
@@ -77,13 +80,13 @@ impl Idempotency {
     }
 
     /// Whether the request field `name` belongs to the intent a fingerprint
-    /// covers. A confirmation's intent is the order it confirms (bizUserId,
-    /// bizOrderNo, tradeNo): its SMS code, password and IP may change
-    /// between attempts, so that a corrected code continues the same
-    /// confirmation instead of reading as another request.
+    /// covers. A confirmation's intent is what it confirms (its number,
+    /// bizUserId, and a payment's tradeNo): its SMS code, password and IP
+    /// may change between attempts, so that a corrected code continues the
+    /// same confirmation instead of reading as another request.
     pub fn fingerprints(self, name: &str) -> bool {
         match self {
-            Idempotency::Confirmation(_) => matches!(name, "bizUserId" | "bizOrderNo" | "tradeNo"),
+            Idempotency::Confirmation(field) => name == field || matches!(name, "bizUserId" | "tradeNo"),
             _ => true,
         }
     }
@@ -112,14 +115,59 @@ pub enum Resolution {
     /// 4.1.8 getMemberInfo with the request's `bizUserId`: 30001 用户不存在
     /// means the attempt never landed.
     MemberInfo,
+    /// 4.1.8 getMemberInfo: the individual's memberInfo (5.8, l.2700-2712)
+    /// shows whether the change the call makes is there. 5.6 (companies)
+    /// has no such fields: a company's unknown outcome is sent again.
+    MemberShows(MemberFact),
+    /// 4.1.16 queryBankCard with the request's `cardNo`: the card's entry
+    /// (5.9, l.2721-2723) shows whether the change the call makes is there.
+    CardShows(CardFact),
+    /// 4.2.14 queryModifyGoods without dates, a pure query (l.1979-1980):
+    /// the goods exist; 40024 标的商品不存在 means the entry never landed.
+    Goods,
+    /// 4.2.22 queryInExpDetail of the member in request field `member`, in
+    /// the account set in `account_set`: an entry whose `bizOrderNo` (5.14
+    /// l.2850) is the call's number means it landed; none in the records'
+    /// retention, that it did not.
+    InExpDetail {
+        member: &'static str,
+        account_set: &'static str,
+    },
+    /// 4.2.21 getOrderDetail of every item of the batch (5.11: each is an
+    /// order with its bizOrderNo and bizUserId): all there, it landed; none,
+    /// it did not.
+    BatchItems,
     /// Nothing to learn and nothing to lose: the call sets state rather than
     /// moving money, so sending it again is harmless and its answer is the outcome.
     Resend,
-    /// The spec offers no query for the call and does not say a duplicate
-    /// number is refused (freezes, transfers, batches): an unknown outcome
-    /// stays unknown until a notification or the reconciliation file (4.3.2)
-    /// settles it, and is never sent again.
+    /// No query tells: an unfreeze (4.2.16) names its freeze's number, which
+    /// every part of the freeze shares, and a failed-bid refund's items
+    /// (5.13) do not name the members getOrderDetail needs. An unknown
+    /// outcome stays unknown until a notification or the reconciliation
+    /// file (4.3.2) settles it, and is never sent again on its own.
     NoQuery,
+}
+
+/// What getMemberInfo's memberInfo (5.8) shows of a member call's change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberFact {
+    /// `isIdentityChecked` (l.2707): setRealName landed.
+    RealName,
+    /// `isPhoneChecked` (l.2702) with `phone` (l.2700) equal to the
+    /// request field named: the phone is bound.
+    Phone(&'static str),
+    /// `userState` (l.2695) 5 锁定 (6.11) or not: lockMember (true) or
+    /// unlockMember (false) landed.
+    Locked(bool),
+}
+
+/// What queryBankCard's entry (5.9) shows of a card call's change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CardFact {
+    /// `isSafeCard` (l.2723): setSafeCard landed.
+    Safe,
+    /// No bound entry, or `bindState` 2 已解除 (l.2721, 6.14): unbindBankCard landed.
+    Unbound,
 }
 
 /// Which provider quota a call draws on.
@@ -408,7 +456,7 @@ impl Call {
                 rpc: "BindPhone",
                 idempotency: Idempotency::CallerKey,
                 moves_money: false,
-                resolution: Resolution::Resend,
+                resolution: Resolution::MemberShows(MemberFact::Phone("phone")),
                 rate_class: RateClass::Member,
                 fills: &[],
                 encrypted_request: &[],
@@ -423,7 +471,7 @@ impl Call {
                 rpc: "ChangeBindPhone",
                 idempotency: Idempotency::CallerKey,
                 moves_money: false,
-                resolution: Resolution::Resend,
+                resolution: Resolution::MemberShows(MemberFact::Phone("newPhone")),
                 rate_class: RateClass::Member,
                 fills: &[],
                 encrypted_request: &[],
@@ -438,7 +486,7 @@ impl Call {
                 rpc: "SetRealName",
                 idempotency: Idempotency::CallerKey,
                 moves_money: false,
-                resolution: Resolution::Resend,
+                resolution: Resolution::MemberShows(MemberFact::RealName),
                 rate_class: RateClass::Member,
                 fills: &[],
                 encrypted_request: &["identityNo"],
@@ -530,7 +578,7 @@ impl Call {
                 method: "bindBankCard",
                 kind: CallKind::Backend,
                 rpc: "BindBankCard",
-                idempotency: Idempotency::CallerKey,
+                idempotency: Idempotency::Confirmation("tranceNum"),
                 moves_money: false,
                 resolution: Resolution::Resend,
                 rate_class: RateClass::Member,
@@ -560,7 +608,7 @@ impl Call {
                 method: "affirmVerifyPayBindCard",
                 kind: CallKind::Backend,
                 rpc: "AffirmVerifyPayBindCard",
-                idempotency: Idempotency::CallerKey,
+                idempotency: Idempotency::Confirmation("tranceNum"),
                 moves_money: false,
                 resolution: Resolution::Resend,
                 rate_class: RateClass::Member,
@@ -592,7 +640,7 @@ impl Call {
                 rpc: "SetSafeCard",
                 idempotency: Idempotency::CallerKey,
                 moves_money: false,
-                resolution: Resolution::Resend,
+                resolution: Resolution::CardShows(CardFact::Safe),
                 rate_class: RateClass::Member,
                 fills: &[],
                 encrypted_request: &["cardNo"],
@@ -622,7 +670,7 @@ impl Call {
                 rpc: "UnbindBankCard",
                 idempotency: Idempotency::CallerKey,
                 moves_money: false,
-                resolution: Resolution::Resend,
+                resolution: Resolution::CardShows(CardFact::Unbound),
                 rate_class: RateClass::Member,
                 fills: &[],
                 encrypted_request: &["cardNo"],
@@ -637,7 +685,7 @@ impl Call {
                 rpc: "LockMember",
                 idempotency: Idempotency::CallerKey,
                 moves_money: false,
-                resolution: Resolution::Resend,
+                resolution: Resolution::MemberShows(MemberFact::Locked(true)),
                 rate_class: RateClass::Member,
                 fills: &[],
                 encrypted_request: &[],
@@ -652,7 +700,7 @@ impl Call {
                 rpc: "UnlockMember",
                 idempotency: Idempotency::CallerKey,
                 moves_money: false,
-                resolution: Resolution::Resend,
+                resolution: Resolution::MemberShows(MemberFact::Locked(false)),
                 rate_class: RateClass::Member,
                 fills: &[],
                 encrypted_request: &[],
@@ -770,7 +818,7 @@ impl Call {
                 method: "resetNewMobilePayPwdAffirm",
                 kind: CallKind::Backend,
                 rpc: "ResetNewMobilePayPwdAffirm",
-                idempotency: Idempotency::CallerKey,
+                idempotency: Idempotency::Confirmation("mobileFlowNO"),
                 moves_money: false,
                 resolution: Resolution::Resend,
                 rate_class: RateClass::Member,
@@ -922,7 +970,7 @@ impl Call {
                 rpc: "BatchAgentPay",
                 idempotency: Idempotency::Natural("bizBatchNo"),
                 moves_money: true,
-                resolution: Resolution::NoQuery,
+                resolution: Resolution::BatchItems,
                 rate_class: RateClass::Order,
                 fills: &[],
                 encrypted_request: &["batchPayList.payToBankCardInfo.bankCardNo"],
@@ -1012,7 +1060,7 @@ impl Call {
                 rpc: "EntryGoods",
                 idempotency: Idempotency::Natural("bizGoodsNo"),
                 moves_money: false,
-                resolution: Resolution::Resend,
+                resolution: Resolution::Goods,
                 rate_class: RateClass::Member,
                 fills: &[],
                 encrypted_request: &[],
@@ -1042,7 +1090,10 @@ impl Call {
                 rpc: "FreezeMoney",
                 idempotency: Idempotency::Natural("bizFreezenNo"),
                 moves_money: true,
-                resolution: Resolution::NoQuery,
+                resolution: Resolution::InExpDetail {
+                    member: "bizUserId",
+                    account_set: "accountSetNo",
+                },
                 rate_class: RateClass::Order,
                 fills: &[],
                 encrypted_request: &[],
@@ -1102,7 +1153,10 @@ impl Call {
                 rpc: "ApplicationTransfer",
                 idempotency: Idempotency::Natural("bizTransferNo"),
                 moves_money: true,
-                resolution: Resolution::NoQuery,
+                resolution: Resolution::InExpDetail {
+                    member: "targetBizUserId",
+                    account_set: "targetAccountSetNo",
+                },
                 rate_class: RateClass::Order,
                 fills: &[],
                 encrypted_request: &[],

@@ -58,6 +58,16 @@ pub async fn call(channel: &Channel, call: Call, wire: Json) -> Result<Json, Sta
 
 /// [`call`] with an `idempotency-key` metadata value.
 pub async fn call_keyed(channel: &Channel, call: Call, wire: Json, key: Option<&str>) -> Result<Json, Status> {
+    call_answered(channel, call, wire, key).await.map(|(_, answer)| answer)
+}
+
+/// [`call_keyed`] with the answer's metadata (`idempotent-replayed`, `idempotent-recovered`...).
+pub async fn call_answered(
+    channel: &Channel,
+    call: Call,
+    wire: Json,
+    key: Option<&str>,
+) -> Result<(tonic::metadata::MetadataMap, Json), Status> {
     let (service, rpc) = rpc_of(call).expect("a backend or page call");
     let method = pool()
         .get_service_by_name(&format!("yungate.v1.{service}"))
@@ -74,11 +84,9 @@ pub async fn call_keyed(channel: &Channel, call: Call, wire: Json, key: Option<&
             key.parse().map_err(|_| Status::invalid_argument("key"))?,
         );
     }
-    let answer = grpc
-        .unary(request, path, DynamicCodec(method.output()))
-        .await?
-        .into_inner();
-    Ok(Json::Object(to_wire(&answer)))
+    let answer = grpc.unary(request, path, DynamicCodec(method.output())).await?;
+    let metadata = answer.metadata().clone();
+    Ok((metadata, Json::Object(to_wire(answer.get_ref()))))
 }
 
 struct RawCodec;

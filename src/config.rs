@@ -50,6 +50,36 @@ pub struct Config {
     pub health: HealthConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// The background resolution of unknown outcomes.
+    pub resolver: ResolverConfig,
+}
+
+/// The background resolution of unknown outcomes: a sweep, one replica at
+/// a time, that asks the provider about records nobody retries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResolverConfig {
+    /// Off: unknown outcomes are resolved only when their caller retries.
+    pub enabled: bool,
+    /// How often a replica looks for due records, in milliseconds.
+    pub interval_ms: u64,
+    /// After the provider's window is over, how long until each next look
+    /// at a record still unknown, in seconds; the last repeats until the
+    /// record's retention ends.
+    pub schedule_secs: Vec<u64>,
+    /// The most records one sweep looks at.
+    pub batch: usize,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        ResolverConfig {
+            enabled: true,
+            interval_ms: 5_000,
+            schedule_secs: vec![300, 3_600, 21_600, 86_400],
+            batch: 100,
+        }
+    }
 }
 
 /// The Prometheus endpoint.
@@ -384,6 +414,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             health: HealthConfig::default(),
             metrics: MetricsConfig::default(),
+            resolver: ResolverConfig::default(),
         }
     }
 }
@@ -883,6 +914,22 @@ impl Config {
         }
         if i.fingerprint_key.as_ref().is_some_and(|k| k.expose().len() < 32) {
             return Err(invalid("idempotency.fingerprint_key", "must be at least 32 characters"));
+        }
+        let r = &self.resolver;
+        if !(100..=3_600_000).contains(&r.interval_ms) {
+            return Err(invalid("resolver.interval_ms", "must be between 100 and 3600000"));
+        }
+        if r.schedule_secs.is_empty()
+            || r.schedule_secs.len() > 32
+            || r.schedule_secs.iter().any(|s| !(1..=7 * 86_400).contains(s))
+        {
+            return Err(invalid(
+                "resolver.schedule_secs",
+                "must list 1 to 32 waits of 1 s to 7 days each",
+            ));
+        }
+        if !(1..=10_000).contains(&r.batch) {
+            return Err(invalid("resolver.batch", "must be between 1 and 10000"));
         }
         self.rate_limits().map(|_| ())
     }

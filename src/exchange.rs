@@ -67,8 +67,8 @@ impl Subject {
     }
 
     /// The subject as an idempotency record keeps it (`store::ClaimTerms::subject`):
-    /// JSON of the call's section, `bizOrderNo`, `member` and `amount`.
-    pub fn record(&self, spec: &CallSpec) -> Vec<u8> {
+    /// the call's section, `bizOrderNo`, `member` and `amount`.
+    pub fn kept(&self, spec: &CallSpec) -> Map<String, Json> {
         let mut kept = Map::new();
         kept.insert("section".into(), Json::from(spec.section));
         if let Some(order) = &self.biz_order_no {
@@ -80,7 +80,18 @@ impl Subject {
         if let Some(amount) = self.amount {
             kept.insert("amount".into(), Json::from(amount));
         }
-        Json::Object(kept).to_string().into_bytes()
+        kept
+    }
+
+    /// A subject as a record kept it (see [`Subject::kept`]); its key is not kept.
+    pub fn from_kept(kept: &Map<String, Json>) -> Subject {
+        let text = |field: &str| kept.get(field).and_then(Json::as_str).map(str::to_owned);
+        Subject {
+            key: None,
+            biz_order_no: text("bizOrderNo"),
+            member: text("member"),
+            amount: kept.get("amount").and_then(Json::as_i64),
+        }
     }
 
     /// The subject without a key (a request the gateway makes on its own).
@@ -173,6 +184,19 @@ impl ProviderRequest {
             subject,
             deadline,
         })
+    }
+
+    /// A request rebuilt from an idempotency record, to resolve it: `param`
+    /// holds what its resolution queries with.
+    pub fn rebuilt(call: Call, param: Map<String, Json>, subject: Subject, deadline: Option<Instant>) -> Self {
+        ProviderRequest {
+            call,
+            spec: call.spec(),
+            param,
+            supplied: Vec::new(),
+            subject,
+            deadline,
+        }
     }
 
     /// A request the gateway makes on its own (a query resolving an unknown outcome): never keyed.

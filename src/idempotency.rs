@@ -225,7 +225,11 @@ where
         lease: settings.lease,
         retention: settings.retention,
         attempt: settings.attempt(),
-        subject: request.subject.record(spec),
+        subject: {
+            let mut kept = request.subject.kept(spec);
+            kept.insert("param".into(), Json::Object(resolve::plan(spec, &request.param)));
+            Json::Object(kept).to_string().into_bytes()
+        },
     };
     let mut wait_until = Instant::now() + settings.in_flight_wait;
     if let Some(deadline) = request.deadline {

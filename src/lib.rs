@@ -10,7 +10,9 @@
 //! health and the drain, and the tower stacks (`serve/stack.rs`): a call
 //! goes [`grpc`] (validate, convert) ->
 //! [`idempotency`] -> [`ratelimit`] -> [`exchange`]'s `SoaService`, with
-//! records and buckets in a [`store`] (Redis, or in memory); every failure
+//! records and buckets in a [`store`] (Redis, or in memory); the
+//! [`resolver`] asks the provider about records of unknown outcome nobody
+//! retries; every failure
 //! is an [`error::GatewayError`] mapped to a status once. The provider's
 //! notifications come in through [`notify`] (verified by
 //! `provider::notify`, stored in the `store::notifications` log) and go out
@@ -27,6 +29,7 @@ pub mod idempotency;
 pub mod notify;
 pub mod provider;
 pub mod ratelimit;
+pub mod resolver;
 pub mod sandbox;
 pub mod serve;
 pub mod store;

@@ -393,6 +393,15 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         Arc::clone(&metrics),
     );
     let provider = stack::provider_stack(client.clone(), Arc::clone(&store), &stack_settings);
+    if config.resolver.enabled {
+        let resolver = crate::resolver::Resolver::new(
+            Arc::clone(&store),
+            provider.clone(),
+            resolver_settings(&config),
+            Arc::clone(&metrics),
+        );
+        tokio::spawn(resolver.run(streams.subscribe()));
+    }
     let caller_limit = stack::caller_limit(Arc::clone(&store), &config.provider.sysid, &stack_settings);
     let probe = client.clone();
     let gateway = Gateway::new(
@@ -801,6 +810,18 @@ fn stack_settings(
         metrics,
         order_traces: Arc::default(),
     })
+}
+
+/// The resolver's settings from the configuration.
+fn resolver_settings(config: &Config) -> crate::resolver::ResolverSettings {
+    let r = &config.resolver;
+    crate::resolver::ResolverSettings {
+        interval: Duration::from_millis(r.interval_ms),
+        schedule: r.schedule_secs.iter().map(|s| Duration::from_secs(*s)).collect(),
+        batch: r.batch,
+        lease: Duration::from_millis(config.idempotency.lease_ms),
+        retention: Duration::from_secs(config.idempotency.retention_secs),
+    }
 }
 
 /// `scheme://host[:port]` of a URL.

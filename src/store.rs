@@ -76,6 +76,14 @@ pub enum Initialised {
     Existing(Identity),
 }
 
+/// The call's spec section in a record key (`yg:idem:{sysid:section:hash}`).
+pub fn section_of(key: &str) -> Option<&str> {
+    let inner = key.strip_prefix("yg:idem:{")?.strip_suffix('}')?;
+    let mut parts = inner.rsplitn(3, ':');
+    let _hash = parts.next()?;
+    parts.next()
+}
+
 /// A random identity id.
 pub fn new_identity_id() -> String {
     let mut bytes = [0u8; 12];
@@ -175,6 +183,29 @@ pub enum Completed {
     Mismatch,
 }
 
+/// An unknown record the resolver took for a sweep: what it needs to ask the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    /// The record's subject, as its first claim wrote it (`ClaimTerms::subject`).
+    pub subject: Vec<u8>,
+    /// How long the provider may still act on the last attempt.
+    pub settle_left: Duration,
+    /// How many sweeps took it before this one.
+    pub tries: u32,
+}
+
+/// How many records are of unknown outcome, and for how long.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnknownStats {
+    /// Records of unknown outcome (held by a resolving claim or not).
+    pub count: u64,
+    /// How long the oldest has been unknown.
+    pub oldest: Option<Duration>,
+    /// Counts by the call's spec section (the record key's), for at most
+    /// the 10 000 oldest records.
+    pub by_section: std::collections::BTreeMap<String, u64>,
+}
+
 /// A rate-limit decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateDecision {
@@ -246,6 +277,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Answers when the store can serve (readiness).
     fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// Keys of unknown records whose next check is due, the longest due
+    /// first, at most `limit`.
+    fn due_unknown(&self, limit: usize) -> StoreFuture<'_, Vec<String>>;
+
+    /// Takes an unknown record nobody holds (or whose holder's lease
+    /// lapsed) as `token`'s claim for `lease`, as the resolver does; `None`
+    /// when it is held, finished or gone (then it leaves the index).
+    fn take_unknown<'a>(&'a self, key: &'a str, token: &'a str, lease: Duration) -> StoreFuture<'a, Option<Taken>>;
+
+    /// Gives `token`'s claim back as unknown (the provider's window as it
+    /// was), next due `after` from now; false when the claim was lost.
+    fn defer_unknown<'a>(&'a self, key: &'a str, token: &'a str, after: Duration) -> StoreFuture<'a, bool>;
+
+    /// The resolver's sweep lease: true when `holder` holds it for `ttl`
+    /// from now (taken, or renewed); one replica sweeps at a time.
+    fn sweep_lease<'a>(&'a self, holder: &'a str, ttl: Duration) -> StoreFuture<'a, bool>;
+
+    /// How many records are of unknown outcome, and for how long.
+    fn unknown_stats(&self) -> StoreFuture<'_, UnknownStats>;
 
     /// The store's identity marker, if it has one.
     fn identity(&self) -> StoreFuture<'_, Option<Identity>>;

@@ -38,6 +38,9 @@ pub mod names {
     pub const SANDBOX_MODE: &str = "yungate_sandbox_mode";
     pub const READY: &str = "yungate_ready";
     pub const STORE_INITIALISED: &str = "yungate_store_initialised";
+    pub const UNKNOWN_OUTCOMES: &str = "yungate_unknown_outcomes";
+    pub const UNKNOWN_OLDEST: &str = "yungate_unknown_outcome_oldest_seconds";
+    pub const RESOLVER_RESULTS: &str = "yungate_resolver_results_total";
     pub const PROVIDER_REACHABLE: &str = "yungate_provider_reachable";
     pub const RPC_STARTED: &str = "yungate_grpc_server_started_total";
     pub const RPC_HANDLED: &str = "yungate_grpc_server_handled_total";
@@ -98,6 +101,24 @@ const CATALOGUE: &[(&str, Kind, Option<Unit>, &str)] = {
             Gauge,
             None,
             "1 when the store has its identity marker; 0 when it is new or lost its data (money calls are refused until an operator initialises it or acknowledges the loss).",
+        ),
+        (
+            UNKNOWN_OUTCOMES,
+            Gauge,
+            None,
+            "Idempotency records of unknown outcome, by rpc (as the resolver last counted them, all replicas).",
+        ),
+        (
+            UNKNOWN_OLDEST,
+            Gauge,
+            Some(Unit::Seconds),
+            "How long the oldest record of unknown outcome has been unknown (0 when none).",
+        ),
+        (
+            RESOLVER_RESULTS,
+            Counter,
+            None,
+            "Records the resolver looked at, by what it learnt: landed, absent (the caller's retry sends), deferred.",
         ),
         (
             PROVIDER_REACHABLE,
@@ -401,6 +422,29 @@ impl Metrics {
         self.counter(names::PROVIDER_REQUESTS, labels()).increment(1);
         self.histogram(names::PROVIDER_SECONDS, labels())
             .record(elapsed.as_secs_f64());
+    }
+
+    /// What the resolver last counted: records of unknown outcome by rpc
+    /// (every backend rpc, 0 when none) and the oldest one's age.
+    pub fn unknown_outcomes(&self, by_rpc: &std::collections::BTreeMap<&'static str, u64>, oldest: Duration) {
+        for call in crate::provider::calls::Call::ALL {
+            let spec = call.spec();
+            if spec.kind != crate::provider::calls::CallKind::Backend || !spec.idempotency.is_mutation() {
+                continue;
+            }
+            let count = by_rpc.get(spec.rpc).copied().unwrap_or(0);
+            self.gauge(names::UNKNOWN_OUTCOMES, vec![Label::from_static_parts("rpc", spec.rpc)])
+                .set(count as f64);
+        }
+        self.gauge(names::UNKNOWN_OLDEST, Vec::new()).set(oldest.as_secs_f64());
+    }
+
+    pub fn resolver_result(&self, result: &'static str) {
+        self.counter(
+            names::RESOLVER_RESULTS,
+            vec![Label::from_static_parts("result", result)],
+        )
+        .increment(1);
     }
 
     pub fn idempotency(&self, result: &'static str) {

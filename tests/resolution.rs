@@ -241,3 +241,114 @@ async fn a_refused_resend_is_not_the_outcome() {
     );
     assert!(unsure.message().contains("30024"), "{}", unsure.message());
 }
+
+/// A rig whose resolver looks every 100 ms, then each second.
+async fn resolving(redis: Option<&support::redis::RedisServer>) -> Rig {
+    Rig::on_store(redis, |c| {
+        c.provider.request_timeout_ms = 400;
+        c.idempotency.settle_ms = 500;
+        c.resolver.enabled = true;
+        c.resolver.interval_ms = 100;
+        c.resolver.schedule_secs = vec![1];
+    })
+    .await
+}
+
+fn deposit(order: &str, user: &str) -> Json {
+    json!({"bizOrderNo": order, "bizUserId": user, "accountSetNo": ESCROW, "amount": 300, "fee": 0, "validateType": 1,
+           "industryCode": "1010", "industryName": "保险代理", "source": 2,
+           "payMethod": {"REALNAMEPAY": {"bankCardNo": CARD, "amount": 300}}})
+}
+
+/// Waits until the resolver has asked getOrderDetail `n` times in all.
+async fn queried(rig: &Rig, n: usize) {
+    for _ in 0..100 {
+        if rig.sent_for("getOrderDetail") >= n {
+            // Let the record be written after the answer.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the resolver asked getOrderDetail {} times, not {n}",
+        rig.sent_for("getOrderDetail")
+    );
+}
+
+async fn nobody_retries(redis: Option<&support::redis::RedisServer>) {
+    let rig = resolving(redis).await;
+    member(&rig, "rz-1").await;
+    // Landed, its answer lost: the resolver finds the order (4.2.21) and records it.
+    rig.set_faults(json!({"timeoutAfterCommit": {"OrderService.depositApply": 1.0}, "hangMs": LOST}))
+        .await;
+    let lost = call_answered(&rig.channel, Call::DepositApply, deposit("rz-d-1", "rz-1"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(cause(&lost).0, "OUTCOME_UNKNOWN");
+    // Never landed (9000 proves nothing, and nothing was made): the resolver proves it absent.
+    rig.set_faults(json!({"errorRate": {"OrderService.depositApply": 1.0}}))
+        .await;
+    let refused = call_answered(&rig.channel, Call::DepositApply, deposit("rz-d-2", "rz-1"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(cause(&refused).0, "OUTCOME_UNKNOWN");
+    rig.set_faults(json!({})).await;
+    queried(&rig, 2).await;
+    // The first's retry replays what the resolver recorded: no query, no send.
+    let (replayed, answer) = call_answered(&rig.channel, Call::DepositApply, deposit("rz-d-1", "rz-1"), None)
+        .await
+        .unwrap();
+    assert_eq!(replayed.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(replayed.get("idempotent-recovered").unwrap(), "true");
+    // 6.13 l.2968: 1 未支付.
+    assert_eq!(answer["payStatus"], "unpaid");
+    // The second's retry is sent, as a first attempt: the resolver released it.
+    let (fresh, answer) = call_answered(&rig.channel, Call::DepositApply, deposit("rz-d-2", "rz-1"), None)
+        .await
+        .unwrap();
+    assert!(fresh.get("idempotent-recovered").is_none() && fresh.get("idempotent-replayed").is_none());
+    assert!(answer["orderNo"].as_str().is_some_and(|n| !n.is_empty()), "{answer}");
+    assert_eq!(rig.sent_for("depositApply"), 3);
+    assert_eq!(rig.sent_for("getOrderDetail"), 2, "the retries asked nothing");
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_nobody_retries_is_resolved_in_memory() {
+    nobody_retries(None).await;
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_nobody_retries_is_resolved_on_redis() {
+    let redis = support::redis::RedisServer::start();
+    nobody_retries(Some(&redis)).await;
+}
+
+#[tokio::test]
+async fn two_replicas_share_the_sweep_without_double_queries() {
+    let redis = support::redis::RedisServer::start();
+    let rig = resolving(Some(&redis)).await;
+    let (second, _) = rig.replica().await;
+    member(&rig, "rz-2").await;
+    rig.set_faults(json!({"timeoutAfterCommit": {"OrderService.depositApply": 1.0}, "hangMs": LOST}))
+        .await;
+    let orders: Vec<String> = (0..4).map(|i| format!("rz-2-{i}")).collect();
+    for order in &orders {
+        let lost = call_answered(&rig.channel, Call::DepositApply, deposit(order, "rz-2"), None)
+            .await
+            .unwrap_err();
+        assert_eq!(cause(&lost).0, "OUTCOME_UNKNOWN");
+    }
+    rig.set_faults(json!({})).await;
+    queried(&rig, orders.len()).await;
+    // Two resolvers, one sweep at a time: each order asked about once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rig.sent_for("getOrderDetail"), orders.len());
+    for order in &orders {
+        let (metadata, _) = call_answered(&rig.channel, Call::DepositApply, deposit(order, "rz-2"), None)
+            .await
+            .unwrap();
+        assert_eq!(metadata.get("idempotent-replayed").unwrap(), "true", "{order}");
+    }
+    second.stop().await.unwrap();
+}

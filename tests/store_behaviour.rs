@@ -34,6 +34,7 @@ async fn records(store: &dyn Store, prefix: &str) {
     let (fp1, fp2) = (terms("fp1"), terms("fp2"));
     let key = format!("yg:idem:{{{prefix}:4.2.2:A}}");
     completion_checks_the_subject(store, prefix).await;
+    the_resolvers_operations(store, prefix).await;
     // First claim: the record is the claimer's.
     assert_eq!(store.claim(&key, "t1", &fp1).await.unwrap(), Claim::Fresh);
     // The same request while the lease lives: busy, for at most the lease.
@@ -302,4 +303,43 @@ async fn completion_checks_the_subject(store: &dyn Store, prefix: &str) {
         store.claim(&key, "t2", &held).await.unwrap(),
         Claim::Done(b"{\"ok\":1}".to_vec())
     );
+}
+
+/// What the resolver does to records: finds the due ones, takes one as a
+/// claim (never a held one), gives it back for later, and counts them.
+async fn the_resolvers_operations(store: &dyn Store, prefix: &str) {
+    let key = format!("yg:idem:{{{prefix}:4.2.2:R}}");
+    let t = terms("fp-r");
+    assert_eq!(store.claim(&key, "owner", &t).await.unwrap(), Claim::Fresh);
+    // Held by a live owner: not due, not taken.
+    assert!(!store.due_unknown(100).await.unwrap().contains(&key));
+    assert_eq!(store.take_unknown(&key, "resolver", LEASE).await.unwrap(), None);
+    // Unknown with its window over: due, and counted.
+    assert!(store.mark_unknown(&key, "owner", Window::Closed).await.unwrap());
+    assert!(store.due_unknown(100).await.unwrap().contains(&key));
+    let stats = store.unknown_stats().await.unwrap();
+    assert!(stats.count >= 1 && stats.by_section.get("4.2.2").copied().unwrap_or(0) >= 1, "{stats:?}");
+    let taken = store.take_unknown(&key, "resolver", LEASE).await.unwrap().expect("taken");
+    assert_eq!((taken.subject, taken.tries), (t.subject.clone(), 0));
+    // Taken is held: a caller waits, and a second look does not take it.
+    assert!(matches!(store.claim(&key, "caller", &t).await.unwrap(), Claim::Busy { .. }));
+    assert_eq!(store.take_unknown(&key, "other", LEASE).await.unwrap(), None);
+    // Given back for later: not due now, taken again then, with one try counted.
+    assert!(!store.defer_unknown(&key, "other", ZERO).await.unwrap());
+    assert!(store.defer_unknown(&key, "resolver", Duration::from_millis(200)).await.unwrap());
+    assert!(!store.due_unknown(100).await.unwrap().contains(&key));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(store.due_unknown(100).await.unwrap().contains(&key));
+    let again = store.take_unknown(&key, "resolver2", LEASE).await.unwrap().expect("taken again");
+    assert_eq!(again.tries, 1);
+    // Settled: it leaves the index.
+    assert!(store.complete(&key, "resolver2", b"{}", t.retention).await.unwrap());
+    assert!(!store.due_unknown(100).await.unwrap().contains(&key));
+    assert_eq!(store.unknown_stats().await.unwrap().by_section.get("4.2.2"), None);
+    // One sweep at a time: the lease is its holder's until it lapses.
+    assert!(store.sweep_lease("a", LEASE).await.unwrap());
+    assert!(store.sweep_lease("a", LEASE).await.unwrap());
+    assert!(!store.sweep_lease("b", LEASE).await.unwrap());
+    tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
+    assert!(store.sweep_lease("b", LEASE).await.unwrap());
 }

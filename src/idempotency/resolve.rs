@@ -406,6 +406,43 @@ where
     }
 }
 
+/// What of a request's parameters its resolution queries with: kept with
+/// its idempotency record, so that the resolver can ask the provider when
+/// nobody retries. Personal data (phones, card numbers) is left out: the
+/// member and card calls that need it are resolved when their caller retries.
+pub fn plan(spec: &CallSpec, param: &Map<String, Json>) -> Map<String, Json> {
+    let fields: Vec<&str> = match spec.resolution {
+        Resolution::OrderDetail { member } => vec![member, "bizOrderNo"],
+        Resolution::PaymentDetail => vec!["bizUserId", "bizOrderNo"],
+        Resolution::MemberInfo | Resolution::MemberShows(_) | Resolution::CardShows(_) => vec!["bizUserId"],
+        Resolution::Goods => vec!["bizUserId", "bizGoodsNo", "goodsType"],
+        Resolution::InExpDetail { member, account_set } => {
+            let mut fields = vec![member, account_set];
+            fields.extend(spec.idempotency.natural_field());
+            fields
+        }
+        Resolution::BatchItems => vec!["bizBatchNo"],
+        Resolution::Resend | Resolution::NoQuery => Vec::new(),
+    };
+    let mut kept: Map<String, Json> = fields
+        .into_iter()
+        .filter_map(|f| param.get(f).map(|v| (f.to_owned(), v.clone())))
+        .collect();
+    if spec.resolution == Resolution::BatchItems {
+        // Each item's numbers only: a payout item holds a card number (5.12).
+        let items: Vec<Json> = param
+            .get("batchPayList")
+            .and_then(Json::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|item| json!({"bizOrderNo": item.get("bizOrderNo"), "bizUserId": item.get("bizUserId")}))
+            .collect();
+        kept.insert("batchPayList".into(), Json::Array(items));
+    }
+    kept
+}
+
 /// Asks the provider about the earlier attempt of `request`; `lookback`
 /// is how far back an attempt may be (the records' retention).
 pub async fn resolve<S>(inner: S, request: &ProviderRequest, lookback: Duration) -> Resolved

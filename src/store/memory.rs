@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::{
     Claim, ClaimTerms, Completed, Expect, Identity, Initialise, Initialised, Limit, RateDecision, Store, StoreError,
-    StoreFuture, Window,
+    StoreFuture, Taken, UnknownStats, Window,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,12 @@ struct Record {
     expires: Instant,
     /// What the request is about (`ClaimTerms::subject`).
     subject: Vec<u8>,
+    /// When its outcome became unknown, while it is.
+    unknown_since: Option<Instant>,
+    /// When the resolver looks at it next.
+    due: Instant,
+    /// How many sweeps took it.
+    tries: u32,
 }
 
 impl Record {
@@ -42,6 +48,18 @@ impl Record {
         self.outcome = outcome.to_vec();
         self.token.clear();
         self.expires = expires;
+        self.unknown_since = None;
+    }
+
+    /// Whether the resolver may take it now: unknown, or pending with a
+    /// lapsed lease (its owner died), and due.
+    fn due_now(&self, now: Instant) -> bool {
+        let free = match self.state {
+            State::Unknown => true,
+            State::Pending => self.lease_until <= now,
+            State::Done => false,
+        };
+        free && self.due <= now
     }
 }
 
@@ -58,6 +76,8 @@ struct Records {
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     records: Arc<Mutex<Records>>,
+    /// The resolver's sweep lease: its holder and until when.
+    sweep: Arc<Mutex<Option<(String, Instant)>>>,
     limiters: Arc<Mutex<HashMap<Limit, Arc<DefaultKeyedRateLimiter<String>>>>>,
     /// Made with the store: it lives exactly as long as its records, so it
     /// never lacks one (what a restart forgets, the store says by being new).
@@ -78,6 +98,7 @@ impl MemoryStore {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         MemoryStore {
             records: Arc::default(),
+            sweep: Arc::default(),
             limiters: Arc::default(),
             identity: Identity {
                 id: super::new_identity_id(),
@@ -130,6 +151,9 @@ impl Store for MemoryStore {
                         outcome: Vec::new(),
                         expires: now + terms.retention,
                         subject: terms.subject.clone(),
+                        unknown_since: None,
+                        due: now + terms.attempt + terms.lease,
+                        tries: 0,
                     },
                 );
                 return Claim::Fresh;
@@ -223,6 +247,8 @@ impl Store for MemoryStore {
                     Window::Open(d) => r.settled = now + d,
                     Window::Keep => {}
                 }
+                r.unknown_since.get_or_insert(now);
+                r.due = r.settled.max(now);
                 true
             }
             _ => false,
@@ -246,6 +272,87 @@ impl Store for MemoryStore {
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn due_unknown(&self, limit: usize) -> StoreFuture<'_, Vec<String>> {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let mut due: Vec<(Instant, &String)> = records
+            .map
+            .iter()
+            .filter(|(_, r)| r.expires > now && r.due_now(now))
+            .map(|(k, r)| (r.due, k))
+            .collect();
+        due.sort();
+        ready(due.into_iter().take(limit).map(|(_, k)| k.clone()).collect())
+    }
+
+    fn take_unknown<'a>(&'a self, key: &'a str, token: &'a str, lease: Duration) -> StoreFuture<'a, Option<Taken>> {
+        let taken = self.with_record(key, |records, now| {
+            let r = records.map.get_mut(key)?;
+            let free = match r.state {
+                State::Unknown => true,
+                State::Pending => r.lease_until <= now,
+                State::Done => false,
+            };
+            if !free {
+                return None;
+            }
+            let tries = r.tries;
+            r.state = State::Pending;
+            token.clone_into(&mut r.token);
+            r.lease_until = now + lease;
+            r.tries = tries.saturating_add(1);
+            r.unknown_since.get_or_insert(now);
+            Some(Taken {
+                subject: r.subject.clone(),
+                settle_left: r.settled.saturating_duration_since(now),
+                tries,
+            })
+        });
+        ready(taken)
+    }
+
+    fn defer_unknown<'a>(&'a self, key: &'a str, token: &'a str, after: Duration) -> StoreFuture<'a, bool> {
+        let deferred = self.with_record(key, |records, now| match records.map.get_mut(key) {
+            Some(r) if r.token == token && r.state == State::Pending => {
+                r.state = State::Unknown;
+                r.lease_until = now;
+                r.due = now + after;
+                true
+            }
+            _ => false,
+        });
+        ready(deferred)
+    }
+
+    fn sweep_lease<'a>(&'a self, holder: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
+        let mut sweep = self.sweep.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let mine = match sweep.as_ref() {
+            Some((h, until)) => h == holder || *until <= now,
+            None => true,
+        };
+        if mine {
+            *sweep = Some((holder.to_owned(), now + ttl));
+        }
+        ready(mine)
+    }
+
+    fn unknown_stats(&self) -> StoreFuture<'_, UnknownStats> {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let mut stats = UnknownStats::default();
+        for (key, r) in records.map.iter().filter(|(_, r)| r.expires > now) {
+            let Some(since) = r.unknown_since else { continue };
+            stats.count += 1;
+            let age = now.saturating_duration_since(since);
+            stats.oldest = Some(stats.oldest.map_or(age, |o| o.max(age)));
+            if let Some(section) = super::section_of(key) {
+                *stats.by_section.entry(section.to_owned()).or_insert(0) += 1;
+            }
+        }
+        ready(stats)
     }
 
     fn identity(&self) -> StoreFuture<'_, Option<Identity>> {

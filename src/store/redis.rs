@@ -11,7 +11,7 @@ use redis::{Script, Value};
 
 use super::{
     Claim, ClaimTerms, Completed, Expect, Identity, Initialise, Initialised, Limit, RateDecision, Store, StoreError,
-    StoreFuture, Window,
+    StoreFuture, Taken, UnknownStats, Window,
 };
 
 /// The store's identity marker (`store::Identity`), a hash: `id`, `since`
@@ -20,12 +20,21 @@ use super::{
 /// per node instead, see ARCHITECTURE).
 pub const IDENTITY_KEY: &str = "yg:store:identity";
 
+/// The index of records the resolver looks at, by when their next check is
+/// due (a sorted set of record keys), and of records of unknown outcome by
+/// when they became so. Not hash-tagged, like the marker.
+pub const DUE_KEY: &str = "yg:idx:due";
+pub const SINCE_KEY: &str = "yg:idx:since";
+/// The resolver's sweep lease: one replica sweeps at a time.
+pub const SWEEP_LEASE_KEY: &str = "yg:resolver:lease";
+
 /// Milliseconds since the epoch by Redis' own clock.
 const NOW_MS: &str =
     "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
 
 /// KEYS[1] record; ARGV fingerprint, token, lease ms, retention ms,
-/// attempt ms, subject; KEYS[2] the identity marker. Fields: st (p
+/// attempt ms, subject; KEYS[2] the identity marker, KEYS[3] the due
+/// index. Fields: st (p
 /// pending, u unknown, d done), fp, tok, exp (lease end), su (until when
 /// the provider may act on the last attempt), out, sj (the subject, JSON).
 /// Returns {state, payload}. Without the marker the store is new or lost
@@ -37,6 +46,8 @@ if not st then
   redis.call('HSET', KEYS[1], 'st', 'p', 'fp', ARGV[1], 'tok', ARGV[2], 'exp', now + tonumber(ARGV[3]),
     'su', now + tonumber(ARGV[5]), 'sj', ARGV[6])
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  -- Looked at by the resolver if its owner dies with it: once the attempt and a lease are over.
+  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]) + tonumber(ARGV[3]), KEYS[1])
   return {'fresh', ''}
 end
 local r = redis.call('HMGET', KEYS[1], 'fp', 'exp', 'out', 'su')
@@ -71,15 +82,19 @@ redis.call('HSET', KEYS[1], 'exp', now + tonumber(ARGV[2]))
 return 1
 "#;
 
-/// KEYS[1] record; ARGV token, outcome, retention ms.
+/// KEYS[1] record, KEYS[2] due index, KEYS[3] since index; ARGV token,
+/// outcome, retention ms.
 const COMPLETE: &str = r#"
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
 redis.call('HSET', KEYS[1], 'st', 'd', 'out', ARGV[2], 'tok', '', 'exp', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('ZREM', KEYS[2], KEYS[1])
+redis.call('ZREM', KEYS[3], KEYS[1])
 return 1
 "#;
 
-/// KEYS[1] record; ARGV outcome, retention ms, expected member ('' not
+/// KEYS[1] record, KEYS[2] due index, KEYS[3] since index; ARGV outcome,
+/// retention ms, expected member ('' not
 /// checked), expected amount ('' not checked). Only an unknown record
 /// nobody holds (a live claim finds its own answer), and only one whose
 /// subject agrees: 1 completed, 0 not unknown, -1 another request's.
@@ -95,10 +110,14 @@ if sj and sj ~= '' then
 end
 redis.call('HSET', KEYS[1], 'st', 'd', 'out', ARGV[1], 'tok', '', 'exp', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[2], KEYS[1])
+redis.call('ZREM', KEYS[3], KEYS[1])
 return 1
 "#;
 
-/// KEYS[1] record; ARGV token, window (c closed, o open for ms, k keep), ms.
+/// KEYS[1] record, KEYS[2] due index, KEYS[3] since index; ARGV token,
+/// window (c closed, o open for ms, k keep), ms. The resolver looks at it
+/// once the window is over.
 const MARK_UNKNOWN: &str = r#"
 if ARGV[2] ~= 'c' and ARGV[2] ~= 'o' and ARGV[2] ~= 'k' then return redis.error_reply('bad window') end
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
@@ -108,14 +127,74 @@ if ARGV[2] == 'c' then
 elseif ARGV[2] == 'o' then
   redis.call('HSET', KEYS[1], 'su', now + tonumber(ARGV[3]))
 end
+local su = tonumber(redis.call('HGET', KEYS[1], 'su')) or now
+if su < now then su = now end
+redis.call('ZADD', KEYS[2], su, KEYS[1])
+redis.call('ZADD', KEYS[3], 'NX', now, KEYS[1])
 return 1
 "#;
 
-/// KEYS[1] record; ARGV token.
+/// KEYS[1] record, KEYS[2] due index, KEYS[3] since index; ARGV token.
 const RELEASE: &str = r#"
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
 redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], KEYS[1])
+redis.call('ZREM', KEYS[3], KEYS[1])
 return 1
+"#;
+
+/// KEYS[1] record, KEYS[2] due index, KEYS[3] since index; ARGV token,
+/// lease ms. An unknown record, or a pending one whose lease lapsed (its
+/// owner died), becomes the resolver's claim: {'taken', subject, settle
+/// left ms, tries before}; {'held'} while someone holds it; {'gone'} when
+/// it is finished or expired (it leaves the index).
+const TAKE_UNKNOWN: &str = r#"
+local r = redis.call('HMGET', KEYS[1], 'st', 'exp', 'sj', 'su', 'tr')
+local st = r[1]
+if not st or st == 'd' then
+  redis.call('ZREM', KEYS[2], KEYS[1])
+  redis.call('ZREM', KEYS[3], KEYS[1])
+  return {'gone'}
+end
+if st == 'p' and (tonumber(r[2]) or 0) > now then return {'held'} end
+local tries = tonumber(r[5]) or 0
+redis.call('HSET', KEYS[1], 'st', 'p', 'tok', ARGV[1], 'exp', now + tonumber(ARGV[2]), 'tr', tries + 1)
+redis.call('ZADD', KEYS[3], 'NX', now, KEYS[1])
+local left = (tonumber(r[4]) or now) - now
+if left < 0 then left = 0 end
+return {'taken', r[3] or '', tostring(left), tostring(tries)}
+"#;
+
+/// KEYS[1] record, KEYS[2] due index; ARGV token, after ms.
+const DEFER: &str = r#"
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
+redis.call('HSET', KEYS[1], 'st', 'u', 'exp', 0)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), KEYS[1])
+return 1
+"#;
+
+/// KEYS[1] due index; ARGV limit.
+const DUE: &str = r#"
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+"#;
+
+/// KEYS[1] since index. {count, oldest age ms ('' when none), the 10 000 oldest keys}.
+const STATS: &str = r#"
+local count = redis.call('ZCARD', KEYS[1])
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local age = ''
+if oldest[2] then age = tostring(now - tonumber(oldest[2])) end
+return {count, age, redis.call('ZRANGE', KEYS[1], 0, 9999)}
+"#;
+
+/// KEYS[1] the sweep lease; ARGV holder, ttl ms.
+const SWEEP_LEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
 "#;
 
 /// KEYS[1] the identity marker; ARGV a new id, '1' when a loss is
@@ -165,6 +244,11 @@ struct Scripts {
     release: Script,
     gcra: Script,
     initialise: Script,
+    take_unknown: Script,
+    defer: Script,
+    due: Script,
+    stats: Script,
+    sweep_lease: Script,
 }
 
 fn with_clock(body: &str) -> Script {
@@ -216,8 +300,25 @@ impl RedisStore {
                 release: with_clock(RELEASE),
                 gcra: Script::new(GCRA),
                 initialise: with_clock(INITIALISE),
+                take_unknown: with_clock(TAKE_UNKNOWN),
+                defer: with_clock(DEFER),
+                due: with_clock(DUE),
+                stats: with_clock(STATS),
+                sweep_lease: Script::new(SWEEP_LEASE),
             }),
         })
+    }
+
+    /// `flag` for a script whose KEYS[2] and KEYS[3] are the due and since indexes.
+    async fn flag_indexed(&self, script: &Script, key: &str, args: &[&[u8]]) -> Result<bool, StoreError> {
+        let mut invocation = script.key(key);
+        invocation.key(DUE_KEY).key(SINCE_KEY);
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let mut connection = self.connection.clone();
+        let n: i64 = invocation.invoke_async(&mut connection).await.map_err(store_error)?;
+        Ok(n == 1)
     }
 
     async fn flag(&self, script: &Script, key: &str, args: &[&[u8]]) -> Result<bool, StoreError> {
@@ -249,6 +350,7 @@ impl Store for RedisStore {
                 .claim
                 .key(key)
                 .key(IDENTITY_KEY)
+                .key(DUE_KEY)
                 .arg(&terms.fingerprint)
                 .arg(token)
                 .arg(millis(terms.lease))
@@ -309,7 +411,7 @@ impl Store for RedisStore {
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let retention = millis(retention).to_string();
-            self.flag(
+            self.flag_indexed(
                 &self.scripts.complete,
                 key,
                 &[token.as_bytes(), outcome, retention.as_bytes()],
@@ -334,6 +436,8 @@ impl Store for RedisStore {
                 .scripts
                 .complete_unknown
                 .key(key)
+                .key(DUE_KEY)
+                .key(SINCE_KEY)
                 .arg(outcome)
                 .arg(retention.as_bytes())
                 .arg(member.as_bytes())
@@ -357,7 +461,7 @@ impl Store for RedisStore {
                 Window::Keep => ("k", 0),
             };
             let ms = ms.to_string();
-            self.flag(
+            self.flag_indexed(
                 &self.scripts.mark_unknown,
                 key,
                 &[token.as_bytes(), mode.as_bytes(), ms.as_bytes()],
@@ -367,7 +471,7 @@ impl Store for RedisStore {
     }
 
     fn release<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool> {
-        Box::pin(async move { self.flag(&self.scripts.release, key, &[token.as_bytes()]).await })
+        Box::pin(async move { self.flag_indexed(&self.scripts.release, key, &[token.as_bytes()]).await })
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
@@ -378,6 +482,109 @@ impl Store for RedisStore {
                 .await
                 .map_err(store_error)?;
             Ok(())
+        })
+    }
+
+    fn due_unknown(&self, limit: usize) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            self.scripts
+                .due
+                .key(DUE_KEY)
+                .arg(limit)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)
+        })
+    }
+
+    fn take_unknown<'a>(&'a self, key: &'a str, token: &'a str, lease: Duration) -> StoreFuture<'a, Option<Taken>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let reply: Vec<Value> = self
+                .scripts
+                .take_unknown
+                .key(key)
+                .key(DUE_KEY)
+                .key(SINCE_KEY)
+                .arg(token)
+                .arg(millis(lease))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            if reply.first().and_then(text).as_deref() != Some(b"taken".as_slice()) {
+                return Ok(None);
+            }
+            let number = |i: usize| -> Result<u64, StoreError> {
+                reply
+                    .get(i)
+                    .and_then(text)
+                    .and_then(|t| String::from_utf8(t).ok())
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| StoreError("redis: unreadable take reply".into()))
+            };
+            Ok(Some(Taken {
+                subject: reply.get(1).and_then(text).unwrap_or_default(),
+                settle_left: Duration::from_millis(number(2)?),
+                tries: u32::try_from(number(3)?).unwrap_or(u32::MAX),
+            }))
+        })
+    }
+
+    fn defer_unknown<'a>(&'a self, key: &'a str, token: &'a str, after: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let n: i64 = self
+                .scripts
+                .defer
+                .key(key)
+                .key(DUE_KEY)
+                .arg(token)
+                .arg(millis(after))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn sweep_lease<'a>(&'a self, holder: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let n: i64 = self
+                .scripts
+                .sweep_lease
+                .key(SWEEP_LEASE_KEY)
+                .arg(holder)
+                .arg(millis(ttl))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn unknown_stats(&self) -> StoreFuture<'_, UnknownStats> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let (count, age, keys): (u64, String, Vec<String>) = self
+                .scripts
+                .stats
+                .key(SINCE_KEY)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            let mut by_section = std::collections::BTreeMap::new();
+            for key in keys {
+                if let Some(section) = super::section_of(&key) {
+                    *by_section.entry(section.to_owned()).or_insert(0) += 1;
+                }
+            }
+            Ok(UnknownStats {
+                count,
+                oldest: age.parse().ok().map(Duration::from_millis),
+                by_section,
+            })
         })
     }
 

@@ -80,6 +80,11 @@ impl Replica {
                 config.store.initialise_empty
             ));
         }
+        let r = &config.resolver;
+        toml.push_str(&format!(
+            "[resolver]\nenabled = {}\ninterval_ms = {}\nschedule_secs = {:?}\nbatch = {}\n",
+            r.enabled, r.interval_ms, r.schedule_secs, r.batch
+        ));
         toml.push_str(&format!("[rate_limit]\nshadow = {}\n", config.rate_limit.shadow));
         for (class, limit) in &config.rate_limit.provider {
             toml.push_str(&format!(

@@ -52,6 +52,26 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The background resolution of unknown outcomes.
     pub resolver: ResolverConfig,
+    /// The order timeline.
+    pub timeline: TimelineConfig,
+}
+
+/// The order timeline: what the gateway learnt about each number.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimelineConfig {
+    /// How long a number's timeline is kept after its last event, in
+    /// seconds: at least the idempotency records' retention, so that a
+    /// month's reconciliation finds what the gateway did (35 days).
+    pub retention_secs: u64,
+}
+
+impl Default for TimelineConfig {
+    fn default() -> Self {
+        TimelineConfig {
+            retention_secs: 35 * 86_400,
+        }
+    }
 }
 
 /// The background resolution of unknown outcomes: a sweep, one replica at
@@ -415,6 +435,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             metrics: MetricsConfig::default(),
             resolver: ResolverConfig::default(),
+            timeline: TimelineConfig::default(),
         }
     }
 }
@@ -914,6 +935,12 @@ impl Config {
         }
         if i.fingerprint_key.as_ref().is_some_and(|k| k.expose().len() < 32) {
             return Err(invalid("idempotency.fingerprint_key", "must be at least 32 characters"));
+        }
+        if self.timeline.retention_secs < i.retention_secs || self.timeline.retention_secs > 400 * 86_400 {
+            return Err(invalid(
+                "timeline.retention_secs",
+                "must be at least idempotency.retention_secs and at most 400 days",
+            ));
         }
         let r = &self.resolver;
         if !(100..=3_600_000).contains(&r.interval_ms) {

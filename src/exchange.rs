@@ -29,6 +29,8 @@ pub struct ProviderRequest {
     pub subject: Subject,
     /// When the caller stops waiting, if it said.
     pub deadline: Option<Instant>,
+    /// The caller's name (for the order timeline), when one called.
+    pub caller: Option<Arc<str>>,
 }
 
 /// The key a keyed mutation's record is found by, and the field it names.
@@ -36,6 +38,9 @@ pub struct ProviderRequest {
 pub struct Key {
     /// The natural number, the caller's `idempotency-key`, or both (`Idempotency::Part`).
     pub value: String,
+    /// The number a caller looks the call up by (its timeline): the natural
+    /// number, else the `idempotency-key`.
+    pub number: String,
     /// Where it came from, as a caller knows it (a wire field name, or `idempotency-key`).
     pub field: &'static str,
 }
@@ -145,11 +150,13 @@ fn key_of(spec: &CallSpec, param: &Map<String, Json>, caller_key: Option<String>
             // A NUL cannot occur in either part: the pair is unambiguous.
             return Ok(Some(Key {
                 value: format!("{number}\0{part}"),
+                number: number.to_owned(),
                 field,
             }));
         }
         return Ok(Some(Key {
             value: number.to_owned(),
+            number: number.to_owned(),
             field,
         }));
     }
@@ -157,6 +164,7 @@ fn key_of(spec: &CallSpec, param: &Map<String, Json>, caller_key: Option<String>
         (Idempotency::CallerKey, Some(value)) => {
             check_caller_key(&value)?;
             Some(Key {
+                number: value.clone(),
                 value,
                 field: "idempotency-key",
             })
@@ -173,6 +181,7 @@ impl ProviderRequest {
         supplied: Vec<u8>,
         caller_key: Option<String>,
         deadline: Option<Instant>,
+        caller: Option<Arc<str>>,
     ) -> Result<Self, GatewayError> {
         let spec = call.spec();
         let subject = Subject::of(spec, &param, caller_key)?;
@@ -183,6 +192,7 @@ impl ProviderRequest {
             supplied,
             subject,
             deadline,
+            caller,
         })
     }
 
@@ -196,6 +206,7 @@ impl ProviderRequest {
             supplied: Vec::new(),
             subject,
             deadline,
+            caller: None,
         }
     }
 
@@ -210,6 +221,7 @@ impl ProviderRequest {
             supplied: Vec::new(),
             subject,
             deadline,
+            caller: None,
         }
     }
 }

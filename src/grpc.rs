@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod convert;
 pub mod notification;
+pub mod outcome;
 pub mod service;
 pub mod status;
 pub mod validate;

@@ -37,6 +37,7 @@ use crate::provider::client::{CallError, Outcome};
 use crate::provider::errors::{self, Meaning};
 use crate::store::{Claim, ClaimTerms, Store, Window};
 use crate::telemetry::Metrics;
+use crate::timeline::{Event, Timeline};
 use tracing::Instrument as _;
 
 /// How often a failed outcome write is tried again before giving up (the
@@ -67,9 +68,11 @@ pub struct IdempotencySettings {
     /// Whether the store keeps its records across restarts (Redis) or not
     /// (memory): a number-used answer says what may be forgotten.
     pub durable: bool,
+    /// How long the order timeline keeps a number's events.
+    pub timeline: Duration,
 }
 
-crate::debug_shows!(IdempotencySettings: sysid, retention, in_flight_wait, lease, settle, exchange, gates, durable);
+crate::debug_shows!(IdempotencySettings: sysid, retention, in_flight_wait, lease, settle, exchange, gates, durable, timeline);
 
 impl IdempotencySettings {
     /// How long after a claim the provider may still act on its attempt.
@@ -87,6 +90,8 @@ struct Shared {
     /// closes when the run ends.
     local: Local,
     metrics: Arc<Metrics>,
+    /// What each attempt and resolution came to, per number.
+    timeline: Timeline,
 }
 
 impl std::fmt::Debug for Shared {
@@ -106,12 +111,19 @@ pub struct IdempotencyLayer {
 
 impl IdempotencyLayer {
     pub fn new(store: Arc<dyn Store>, settings: IdempotencySettings, metrics: Arc<Metrics>) -> Self {
+        let timeline = Timeline::new(
+            Arc::clone(&store),
+            settings.sysid.clone(),
+            settings.secret,
+            settings.timeline,
+        );
         IdempotencyLayer {
             shared: Arc::new(Shared {
                 store,
                 settings,
                 local: Mutex::new(HashMap::new()),
                 metrics,
+                timeline,
             }),
         }
     }
@@ -227,6 +239,7 @@ where
         attempt: settings.attempt(),
         subject: {
             let mut kept = request.subject.kept(spec);
+            kept.insert("number".into(), Json::from(key.number.as_str()));
             kept.insert("param".into(), Json::Object(resolve::plan(spec, &request.param)));
             Json::Object(kept).to_string().into_bytes()
         },
@@ -406,6 +419,13 @@ impl Owned<'_> {
         finish(self.shared, self.record, self.token, next).await;
     }
 
+    /// Adds an event to the number's timeline.
+    async fn journal(&self, number: &str, event: Option<Event>) {
+        if let Some(event) = event.filter(|_| !number.is_empty()) {
+            self.shared.timeline.record(number, event).await;
+        }
+    }
+
     /// What the records may have forgotten that an earlier attempt of this
     /// request could be: everything before a restart (in memory), or
     /// before a loss acknowledged within the retention.
@@ -434,10 +454,19 @@ impl Owned<'_> {
     {
         let shared = self.shared;
         let spec = request.spec;
+        let number = request
+            .subject
+            .key
+            .as_ref()
+            .map(|k| k.number.clone())
+            .unwrap_or_default();
+        let caller = request.caller.clone();
         // An earlier attempt may still have landed, unless a query proved it did not.
         let mut pending_unknown = earlier.is_some();
         if let Some(settle_left) = earlier {
-            match resolve(inner.clone(), &request, shared.settings.retention).await {
+            let resolved = resolve(inner.clone(), &request, shared.settings.retention).await;
+            self.journal(&number, resolution_event(spec.rpc, &resolved)).await;
+            match resolved {
                 Resolved::Landed(value) => {
                     tracing::info!(
                         method = spec.method,
@@ -511,7 +540,10 @@ impl Owned<'_> {
         };
         let subject = request.subject.clone();
         let deadline = request.deadline;
-        match inner.clone().oneshot(request).await {
+        let sent = inner.clone().oneshot(request).await;
+        self.journal(&number, attempt_event(spec, caller.as_deref(), &sent, prior))
+            .await;
+        match sent {
             // Refused by a layer below (quota, in-flight bound): nothing was sent.
             Err(e) => {
                 let next = if pending_unknown {
@@ -587,6 +619,63 @@ impl Owned<'_> {
             }
         }
     }
+}
+
+/// The timeline's event of an attempt: what it came to, by whom.
+fn attempt_event(
+    spec: &crate::provider::calls::CallSpec,
+    caller: Option<&str>,
+    sent: &Result<ProviderAnswer, GatewayError>,
+    prior: Prior,
+) -> Option<Event> {
+    let (outcome, code) = match sent {
+        Err(_) => ("not_sent", String::new()),
+        Ok(answer) => match &answer.result {
+            Ok(_) => ("ok", String::new()),
+            Err(CallError::Business { code, .. }) => {
+                let confirmation = matches!(spec.idempotency, Idempotency::Confirmation(_));
+                let outcome = match errors::meaning(code, confirmation) {
+                    Meaning::NumberUsed => "number_used",
+                    Meaning::Refusal => "refused",
+                    Meaning::Unknown => "unknown",
+                };
+                // Section 7 codes are a few digits; anything longer is cut.
+                (outcome, code.chars().take(16).collect())
+            }
+            Err(e) => match e.outcome() {
+                Outcome::NotSent => ("not_sent", String::new()),
+                _ => ("unknown", String::new()),
+            },
+        },
+    };
+    Some(Event {
+        rpc: spec.rpc.to_owned(),
+        actor: caller.unwrap_or_default().to_owned(),
+        provider_code: code,
+        detail: if prior == Prior::None {
+            String::new()
+        } else {
+            "after an earlier attempt".to_owned()
+        },
+        ..Event::now("attempt", outcome)
+    })
+}
+
+/// The timeline's event of a retry's resolution, if it learnt something.
+fn resolution_event(rpc: &str, resolved: &Resolved) -> Option<Event> {
+    let (outcome, status, detail) = match resolved {
+        Resolved::Landed(value) => ("landed", value.get("orderStatus").and_then(Json::as_i64), String::new()),
+        Resolved::Absent => ("absent", None, String::new()),
+        Resolved::Unresolved { cause, .. } => ("unresolved", None, (*cause).to_owned()),
+        Resolved::Resend | Resolved::Refused(_) => return None,
+    };
+    Some(Event {
+        rpc: rpc.to_owned(),
+        actor: "retry".to_owned(),
+        order_status: status,
+        detail,
+        ..Event::now("resolution", outcome)
+    })
 }
 
 /// The code, message and verification of a "number already used" answer
@@ -720,6 +809,7 @@ mod tests {
             exchange: Duration::ZERO,
             gates: Duration::ZERO,
             durable: true,
+            timeline: Duration::ZERO,
         };
         let printed = format!("{settings:?}");
         assert!(

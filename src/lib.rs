@@ -34,3 +34,4 @@ pub mod sandbox;
 pub mod serve;
 pub mod store;
 pub mod telemetry;
+pub mod timeline;

@@ -26,6 +26,7 @@ use crate::idempotency::resolve::{Resolved, resolve};
 use crate::provider::calls::Call;
 use crate::store::{Store, section_of};
 use crate::telemetry::Metrics;
+use crate::timeline::{Event, Timeline};
 
 /// How the resolver sweeps.
 #[derive(Debug, Clone)]
@@ -61,6 +62,7 @@ pub struct Resolver<S> {
     provider: S,
     settings: ResolverSettings,
     metrics: Arc<Metrics>,
+    timeline: Timeline,
     /// This replica's name in the sweep lease.
     holder: String,
 }
@@ -86,12 +88,19 @@ where
     S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError> + Clone + Send + 'static,
     S::Future: Send,
 {
-    pub fn new(store: Arc<dyn Store>, provider: S, settings: ResolverSettings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        provider: S,
+        settings: ResolverSettings,
+        metrics: Arc<Metrics>,
+        timeline: Timeline,
+    ) -> Self {
         Resolver {
             store,
             provider,
             settings,
             metrics,
+            timeline,
             holder: random_name(),
         }
     }
@@ -196,8 +205,16 @@ where
         )
         .await;
         let method = call.spec().method;
+        let number = kept.get("number").and_then(Json::as_str).unwrap_or_default();
+        let journal = |outcome: &str, status: Option<i64>| Event {
+            rpc: call.spec().rpc.to_owned(),
+            actor: "resolver".to_owned(),
+            order_status: status,
+            ..Event::now("resolution", outcome)
+        };
         match resolved {
             Ok(Resolved::Landed(value)) => {
+                let event = journal("landed", value.get("orderStatus").and_then(Json::as_i64));
                 let stored = Stored::V1 {
                     result: StoredResult::Answer(value),
                     recovered: true,
@@ -208,6 +225,7 @@ where
                     .await
                 {
                     Ok(true) => {
+                        self.timeline.record(number, event).await;
                         tracing::info!(method, "resolver: an unknown outcome went through; recorded");
                         self.metrics.resolver_result("landed");
                         Some(Looked::Landed)
@@ -217,6 +235,7 @@ where
             }
             Ok(Resolved::Absent) => match self.store.release(key, &token).await {
                 Ok(true) => {
+                    self.timeline.record(number, journal("absent", None)).await;
                     tracing::info!(
                         method,
                         "resolver: an unknown outcome never landed; the caller's retry sends it"

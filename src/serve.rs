@@ -27,6 +27,7 @@ use crate::grpc::proto::member_service_server::MemberServiceServer;
 use crate::grpc::proto::merchant_service_server::MerchantServiceServer;
 use crate::grpc::proto::notification_service_server::NotificationServiceServer;
 use crate::grpc::proto::order_service_server::OrderServiceServer;
+use crate::grpc::proto::outcome_service_server::OutcomeServiceServer;
 use crate::grpc::proto::page_service_server::PageServiceServer;
 use crate::grpc::service::{Gateway, GatewaySettings};
 use crate::idempotency::IdempotencySettings;
@@ -350,6 +351,12 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
     ]);
     let stack_settings = stack_settings(&config, &keys_secret, Arc::clone(&metrics))?;
+    let timeline = crate::timeline::Timeline::new(
+        Arc::clone(&store),
+        stack_settings.idempotency.sysid.clone(),
+        stack_settings.idempotency.secret,
+        Duration::from_secs(config.timeline.retention_secs),
+    );
     let log = open_log(&config)?;
     let notify_counters = Arc::new(notify::Counters::default());
     let ingress = notify::start(
@@ -363,6 +370,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
                 sysid: stack_settings.idempotency.sysid.clone(),
                 secret: stack_settings.idempotency.secret,
                 retention: stack_settings.idempotency.retention,
+                timeline: timeline.clone(),
             }),
             traces: Arc::clone(&stack_settings.order_traces),
         },
@@ -399,6 +407,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
             provider.clone(),
             resolver_settings(&config),
             Arc::clone(&metrics),
+            timeline.clone(),
         );
         tokio::spawn(resolver.run(streams.subscribe()));
     }
@@ -421,7 +430,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
     // Readiness is known before the first request: the store answers or not.
     health.check_store(store.as_ref(), check_timeout).await;
     tokio::spawn(Arc::clone(&health).watch(
-        store,
+        Arc::clone(&store),
         probe,
         Duration::from_millis(config.health.check_interval_ms),
         check_timeout,
@@ -515,6 +524,19 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
         .add_service(OrderServiceServer::new(gateway.clone()).max_decoding_message_size(max_message))
         .add_service(MerchantServiceServer::new(gateway.clone()).max_decoding_message_size(max_message))
         .add_service(PageServiceServer::new(gateway).max_decoding_message_size(max_message))
+        .add_service(
+            OutcomeServiceServer::new(crate::grpc::outcome::Outcomes::new(
+                timeline,
+                Arc::clone(&store),
+                (
+                    stack_settings.idempotency.sysid.clone(),
+                    stack_settings.idempotency.secret,
+                ),
+                (stack_settings.idempotency.retention, stack_settings.idempotency.lease),
+                access.clone(),
+            ))
+            .max_decoding_message_size(max_message),
+        )
         .add_service(
             NotificationServiceServer::new(notifications.with_access(access)).max_decoding_message_size(max_message),
         );
@@ -803,6 +825,7 @@ fn stack_settings(
             exchange: Duration::from_millis(config.provider.request_timeout_ms),
             gates: config.gates(),
             durable: config.store.redis_url.is_some(),
+            timeline: Duration::from_secs(config.timeline.retention_secs),
         },
         rate_limits: config.rate_limits()?,
         max_in_flight: config.provider.max_in_flight,

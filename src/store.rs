@@ -298,6 +298,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// How many records are of unknown outcome, and for how long.
     fn unknown_stats(&self) -> StoreFuture<'_, UnknownStats>;
 
+    /// Appends `entry` to the journal `key` (the order timeline), keeping
+    /// the newest `cap` entries, the journal living `retention` from now.
+    fn journal_append<'a>(
+        &'a self,
+        key: &'a str,
+        entry: &'a [u8],
+        retention: Duration,
+        cap: usize,
+    ) -> StoreFuture<'a, ()>;
+
+    /// The journal `key`'s entries, oldest first.
+    fn journal_read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Vec<Vec<u8>>>;
+
     /// The store's identity marker, if it has one.
     fn identity(&self) -> StoreFuture<'_, Option<Identity>>;
 

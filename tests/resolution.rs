@@ -352,3 +352,170 @@ async fn two_replicas_share_the_sweep_without_double_queries() {
     }
     second.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_timeline_tells_what_happened_and_holds_no_personal_data() {
+    use yungate::grpc::proto::GetTimelineRequest;
+    use yungate::grpc::proto::outcome_service_client::OutcomeServiceClient;
+    // The gateway receives its own notifications.
+    let rig = Rig::on_store(None, |c| {
+        c.provider.request_timeout_ms = 400;
+        c.idempotency.settle_ms = 500;
+        c.gateway.notify_url = None;
+    })
+    .await;
+    member(&rig, "tl-1").await;
+    let recovered = lost_then_recovered(
+        &rig,
+        Call::DepositApply,
+        deposit("tl-d-1", "tl-1"),
+        None,
+        "getOrderDetail",
+    )
+    .await;
+    assert_eq!(recovered["payStatus"], "unpaid");
+    let confirm =
+        json!({"bizUserId": "tl-1", "bizOrderNo": "tl-d-1", "verificationCode": "9999", "consumerIp": "127.0.0.1"});
+    call_answered(&rig.channel, Call::PayBackendSms, confirm, None)
+        .await
+        .unwrap();
+    let mut outcomes = OutcomeServiceClient::new(rig.channel.clone());
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = outcomes
+            .get_timeline(GetTimelineRequest {
+                number: "tl-d-1".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .events;
+        if events.iter().any(|e| e.kind == "notification") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| (e.kind.as_str(), e.rpc.as_str(), e.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("attempt", "DepositApply", "unknown"),
+            ("resolution", "DepositApply", "landed"),
+            ("attempt", "ConfirmPaySms", "ok"),
+            ("notification", "", "OK"),
+        ],
+        "{events:?}"
+    );
+    // 6.13 l.2968 / l.2970: 1 未支付 when recovered, 4 交易成功 when notified.
+    assert_eq!((events[1].order_status, events[3].order_status), (1, 4));
+    assert_eq!(events[1].actor, "retry");
+    assert!(events.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+    let text = format!("{events:?}");
+    for personal in [CARD, ID_NO, NAME, phone_of("tl-1").as_str()] {
+        assert!(!text.contains(personal), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn an_outcome_no_query_settles_is_settled_by_an_operator_named_by_a_rule() {
+    use yungate::config::AccessRule;
+    use yungate::grpc::proto::outcome_service_client::OutcomeServiceClient;
+    use yungate::grpc::proto::{GetTimelineRequest, ResolveOutcomeRequest, SettledOutcome};
+    const OPS: &str = "spiffe://cluster.local/ns/finance/sa/ops";
+    const SHOP: &str = "spiffe://cluster.local/ns/shop/sa/checkout";
+    let rig = Rig::on_store(None, |c| {
+        c.provider.request_timeout_ms = 400;
+        c.idempotency.settle_ms = 500;
+        c.access.identity = yungate::config::IdentitySource::Header;
+        c.access.rules = vec![
+            AccessRule {
+                callers: vec![SHOP.into()],
+                rpcs: vec![
+                    "yungate.v1.OrderService/*".into(),
+                    "yungate.v1.OutcomeService/GetTimeline".into(),
+                ],
+                subscribers: vec![],
+            },
+            AccessRule {
+                callers: vec![OPS.into()],
+                rpcs: vec!["yungate.v1.OutcomeService/*".into()],
+                subscribers: vec![],
+            },
+        ];
+    })
+    .await;
+    member(&rig, "ov-1").await;
+    rig.direct().deposit("ov-1", "ov-dep", 1_000, CARD).await;
+    rig.direct()
+        .call(
+            Call::FreezeMoney,
+            json!({"bizUserId": "ov-1", "bizFreezenNo": "ov-f", "accountSetNo": ESCROW, "amount": 600}),
+        )
+        .await;
+    let unfreeze = || yungate::grpc::proto::UnfreezeMoneyRequest {
+        biz_user_id: "ov-1".into(),
+        biz_freeze_no: "ov-f".into(),
+        account_set_no: ESCROW.into(),
+        amount: 200,
+    };
+    let keyed = |message| {
+        let mut request = as_caller(SHOP, message);
+        request
+            .metadata_mut()
+            .insert("idempotency-key", "part-1".parse().unwrap());
+        request
+    };
+    let mut orders = yungate::grpc::proto::order_service_client::OrderServiceClient::new(rig.channel.clone());
+    // The provider never answers this unfreeze; no query tells one part of a freeze from another.
+    rig.set_faults(json!({"errorRate": {"OrderService.unfreezeMoney": 1.0}}))
+        .await;
+    let lost = orders.unfreeze_money(keyed(unfreeze())).await.unwrap_err();
+    assert_eq!(cause(&lost).0, "OUTCOME_UNKNOWN");
+    rig.set_faults(json!({})).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let stuck = orders.unfreeze_money(keyed(unfreeze())).await.unwrap_err();
+    assert_eq!(cause(&stuck), ("OUTCOME_UNKNOWN".to_owned(), "NO_QUERY".to_owned()));
+    // An operator looked at the freeze's entries (nothing released) and settles it.
+    let mut outcomes = OutcomeServiceClient::new(rig.channel.clone());
+    let settle = || ResolveOutcomeRequest {
+        rpc: "UnfreezeMoney".into(),
+        number: "ov-f".into(),
+        idempotency_key: "part-1".into(),
+        outcome: SettledOutcome::Absent as i32,
+        reason: "QueryInExpDetail shows no release of ov-f after 10:02".into(),
+    };
+    // Only a caller a rule names for it.
+    let denied = outcomes.resolve_outcome(as_caller(SHOP, settle())).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    outcomes.resolve_outcome(as_caller(OPS, settle())).await.unwrap();
+    // Nothing left to settle a second time.
+    let again = outcomes.resolve_outcome(as_caller(OPS, settle())).await.unwrap_err();
+    assert_eq!(cause(&again).0, "NO_UNKNOWN_OUTCOME");
+    // The caller's retry sends it now.
+    orders.unfreeze_money(keyed(unfreeze())).await.unwrap();
+    assert_eq!(rig.direct().balance("ov-1").await.1, 400);
+    let events = outcomes
+        .get_timeline(as_caller(SHOP, GetTimelineRequest { number: "ov-f".into() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let over = events
+        .iter()
+        .find(|e| e.kind == "override")
+        .expect("the override is in the timeline");
+    assert_eq!((over.actor.as_str(), over.outcome.as_str()), (OPS, "absent"));
+    assert!(over.detail.contains("QueryInExpDetail"));
+}
+
+/// `message` as a mesh sidecar passes it on for `who` (`x-forwarded-client-cert`).
+fn as_caller<T>(who: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-forwarded-client-cert", format!("URI={who}").parse().unwrap());
+    request
+}

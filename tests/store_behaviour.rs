@@ -35,6 +35,7 @@ async fn records(store: &dyn Store, prefix: &str) {
     let key = format!("yg:idem:{{{prefix}:4.2.2:A}}");
     completion_checks_the_subject(store, prefix).await;
     the_resolvers_operations(store, prefix).await;
+    journals(store, prefix).await;
     // First claim: the record is the claimer's.
     assert_eq!(store.claim(&key, "t1", &fp1).await.unwrap(), Claim::Fresh);
     // The same request while the lease lives: busy, for at most the lease.
@@ -318,19 +319,38 @@ async fn the_resolvers_operations(store: &dyn Store, prefix: &str) {
     assert!(store.mark_unknown(&key, "owner", Window::Closed).await.unwrap());
     assert!(store.due_unknown(100).await.unwrap().contains(&key));
     let stats = store.unknown_stats().await.unwrap();
-    assert!(stats.count >= 1 && stats.by_section.get("4.2.2").copied().unwrap_or(0) >= 1, "{stats:?}");
-    let taken = store.take_unknown(&key, "resolver", LEASE).await.unwrap().expect("taken");
+    assert!(
+        stats.count >= 1 && stats.by_section.get("4.2.2").copied().unwrap_or(0) >= 1,
+        "{stats:?}"
+    );
+    let taken = store
+        .take_unknown(&key, "resolver", LEASE)
+        .await
+        .unwrap()
+        .expect("taken");
     assert_eq!((taken.subject, taken.tries), (t.subject.clone(), 0));
     // Taken is held: a caller waits, and a second look does not take it.
-    assert!(matches!(store.claim(&key, "caller", &t).await.unwrap(), Claim::Busy { .. }));
+    assert!(matches!(
+        store.claim(&key, "caller", &t).await.unwrap(),
+        Claim::Busy { .. }
+    ));
     assert_eq!(store.take_unknown(&key, "other", LEASE).await.unwrap(), None);
     // Given back for later: not due now, taken again then, with one try counted.
     assert!(!store.defer_unknown(&key, "other", ZERO).await.unwrap());
-    assert!(store.defer_unknown(&key, "resolver", Duration::from_millis(200)).await.unwrap());
+    assert!(
+        store
+            .defer_unknown(&key, "resolver", Duration::from_millis(200))
+            .await
+            .unwrap()
+    );
     assert!(!store.due_unknown(100).await.unwrap().contains(&key));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(store.due_unknown(100).await.unwrap().contains(&key));
-    let again = store.take_unknown(&key, "resolver2", LEASE).await.unwrap().expect("taken again");
+    let again = store
+        .take_unknown(&key, "resolver2", LEASE)
+        .await
+        .unwrap()
+        .expect("taken again");
     assert_eq!(again.tries, 1);
     // Settled: it leaves the index.
     assert!(store.complete(&key, "resolver2", b"{}", t.retention).await.unwrap());
@@ -342,4 +362,22 @@ async fn the_resolvers_operations(store: &dyn Store, prefix: &str) {
     assert!(!store.sweep_lease("b", LEASE).await.unwrap());
     tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
     assert!(store.sweep_lease("b", LEASE).await.unwrap());
+}
+
+/// Journals (the order timeline): appended in order, capped to the newest, gone after their retention.
+async fn journals(store: &dyn Store, prefix: &str) {
+    let key = format!("yg:tl:{{{prefix}:J}}");
+    for n in 0..5u8 {
+        store
+            .journal_append(&key, &[b'0' + n], Duration::from_millis(400), 3)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.journal_read(&key).await.unwrap(),
+        [b"2".to_vec(), b"3".to_vec(), b"4".to_vec()]
+    );
+    assert!(store.journal_read("yg:tl:{none}").await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(store.journal_read(&key).await.unwrap().is_empty());
 }

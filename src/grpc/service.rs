@@ -220,12 +220,16 @@ impl Gateway {
                 status::from_gateway_error(&GatewayError::InvalidKey("must be printable ASCII".into()))
             })?),
         };
+        let caller = request
+            .extensions()
+            .get::<crate::serve::access::Caller>()
+            .map(|c| std::sync::Arc::clone(&c.name));
         let (param, supplied) = self.wire_request(call, request.into_inner())?;
         let idempotency = call.spec().idempotency;
         // The layers answer a little before the gateway does, so that
         // their own refusals (in flight, busy) reach the caller.
         let deadline = answer_at.map(|t| t.checked_sub(Duration::from_millis(5)).unwrap_or(t));
-        let request = ProviderRequest::new(call, param, supplied, caller_key, deadline)
+        let request = ProviderRequest::new(call, param, supplied, caller_key, deadline, caller)
             .map_err(|e| status::from_gateway_error(&e))?;
         let continues = request.subject.key.is_some();
         let sent = self.provider.clone().oneshot(request);

@@ -425,6 +425,22 @@ fn order_failed(failed: &OrderFailed) -> Status {
     grpc
 }
 
+/// No record of unknown outcome to settle by hand for this rpc and number:
+/// finished, never made, or held by a call in progress.
+pub fn no_unknown_outcome(rpc: &str) -> Status {
+    with_info(
+        Code::FailedPrecondition,
+        format!(
+            "there is no record of unknown outcome of {rpc} with this number that nobody holds: it is finished \
+             (GetTimeline shows how), was never made, or a call or the resolver holds it now (retry in a moment); \
+             nothing was changed"
+        ),
+        "NO_UNKNOWN_OUTCOME",
+        DOMAIN,
+        HashMap::new(),
+    )
+}
+
 /// A request message did not arrive in time; the call never started.
 pub fn request_body_timeout(limit: Duration) -> Status {
     let mut details = ErrorDetails::with_error_info("REQUEST_BODY_TIMEOUT", DOMAIN, HashMap::new());

@@ -23,6 +23,7 @@ use crate::provider::calls::{Call, Idempotency, Resolution};
 use crate::provider::codes::OrderStatus;
 use crate::provider::notify::{Kind, Verified};
 use crate::store::{Completed, Expect, Store};
+use crate::timeline::{Event, Timeline};
 
 /// What completing needs: the records' store and how their keys are made.
 #[derive(Clone)]
@@ -31,6 +32,8 @@ pub struct Completion {
     pub sysid: String,
     pub secret: [u8; 32],
     pub retention: Duration,
+    /// Where the order's result is journalled.
+    pub timeline: Timeline,
 }
 
 impl std::fmt::Debug for Completion {
@@ -90,6 +93,31 @@ impl Completion {
     /// A store failure is logged: the record stays unknown and a retry
     /// resolves it by query.
     pub async fn complete(&self, verified: &Verified) -> usize {
+        if verified.kind == Kind::OrderResult
+            && let Some(order) = verified.biz_order_no.as_deref()
+        {
+            let status = match verified.body.status.as_deref() {
+                Some("OK") => Some(OrderStatus::Success.code()),
+                Some("error") => Some(OrderStatus::Failed.code()),
+                _ => None,
+            };
+            let event = Event {
+                order_status: status,
+                detail: verified.id.clone(),
+                ..Event::now(
+                    "notification",
+                    &verified
+                        .body
+                        .status
+                        .as_deref()
+                        .unwrap_or("none")
+                        .chars()
+                        .take(16)
+                        .collect::<String>(),
+                )
+            };
+            self.timeline.record(order, event).await;
+        }
         let (Some(answer), Some(order)) = (answer_of(verified), verified.biz_order_no.as_deref()) else {
             return 0;
         };

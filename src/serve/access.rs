@@ -208,6 +208,29 @@ impl AccessPolicy {
             .filter(move |r| r.callers.iter().any(|c| glob(c, identity)) && r.rpcs.iter().any(|p| rpc_matches(p, path)))
     }
 
+    /// Whether a rule names `caller` for the rpc at `path`: for rpcs that
+    /// are never open to everyone (settling an outcome by hand), so an
+    /// identity source and a rule are required, whatever else is configured.
+    pub fn check_named(&self, caller: Option<&Caller>, path: &str) -> Result<(), GatewayError> {
+        let what = format!("the rpc {}", path.trim_start_matches('/'));
+        let Some(identity) = caller
+            .and_then(|c| c.identity.as_deref())
+            .filter(|_| self.authenticates())
+        else {
+            return Err(GatewayError::PermissionDenied {
+                caller: caller.map_or(ANONYMOUS, |c| &c.name).to_owned(),
+                what: format!("{what} without an identity (access.identity) and an access rule naming it"),
+            });
+        };
+        if self.matching(identity, path).next().is_some() {
+            return Ok(());
+        }
+        Err(GatewayError::PermissionDenied {
+            caller: identity.to_owned(),
+            what,
+        })
+    }
+
     /// Whether the caller of a NotificationService rpc may act for `subscriber`.
     pub fn check_subscriber(&self, caller: Option<&Caller>, path: &str, subscriber: &str) -> Result<(), GatewayError> {
         if !self.authenticates() || self.rules.is_empty() {

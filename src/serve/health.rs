@@ -25,13 +25,14 @@ pub const READINESS: &str = "readiness";
 pub const PROVIDER: &str = "yungate.provider";
 
 /// The services that follow readiness.
-const SERVED: [&str; 6] = [
+const SERVED: [&str; 7] = [
     "yungate.v1.MemberService",
     "yungate.v1.MemberPwdService",
     "yungate.v1.OrderService",
     "yungate.v1.MerchantService",
     "yungate.v1.PageService",
     "yungate.v1.NotificationService",
+    "yungate.v1.OutcomeService",
 ];
 
 /// The replica's health, as checked and as reported.

@@ -72,12 +72,17 @@ struct Records {
     since_sweep: u32,
 }
 
+/// A journal's entries, oldest first, and until when it lives.
+type Journal = (std::collections::VecDeque<Vec<u8>>, Instant);
+
 /// Records in a map, buckets in governor's keyed limiters (one per distinct limit).
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     records: Arc<Mutex<Records>>,
     /// The resolver's sweep lease: its holder and until when.
     sweep: Arc<Mutex<Option<(String, Instant)>>>,
+    /// Journals (the order timeline): entries and until when they live.
+    journals: Arc<Mutex<HashMap<String, Journal>>>,
     limiters: Arc<Mutex<HashMap<Limit, Arc<DefaultKeyedRateLimiter<String>>>>>,
     /// Made with the store: it lives exactly as long as its records, so it
     /// never lacks one (what a restart forgets, the store says by being new).
@@ -99,6 +104,7 @@ impl MemoryStore {
         MemoryStore {
             records: Arc::default(),
             sweep: Arc::default(),
+            journals: Arc::default(),
             limiters: Arc::default(),
             identity: Identity {
                 id: super::new_identity_id(),
@@ -353,6 +359,44 @@ impl Store for MemoryStore {
             }
         }
         ready(stats)
+    }
+
+    fn journal_append<'a>(
+        &'a self,
+        key: &'a str,
+        entry: &'a [u8],
+        retention: Duration,
+        cap: usize,
+    ) -> StoreFuture<'a, ()> {
+        let mut journals = self.journals.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if journals.len() > 10_000 {
+            // Journals of numbers seen once would otherwise stay past their retention.
+            journals.retain(|_, (_, until)| *until > now);
+        }
+        let (entries, until) = journals
+            .entry(key.to_owned())
+            .or_insert_with(|| (std::collections::VecDeque::new(), now));
+        if *until <= now {
+            entries.clear();
+        }
+        entries.push_back(entry.to_vec());
+        while entries.len() > cap.max(1) {
+            entries.pop_front();
+        }
+        *until = now + retention;
+        ready(())
+    }
+
+    fn journal_read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Vec<Vec<u8>>> {
+        let journals = self.journals.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let entries = journals
+            .get(key)
+            .filter(|(_, until)| *until > now)
+            .map(|(entries, _)| entries.iter().cloned().collect())
+            .unwrap_or_default();
+        ready(entries)
     }
 
     fn identity(&self) -> StoreFuture<'_, Option<Identity>> {

@@ -187,6 +187,14 @@ if oldest[2] then age = tostring(now - tonumber(oldest[2])) end
 return {count, age, redis.call('ZRANGE', KEYS[1], 0, 9999)}
 "#;
 
+/// KEYS[1] a journal; ARGV entry, retention ms, cap.
+const JOURNAL: &str = r#"
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+
 /// KEYS[1] the sweep lease; ARGV holder, ttl ms.
 const SWEEP_LEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -249,6 +257,7 @@ struct Scripts {
     due: Script,
     stats: Script,
     sweep_lease: Script,
+    journal: Script,
 }
 
 fn with_clock(body: &str) -> Script {
@@ -305,6 +314,7 @@ impl RedisStore {
                 due: with_clock(DUE),
                 stats: with_clock(STATS),
                 sweep_lease: Script::new(SWEEP_LEASE),
+                journal: Script::new(JOURNAL),
             }),
         })
     }
@@ -585,6 +595,42 @@ impl Store for RedisStore {
                 oldest: age.parse().ok().map(Duration::from_millis),
                 by_section,
             })
+        })
+    }
+
+    fn journal_append<'a>(
+        &'a self,
+        key: &'a str,
+        entry: &'a [u8],
+        retention: Duration,
+        cap: usize,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let _: i64 = self
+                .scripts
+                .journal
+                .key(key)
+                .arg(entry)
+                .arg(millis(retention))
+                .arg(cap.max(1))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            Ok(())
+        })
+    }
+
+    fn journal_read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Vec<Vec<u8>>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            redis::cmd("LRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut connection)
+                .await
+                .map_err(store_error)
         })
     }
 

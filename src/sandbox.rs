@@ -129,6 +129,19 @@ impl SandboxConfig {
     pub const MAX_TIME_SCALE: f64 = 1_000.0;
 
     /// `d` in sandbox time (never panics: an absurd scale saturates).
+    /// The sandbox's clock now: real time from `started`, at `1 / time_scale`
+    /// times the speed (so that "11:00 the next day" comes in a test's time).
+    pub fn clock(&self, started: OffsetDateTime) -> OffsetDateTime {
+        let real = OffsetDateTime::now_utc() - started;
+        let scale = if self.time_scale.is_finite() && self.time_scale > 0.0 {
+            self.time_scale.clamp(1e-9, Self::MAX_TIME_SCALE)
+        } else {
+            1.0
+        };
+        let fast = real.as_seconds_f64() / scale;
+        started + time::Duration::checked_seconds_f64(fast.min(1e12)).unwrap_or(time::Duration::MAX)
+    }
+
     pub fn scaled(&self, d: std::time::Duration) -> std::time::Duration {
         let scale = if self.time_scale.is_finite() {
             self.time_scale.clamp(0.0, Self::MAX_TIME_SCALE)
@@ -359,7 +372,14 @@ async fn check_file(State(shared): State<Arc<Shared>>, Path(name): Path<String>)
     };
     let body = {
         let state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-        orders::reconciliation_file(&state, &shared.config, date)
+        if !orders::check_file_ready(&state, &shared.config, date) {
+            return (
+                StatusCode::NOT_FOUND,
+                "not generated yet: 11:00 China time the next day (4.3.2)",
+            )
+                .into_response();
+        }
+        orders::reconciliation_file(&state, &shared.config, &shared.faults().check_file, date)
     };
     ([(header::CONTENT_TYPE, "text/plain;charset=UTF-8")], body).into_response()
 }

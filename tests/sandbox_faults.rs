@@ -195,3 +195,59 @@ async fn the_same_seed_gives_the_same_ids() {
         .await;
     assert_ne!(other["userId"].as_str().unwrap(), ids[0]);
 }
+
+#[tokio::test]
+async fn the_reconciliation_file_comes_at_11_the_next_day_and_can_be_wrong_on_purpose() {
+    // "云账户每天上午 11:00 生成前一天的商户对账文件" (4.3.2 l.2329): at real speed the
+    // file of today is not there yet; the refusal says when it will be.
+    let slow = Harness::with(|c| c.time_scale = 1.0).await;
+    let today = support::harness::china_today();
+    let code = slow.refused(Call::GetCheckAccountFile, json!({"date": today})).await;
+    assert_eq!(code, "10000");
+    slow.call(Call::GetCheckAccountFile, json!({"date": "20261125"})).await;
+
+    // A sandbox day that passes in a moment, and a file with one row dropped, one altered, one added.
+    let h = Harness::with(|c| c.time_scale = 1e-6).await;
+    h.individual("rf").await;
+    h.bind_card("rf", support::harness::CARD).await;
+    for no in ["rf-1", "rf-2", "rf-3"] {
+        h.deposit("rf", no, 1_000, support::harness::CARD).await;
+    }
+    let ghost = "O999|消费|5|0|2026-12-07 10:00:00|ghost";
+    assert_eq!(
+        h.set_faults(json!({"checkFile": {"drop": ["rf-1"], "amounts": {"rf-2": 999}, "add": [ghost]}}))
+            .await,
+        200
+    );
+    let url = h.check_file_url(&today).await;
+    let file = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let rows: Vec<Vec<&str>> = file.lines().map(|l| l.split('|').collect()).collect();
+    let row = |no: &str| rows.iter().find(|r| r[5] == no).cloned();
+    assert_eq!(row("rf-1"), None, "{file}");
+    assert_eq!(row("rf-2").unwrap()[2], "999", "{file}");
+    assert_eq!(row("rf-3").unwrap()[2], "1000", "{file}");
+    assert_eq!(row("ghost").unwrap()[1], "消费", "{file}");
+    // The fault knobs are bounded.
+    let many: Vec<String> = (0..100).map(|i| format!("n{i}")).collect();
+    assert_eq!(h.set_faults(json!({"checkFile": {"drop": many}})).await, 400);
+}
+
+#[tokio::test]
+async fn an_audit_exempt_platform_answers_the_audit_status_directly() {
+    // 4.1.6 l.502 "免审平台：调用设置企业会员信息后，直接返回企业审核状态，没有异步通知";
+    // the status in 4.1.7's words: result 2 审核成功 (l.551).
+    let h = Harness::start().await;
+    h.call(
+        Call::CreateMember,
+        json!({"bizUserId": "ex-1", "memberType": 2, "source": 2}),
+    )
+    .await;
+    let answer = h
+        .call(
+            Call::SetCompanyInfo,
+            json!({"bizUserId": "ex-1", "companyBasicInfo": support::harness::company_info("ACME", "1234567890")}),
+        )
+        .await;
+    assert_eq!(answer["result"], 2, "{answer}");
+    assert!(answer["checkTime"].as_str().is_some(), "{answer}");
+}

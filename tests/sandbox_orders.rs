@@ -385,7 +385,8 @@ async fn p2p_goods_collect_limits_and_failed_bid_refund() {
 
 #[tokio::test]
 async fn scan_orders_complete_on_the_payer_side_and_appear_in_the_reconciliation_file() {
-    let h = Harness::start().await;
+    // A sandbox day passes in a moment: the file is generated at 11:00 the next day (4.3.2 l.2329).
+    let h = Harness::with(|c| c.time_scale = 1e-6).await;
     h.individual("erin").await;
     let applied = h
         .call(
@@ -420,10 +421,7 @@ async fn scan_orders_complete_on_the_payer_side_and_appear_in_the_reconciliation
     assert_eq!(code["payStatus"], "success");
     assert_eq!(h.balance("erin").await.0, 793);
     let date = support::harness::china_today();
-    let url = h.call(Call::GetCheckAccountFile, json!({"date": date})).await["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let url = h.check_file_url(&date).await;
     assert!(
         url.ends_with(&format!("{}_{date}_allinpay.txt", support::harness::SYSID)),
         "{url}"

@@ -821,7 +821,12 @@ async fn point_16_a_company_binds_one_card_and_keeps_it() {
 async fn point_18_the_reconciliation_file_lists_successful_transactions_with_the_channel_fee() {
     // 4.3.2 l.2333 "对账文件内容：含所有订单及平台转账成功的交易";
     // l.2335 "通联订单号|订单类型|交易金额(单位:分)|渠道手续费金额(单位:分)|交易时间|商户订单编号".
-    let h = Harness::with(|c| c.channel_fee_bp = 60).await;
+    // A sandbox day passes in a moment: the file is generated at 11:00 the next day (l.2329).
+    let h = Harness::with(|c| {
+        c.channel_fee_bp = 60;
+        c.time_scale = 1e-6;
+    })
+    .await;
     h.individual("p18").await;
     bind(&h, "p18", CARD, 3).await;
     h.deposit("p18", "d18-paid", 10_000, CARD).await;
@@ -834,10 +839,7 @@ async fn point_18_the_reconciliation_file_lists_successful_transactions_with_the
     )
     .await;
     let date = support::harness::china_today();
-    let url = h.call(Call::GetCheckAccountFile, json!({"date": date})).await["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let url = h.check_file_url(&date).await;
     let file = reqwest::get(&url).await.unwrap().text().await.unwrap();
     let lines: Vec<Vec<&str>> = file.lines().map(|l| l.split('|').collect()).collect();
     assert_eq!(lines.len(), 1, "the unpaid order is not listed: {file}");

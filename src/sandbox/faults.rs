@@ -42,6 +42,21 @@ pub struct Faults {
     /// Bank payouts: withdrawals, agent pay to bank accounts, batch items,
     /// refunds to bank cards.
     pub payouts: PayoutFaults,
+    /// What the reconciliation file (4.3.2) gets wrong.
+    pub check_file: CheckFileFaults,
+}
+
+/// Rows of the reconciliation file dropped, altered or added, to exercise
+/// a merchant's reconciliation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct CheckFileFaults {
+    /// Rows left out, by merchant order number (bizOrderNo, bizTransferNo).
+    pub drop: Vec<String>,
+    /// Rows written with another amount, by merchant order number.
+    pub amounts: BTreeMap<String, i64>,
+    /// Lines added at the end, as written.
+    pub add: Vec<String>,
 }
 
 /// The shape of v1 error answers.
@@ -151,6 +166,13 @@ impl Faults {
             return Err(format!(
                 "payouts.pendingMs must be at most {MAX_SANDBOX_WAIT_MS} ms (a day of sandbox time), got {ms}"
             ));
+        }
+        let f = &self.check_file;
+        if f.drop.len() + f.amounts.len() + f.add.len() > MAX_FAULT_KEYS {
+            return Err(format!("checkFile names more than {MAX_FAULT_KEYS} rows"));
+        }
+        if f.add.iter().any(|l| l.len() > 1024 || l.contains(['\n', '\r'])) {
+            return Err("checkFile.add: a line is at most 1024 bytes, without line breaks".into());
         }
         for (name, map) in [
             ("errorRate", &self.error_rate),

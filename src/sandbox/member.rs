@@ -293,8 +293,9 @@ pub fn change_bind_phone(state: &mut SandboxState, p: &Params<'_>) -> Result<Val
     Ok(json!({ "bizUserId": biz_user_id, "oldPhone": old_phone, "newPhone": new_phone }))
 }
 
-/// 4.1.6 setCompanyInfo: audited at once (audit-exempt platform) or after
-/// the configured delay, then notified by verifyResult (4.1.7). A company
+/// 4.1.6 setCompanyInfo: audited at once (an audit-exempt platform: the
+/// answer says how) or after the configured delay, then notified by
+/// verifyResult (4.1.7). A company
 /// name containing `FAIL` or `审核失败` fails the audit, for testing that path.
 pub fn set_company_info(state: &mut SandboxState, config: &SandboxConfig, p: &Params<'_>) -> Result<Value, Reject> {
     let biz_user_id = p.str("bizUserId")?;
@@ -330,8 +331,20 @@ pub fn set_company_info(state: &mut SandboxState, config: &SandboxConfig, p: &Pa
         check_time: None,
         fail_reason: None,
     };
+    let mut answer = json!({ "bizUserId": biz_user_id });
     match config.company_audit_delay {
-        None => audit(&mut record),
+        // "免审平台：调用设置企业会员信息后，直接返回企业审核状态，没有异步通知"
+        // (4.1.6 l.502): the status, in 4.1.7's words (result 2/3, checkTime).
+        None => {
+            audit(&mut record);
+            answer["result"] = json!(record.status);
+            if let Some(at) = record.check_time {
+                answer["checkTime"] = json!(wire::format_timestamp(at));
+            }
+            if let Some(reason) = &record.fail_reason {
+                answer["failReason"] = json!(reason);
+            }
+        }
         Some(delay) => {
             let due = OffsetDateTime::now_utc() + time::Duration::try_from(config.scaled(delay)).unwrap_or_default();
             state.audits.push((biz_user_id.clone(), due));
@@ -340,7 +353,7 @@ pub fn set_company_info(state: &mut SandboxState, config: &SandboxConfig, p: &Pa
     if let Some(m) = state.members.get_mut(&biz_user_id) {
         m.company = Some(record);
     }
-    Ok(json!({ "bizUserId": biz_user_id }))
+    Ok(answer)
 }
 
 /// Decides an audit: passed, unless the company name asks for a failure.

@@ -1678,11 +1678,29 @@ pub fn reserve_fund(state: &mut SandboxState, config: &SandboxConfig, p: &Params
     }))
 }
 
-/// 4.3.2 getCheckAccountFile: the URL of the day's reconciliation file, served by the sandbox.
-pub fn check_account_file(_state: &mut SandboxState, config: &SandboxConfig, p: &Params<'_>) -> Result<Value, Reject> {
+/// Whether the file of `date` exists yet: "云账户每天上午 11:00 生成前一天的
+/// 商户对账文件" (4.3.2 l.2329), by the sandbox's clock (time-scaled).
+pub fn check_file_ready(state: &SandboxState, config: &SandboxConfig, date: time::Date) -> bool {
+    let Some(next) = date.next_day() else {
+        return false;
+    };
+    let ready = next.with_hms(11, 0, 0).map(|t| t.assume_offset(wire::CHINA));
+    ready.is_ok_and(|ready| config.clock(state.started_at) >= ready)
+}
+
+/// 4.3.2 getCheckAccountFile: the URL of the day's reconciliation file,
+/// served by the sandbox; refused (10000, saying when) before the file is
+/// generated at 11:00 China time the next day.
+pub fn check_account_file(state: &mut SandboxState, config: &SandboxConfig, p: &Params<'_>) -> Result<Value, Reject> {
     // "yyyyMMdd" (4.3.2 l.2360), unlike every other date field.
     let date = formats::parse_compact_date(&p.str("date")?)
         .ok_or_else(|| Reject::new(code::PARAMETER_ERROR, "date must be yyyyMMdd"))?;
+    if !check_file_ready(state, config, date) {
+        return Err(Reject::new(
+            code::PARAMETER_ERROR,
+            "the file of this date is generated at 11:00 China time the next day (4.3.2 l.2329)",
+        ));
+    }
     let name = format!(
         "{}_{}{:02}{:02}_allinpay.txt",
         config.sysid,
@@ -1698,13 +1716,22 @@ pub fn check_account_file(_state: &mut SandboxState, config: &SandboxConfig, p: 
 /// platform transfers: "含所有订单及平台转账成功的交易", 4.3.2 l.2333), as
 /// `orderNo|orderType|amount|channelFee|time|bizOrderNo` (l.2335). The fee
 /// column is the channel's fee ("渠道手续费"), not the platform's `fee`.
-pub fn reconciliation_file(state: &SandboxState, config: &SandboxConfig, date: time::Date) -> String {
+pub fn reconciliation_file(
+    state: &SandboxState,
+    config: &SandboxConfig,
+    faults: &super::faults::CheckFileFaults,
+    date: time::Date,
+) -> String {
     let mut lines: Vec<(OffsetDateTime, String)> = Vec::new();
     for order in state.orders.values() {
         let Some(at) = order.paid_at else { continue };
         if !matches!(order.status, OrderStatus::Success | OrderStatus::Refunded) {
             continue;
         }
+        if faults.drop.contains(&order.biz_order_no) {
+            continue;
+        }
+        let amount = faults.amounts.get(&order.biz_order_no).copied().unwrap_or(order.amount);
         if at.to_offset(wire::CHINA).date() == date {
             lines.push((
                 at,
@@ -1712,7 +1739,7 @@ pub fn reconciliation_file(state: &SandboxState, config: &SandboxConfig, date: t
                     "{}|{}|{}|{}|{}|{}",
                     order.order_no,
                     order.kind.file_name(),
-                    order.amount,
+                    amount,
                     config.channel_fee(order),
                     wire::format_timestamp(at),
                     order.biz_order_no
@@ -1721,6 +1748,9 @@ pub fn reconciliation_file(state: &SandboxState, config: &SandboxConfig, date: t
         }
     }
     for (biz_no, t) in &state.transfers {
+        if faults.drop.contains(biz_no) {
+            continue;
+        }
         if t.at.to_offset(wire::CHINA).date() == date {
             lines.push((
                 t.at,
@@ -1735,5 +1765,10 @@ pub fn reconciliation_file(state: &SandboxState, config: &SandboxConfig, date: t
         }
     }
     lines.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-    lines.into_iter().map(|(_, l)| l + "\n").collect()
+    let mut file: String = lines.into_iter().map(|(_, l)| l + "\n").collect();
+    for extra in &faults.add {
+        file.push_str(extra);
+        file.push('\n');
+    }
+    file
 }

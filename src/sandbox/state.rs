@@ -35,6 +35,9 @@ pub struct SandboxState {
     pub pages: HashMap<String, super::pages::OpenPage>,
     /// Company audits still running: bizUserId and when they finish.
     pub audits: Vec<(String, OffsetDateTime)>,
+    /// When the sandbox started: its clock runs `1 / time_scale` times as
+    /// fast from here (for the reconciliation file's 11:00 of the next day).
+    pub started_at: time::OffsetDateTime,
     /// Bank payouts reported pending, waiting for the bank's answer.
     pub pending_payouts: Vec<PendingPayout>,
     /// Notifications produced by calls, for the notifier to send.
@@ -88,6 +91,7 @@ impl SandboxState {
             pending_resets: HashMap::new(),
             pages: HashMap::new(),
             audits: Vec::new(),
+            started_at: time::OffsetDateTime::now_utc(),
             pending_payouts: Vec::new(),
             outbox: Vec::new(),
             call_counts: BTreeMap::new(),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::provider::calls::{CallSpec, Idempotency, RateClass};
+use crate::provider::calls::{CallSpec, RateClass};
 use crate::provider::client::CallError;
 use crate::provider::codes::OrderStatus;
 
@@ -134,7 +134,7 @@ impl NumberUsed {
     pub fn new(spec: &CallSpec, code: String, message: String, verified: bool) -> Self {
         NumberUsed {
             field: spec.idempotency.natural_field().unwrap_or("idempotency-key"),
-            confirmation: matches!(spec.idempotency, Idempotency::Confirmation(_)),
+            confirmation: spec.idempotency.confirms_order(),
             code,
             message,
             verified,

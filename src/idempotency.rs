@@ -239,7 +239,8 @@ where
         attempt: settings.attempt(),
         subject: {
             let mut kept = request.subject.kept(spec);
-            kept.insert("number".into(), Json::from(key.number.as_str()));
+            // The timeline's key, not the number: a number may be a phone number.
+            kept.insert("timeline".into(), Json::from(shared.timeline.key(&key.number)));
             kept.insert("param".into(), Json::Object(resolve::plan(spec, &request.param)));
             Json::Object(kept).to_string().into_bytes()
         },
@@ -310,11 +311,18 @@ where
                 tracing::Span::current().record("attempt", "first");
                 return run(&shared, inner, request, (&record, &token, &terms.fingerprint), None).await;
             }
-            Ok(Claim::Unknown { settle_left }) => {
+            Ok(Claim::Unknown {
+                settle_left,
+                proved_absent,
+            }) => {
                 // An earlier attempt's outcome is unknown: this one resolves it first.
                 tracing::Span::current().record("attempt", "after_unknown");
                 let claim = (record.as_str(), token.as_str(), terms.fingerprint.as_str());
-                return run(&shared, inner, request, claim, Some(settle_left)).await;
+                let earlier = Earlier {
+                    settle_left,
+                    proved_absent,
+                };
+                return run(&shared, inner, request, claim, Some(earlier)).await;
             }
         }
     }
@@ -349,7 +357,7 @@ async fn run<S>(
     inner: S,
     request: ProviderRequest,
     (record, token, print): (&str, &str, &str),
-    earlier: Option<Duration>,
+    earlier: Option<Earlier>,
 ) -> Result<ProviderAnswer, GatewayError>
 where
     S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError> + Clone + Send + 'static,
@@ -446,7 +454,7 @@ impl Owned<'_> {
         &self,
         inner: S,
         request: ProviderRequest,
-        earlier: Option<Duration>,
+        earlier: Option<Earlier>,
     ) -> Result<ProviderAnswer, GatewayError>
     where
         S: Service<ProviderRequest, Response = ProviderAnswer, Error = GatewayError> + Clone + Send + 'static,
@@ -463,9 +471,19 @@ impl Owned<'_> {
         let caller = request.caller.clone();
         // An earlier attempt may still have landed, unless a query proved it did not.
         let mut pending_unknown = earlier.is_some();
-        if let Some(settle_left) = earlier {
-            let resolved = resolve(inner.clone(), &request, shared.settings.retention).await;
-            self.journal(&number, resolution_event(spec.rpc, &resolved)).await;
+        if let Some(Earlier {
+            settle_left,
+            proved_absent,
+        }) = earlier
+        {
+            // A look proved it absent already (the resolver, or an operator).
+            let resolved = if proved_absent {
+                Resolved::Absent
+            } else {
+                let resolved = resolve(inner.clone(), &request, shared.settings.retention).await;
+                self.journal(&number, resolution_event(spec.rpc, &resolved)).await;
+                resolved
+            };
             match resolved {
                 Resolved::Landed(value) => {
                     tracing::info!(
@@ -505,7 +523,7 @@ impl Owned<'_> {
                 }
                 Resolved::Refused(e) => {
                     self.finish(Next::Unknown(Window::Keep)).await;
-                    return Err(e);
+                    return Err(still_unknown(&e));
                 }
             }
             if self.lost.load(Ordering::SeqCst) {
@@ -546,12 +564,11 @@ impl Owned<'_> {
         match sent {
             // Refused by a layer below (quota, in-flight bound): nothing was sent.
             Err(e) => {
-                let next = if pending_unknown {
-                    Next::Unknown(Window::Keep)
-                } else {
-                    Next::Release
-                };
-                self.finish(next).await;
+                if pending_unknown {
+                    self.finish(Next::Unknown(Window::Keep)).await;
+                    return Err(still_unknown(&e));
+                }
+                self.finish(Next::Release).await;
                 Err(e)
             }
             Ok(answer) => {
@@ -621,6 +638,28 @@ impl Owned<'_> {
     }
 }
 
+/// A refusal of this run's own work (a rate limit, a busy provider slot)
+/// while an earlier attempt is still unknown: nothing was sent now, but
+/// "nothing moved" would be a lie, so the caller hears OUTCOME_UNKNOWN,
+/// with the refusal's wait.
+fn still_unknown(e: &GatewayError) -> GatewayError {
+    let retry_after = match e {
+        GatewayError::RateLimited { retry_after, .. }
+        | GatewayError::ProviderBusy { retry_after }
+        | GatewayError::Overloaded { retry_after }
+        | GatewayError::InFlight { retry_after } => Some(*retry_after),
+        _ => Some(Duration::from_secs(1)),
+    };
+    GatewayError::Unresolved {
+        cause: "EARLIER_ATTEMPT_UNKNOWN",
+        detail: format!(
+            "an earlier attempt's outcome is still unknown, and this retry could not ask or send ({e}): retry \
+             unchanged"
+        ),
+        retry_after,
+    }
+}
+
 /// The timeline's event of an attempt: what it came to, by whom.
 fn attempt_event(
     spec: &crate::provider::calls::CallSpec,
@@ -633,8 +672,7 @@ fn attempt_event(
         Ok(answer) => match &answer.result {
             Ok(_) => ("ok", String::new()),
             Err(CallError::Business { code, .. }) => {
-                let confirmation = matches!(spec.idempotency, Idempotency::Confirmation(_));
-                let outcome = match errors::meaning(code, confirmation) {
+                let outcome = match errors::meaning(code, spec.idempotency.confirms_order()) {
                     Meaning::NumberUsed => "number_used",
                     Meaning::Refusal => "refused",
                     Meaning::Unknown => "unknown",
@@ -681,7 +719,7 @@ fn resolution_event(rpc: &str, resolved: &Resolved) -> Option<Event> {
 /// The code, message and verification of a "number already used" answer
 /// (`errors::Meaning::NumberUsed` for this kind of call), if it is one.
 fn number_used(idempotency: Idempotency, result: &Result<Json, CallError>) -> Option<(String, String, bool)> {
-    let confirmation = matches!(idempotency, Idempotency::Confirmation(_));
+    let confirmation = idempotency.confirms_order();
     match result {
         Err(CallError::Business {
             code,
@@ -707,9 +745,19 @@ fn answered(result: &Result<Json, CallError>) -> bool {
             | CallError::BadSignature(_)
             | CallError::Malformed(_),
         ) => false,
-        // 40007: the provider's channel timed out and may still complete.
-        Err(CallError::Business { code, .. }) => code != "40007",
+        // A code that proves nothing (40007: the channel timed out and may
+        // still complete; 9100, 9999, 51002...) leaves the provider's window open.
+        Err(CallError::Business { code, .. }) => crate::provider::client::proves_something(code),
     }
+}
+
+/// What a claim of a record of unknown outcome found of the earlier attempt.
+#[derive(Debug, Clone, Copy)]
+struct Earlier {
+    /// How long the provider may still act on it.
+    settle_left: Duration,
+    /// A look proved it absent: send without asking again.
+    proved_absent: bool,
 }
 
 /// What earlier attempts of the key left.

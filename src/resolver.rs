@@ -8,8 +8,9 @@
 //! the resolver never both act on it; it asks the query the call's
 //! resolution names (`idempotency::resolve`) with what the record kept
 //! (`resolve::plan`): a landed call completes the record (the caller's
-//! retry replays it, marked recovered), an absent one is released (the
-//! caller's retry sends it), anything else waits for the next look.
+//! retry replays it, marked recovered), an absent one is marked so (the
+//! caller's retry sends it without asking again, still as a retry), anything
+//! else waits for the next look.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -148,6 +149,10 @@ where
             }
         };
         for key in due {
+            // Renewed before each look: a long sweep stays this replica's.
+            if !matches!(self.store.sweep_lease(&self.holder, ttl).await, Ok(true)) {
+                break;
+            }
             match self.look(&key).await {
                 Some(Looked::Landed) => swept.landed += 1,
                 Some(Looked::Absent) => swept.absent += 1,
@@ -161,7 +166,7 @@ where
 
     /// Counts the records of unknown outcome for the metrics.
     async fn count(&self) {
-        let Ok(stats) = self.store.unknown_stats().await else {
+        let Ok(stats) = self.store.unknown_stats(self.settings.retention).await else {
             return;
         };
         let mut by_rpc: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -197,15 +202,17 @@ where
             return self.defer(key, &token, after).await;
         };
         let param = kept.get("param").and_then(Json::as_object).cloned().unwrap_or_default();
-        let deadline = tokio::time::Instant::now() + self.settings.lease / 2;
+        // Within the look's lease, with a margin to record what it learnt.
+        let budget = self.settings.lease.saturating_sub(self.settings.lease / 5);
+        let deadline = tokio::time::Instant::now() + budget;
         let request = ProviderRequest::rebuilt(call, param, Subject::from_kept(&kept), Some(deadline));
         let resolved = tokio::time::timeout(
-            self.settings.lease / 2,
+            budget,
             resolve(self.provider.clone(), &request, self.settings.retention),
         )
         .await;
         let method = call.spec().method;
-        let number = kept.get("number").and_then(Json::as_str).unwrap_or_default();
+        let timeline_key = kept.get("timeline").and_then(Json::as_str).unwrap_or_default();
         let journal = |outcome: &str, status: Option<i64>| Event {
             rpc: call.spec().rpc.to_owned(),
             actor: "resolver".to_owned(),
@@ -225,7 +232,7 @@ where
                     .await
                 {
                     Ok(true) => {
-                        self.timeline.record(number, event).await;
+                        self.timeline.record_at(timeline_key, event).await;
                         tracing::info!(method, "resolver: an unknown outcome went through; recorded");
                         self.metrics.resolver_result("landed");
                         Some(Looked::Landed)
@@ -233,9 +240,12 @@ where
                     _ => None,
                 }
             }
-            Ok(Resolved::Absent) => match self.store.release(key, &token).await {
+            // Proved absent, not released: the caller's retry sends it, and
+            // a duplicate number it then meets is still read as perhaps
+            // this attempt's (DUPLICATE_AFTER_UNKNOWN), never as final.
+            Ok(Resolved::Absent) => match self.store.prove_absent(key, &token).await {
                 Ok(true) => {
-                    self.timeline.record(number, journal("absent", None)).await;
+                    self.timeline.record_at(timeline_key, journal("absent", None)).await;
                     tracing::info!(
                         method,
                         "resolver: an unknown outcome never landed; the caller's retry sends it"

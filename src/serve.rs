@@ -842,7 +842,9 @@ fn resolver_settings(config: &Config) -> crate::resolver::ResolverSettings {
         interval: Duration::from_millis(r.interval_ms),
         schedule: r.schedule_secs.iter().map(|s| Duration::from_secs(*s)).collect(),
         batch: r.batch,
-        lease: Duration::from_millis(config.idempotency.lease_ms),
+        // A look may make several queries (a batch's items, pages of
+        // income and expense), each up to the provider's timeout.
+        lease: Duration::from_millis(config.idempotency.lease_ms.max(3 * config.provider.request_timeout_ms)),
         retention: Duration::from_secs(config.idempotency.retention_secs),
     }
 }

@@ -103,8 +103,10 @@ pub enum Claim {
     /// The record is now the claimer's, but an earlier attempt may have
     /// reached the provider (it was marked unknown, or its lease lapsed):
     /// resolve before sending anything. The provider may still act on that
-    /// attempt for `settle_left`.
-    Unknown { settle_left: Duration },
+    /// attempt for `settle_left`. `proved_absent`: a look (the resolver's,
+    /// or an operator's settlement) already proved the attempt never
+    /// landed, so this claim may send without asking again.
+    Unknown { settle_left: Duration, proved_absent: bool },
     /// Another claimer holds a live lease.
     Busy { retry_after: Duration },
     /// Finished: the stored outcome.
@@ -287,6 +289,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// when it is held, finished or gone (then it leaves the index).
     fn take_unknown<'a>(&'a self, key: &'a str, token: &'a str, lease: Duration) -> StoreFuture<'a, Option<Taken>>;
 
+    /// Gives `token`'s claim back as unknown but proved absent: the next
+    /// claim may send without asking again (`Claim::Unknown::proved_absent`),
+    /// and the record leaves the resolver's indexes; false when the claim
+    /// was lost. Never a release: a retry must still read a duplicate
+    /// number as perhaps this attempt's, not as a first attempt's.
+    fn prove_absent<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool>;
+
     /// Gives `token`'s claim back as unknown (the provider's window as it
     /// was), next due `after` from now; false when the claim was lost.
     fn defer_unknown<'a>(&'a self, key: &'a str, token: &'a str, after: Duration) -> StoreFuture<'a, bool>;
@@ -295,8 +304,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// from now (taken, or renewed); one replica sweeps at a time.
     fn sweep_lease<'a>(&'a self, holder: &'a str, ttl: Duration) -> StoreFuture<'a, bool>;
 
-    /// How many records are of unknown outcome, and for how long.
-    fn unknown_stats(&self) -> StoreFuture<'_, UnknownStats>;
+    /// How many records are of unknown outcome, and for how long; records
+    /// older than `retention` have expired and are not counted.
+    fn unknown_stats(&self, retention: Duration) -> StoreFuture<'_, UnknownStats>;
 
     /// Appends `entry` to the journal `key` (the order timeline), keeping
     /// the newest `cap` entries, the journal living `retention` from now.

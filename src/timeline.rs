@@ -98,8 +98,9 @@ impl Timeline {
         }
     }
 
-    /// The store key of `number`'s timeline.
-    fn key(&self, number: &str) -> String {
+    /// The store key of `number`'s timeline: what a record keeps to journal
+    /// under later, instead of the number itself.
+    pub fn key(&self, number: &str) -> String {
         // HMAC takes keys of any length: this cannot fail.
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret).expect("HMAC accepts any key length");
         mac.update(b"timeline\0");
@@ -110,11 +111,19 @@ impl Timeline {
 
     /// Adds `event` to `number`'s timeline; a failure is logged, never passed on.
     pub async fn record(&self, number: &str, event: Event) {
+        self.record_at(&self.key(number), event).await;
+    }
+
+    /// Adds `event` to the timeline whose store key is `key` (see [`Timeline::key`]).
+    pub async fn record_at(&self, key: &str, event: Event) {
+        // Only keys this module made: a stray one would start a journal nobody reads.
+        if !key.starts_with("yg:tl:{") {
+            return;
+        }
         let Ok(entry) = serde_json::to_vec(&event) else {
             return;
         };
-        let key = self.key(number);
-        if let Err(e) = self.store.journal_append(&key, &entry, self.retention, CAP).await {
+        if let Err(e) = self.store.journal_append(key, &entry, self.retention, CAP).await {
             tracing::warn!(error = %e, kind = %event.kind, "cannot write the order timeline");
         }
     }

@@ -141,7 +141,7 @@ async fn goods_freezes_transfers_and_batches_are_found_at_the_provider() {
 }
 
 #[tokio::test]
-async fn a_freeze_the_provider_never_made_is_made_once_the_query_says_so() {
+async fn a_freeze_without_an_entry_is_not_proved_absent() {
     let rig = rig().await;
     member(&rig, "rv-a").await;
     rig.direct().deposit("rv-a", "rv-a-dep", 1_000, CARD).await;
@@ -155,13 +155,20 @@ async fn a_freeze_the_provider_never_made_is_made_once_the_query_says_so() {
     assert_eq!(cause(&unknown).0, "OUTCOME_UNKNOWN", "{unknown:?}");
     rig.set_faults(json!({})).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    // queryInExpDetail has no entry with this number: it never landed, so it is sent once more.
-    let (metadata, _) = call_answered(&rig.channel, Call::FreezeMoney, freeze, None)
+    // No queryInExpDetail entry carries the number, but 5.14's bizOrderNo is optional
+    // ("(新增) ... 否", l.2850): no proof it never happened, so nothing is sent again.
+    let still = call_answered(&rig.channel, Call::FreezeMoney, freeze, None)
         .await
-        .unwrap();
-    assert!(metadata.get("idempotent-recovered").is_none());
-    assert_eq!(rig.sent_for("freezeMoney"), 2);
-    assert_eq!(rig.direct().balance("rv-a").await.1, 400);
+        .unwrap_err();
+    let (reason, why) = cause(&still);
+    assert_eq!(
+        (reason.as_str(), why.as_str()),
+        ("OUTCOME_UNKNOWN", "RESOLUTION_FAILED"),
+        "{still:?}"
+    );
+    assert!(still.message().contains("ResolveOutcome"), "{}", still.message());
+    assert_eq!(rig.sent_for("freezeMoney"), 1);
+    assert_eq!(rig.direct().balance("rv-a").await.1, 0);
 }
 
 #[tokio::test]
@@ -491,12 +498,12 @@ async fn an_outcome_no_query_settles_is_settled_by_an_operator_named_by_a_rule()
     let denied = outcomes.resolve_outcome(as_caller(SHOP, settle())).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
     outcomes.resolve_outcome(as_caller(OPS, settle())).await.unwrap();
-    // Nothing left to settle a second time.
-    let again = outcomes.resolve_outcome(as_caller(OPS, settle())).await.unwrap_err();
-    assert_eq!(cause(&again).0, "NO_UNKNOWN_OUTCOME");
-    // The caller's retry sends it now.
+    // The caller's retry sends it now, without asking anyone again.
     orders.unfreeze_money(keyed(unfreeze())).await.unwrap();
     assert_eq!(rig.direct().balance("ov-1").await.1, 400);
+    // Done: nothing left to settle.
+    let again = outcomes.resolve_outcome(as_caller(OPS, settle())).await.unwrap_err();
+    assert_eq!(cause(&again).0, "NO_UNKNOWN_OUTCOME");
     let events = outcomes
         .get_timeline(as_caller(SHOP, GetTimelineRequest { number: "ov-f".into() }))
         .await

@@ -25,7 +25,7 @@ fn terms(fingerprint: &str) -> ClaimTerms {
 
 fn unknown(claim: Claim) -> Duration {
     match claim {
-        Claim::Unknown { settle_left } => settle_left,
+        Claim::Unknown { settle_left, .. } => settle_left,
         other => panic!("expected unknown, got {other:?}"),
     }
 }
@@ -318,7 +318,7 @@ async fn the_resolvers_operations(store: &dyn Store, prefix: &str) {
     // Unknown with its window over: due, and counted.
     assert!(store.mark_unknown(&key, "owner", Window::Closed).await.unwrap());
     assert!(store.due_unknown(100).await.unwrap().contains(&key));
-    let stats = store.unknown_stats().await.unwrap();
+    let stats = store.unknown_stats(Duration::from_secs(60)).await.unwrap();
     assert!(
         stats.count >= 1 && stats.by_section.get("4.2.2").copied().unwrap_or(0) >= 1,
         "{stats:?}"
@@ -355,7 +355,42 @@ async fn the_resolvers_operations(store: &dyn Store, prefix: &str) {
     // Settled: it leaves the index.
     assert!(store.complete(&key, "resolver2", b"{}", t.retention).await.unwrap());
     assert!(!store.due_unknown(100).await.unwrap().contains(&key));
-    assert_eq!(store.unknown_stats().await.unwrap().by_section.get("4.2.2"), None);
+    assert_eq!(
+        store
+            .unknown_stats(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .by_section
+            .get("4.2.2"),
+        None
+    );
+    // Proved absent by a look: out of the indexes, and the next claim may send
+    // without asking (once: the mark is that claim's alone).
+    let absent = format!("yg:idem:{{{prefix}:4.2.2:P}}");
+    assert_eq!(store.claim(&absent, "owner", &t).await.unwrap(), Claim::Fresh);
+    assert!(store.mark_unknown(&absent, "owner", Window::Closed).await.unwrap());
+    store
+        .take_unknown(&absent, "look", LEASE)
+        .await
+        .unwrap()
+        .expect("taken");
+    assert!(store.prove_absent(&absent, "look").await.unwrap());
+    assert!(!store.due_unknown(100).await.unwrap().contains(&absent));
+    assert_eq!(
+        store.claim(&absent, "retry", &t).await.unwrap(),
+        Claim::Unknown {
+            settle_left: ZERO,
+            proved_absent: true
+        }
+    );
+    assert!(store.mark_unknown(&absent, "retry", Window::Closed).await.unwrap());
+    assert_eq!(
+        store.claim(&absent, "retry2", &t).await.unwrap(),
+        Claim::Unknown {
+            settle_left: ZERO,
+            proved_absent: false
+        }
+    );
     // One sweep at a time: the lease is its holder's until it lapses.
     assert!(store.sweep_lease("a", LEASE).await.unwrap());
     assert!(store.sweep_lease("a", LEASE).await.unwrap());

@@ -171,17 +171,18 @@ impl OutcomeService for Outcomes {
             Idempotency::CallerKey => r.idempotency_key.clone(),
             _ => r.number.clone(),
         };
-        let number = if r.number.is_empty() {
-            r.idempotency_key.clone()
-        } else {
+        // The number its attempts are journalled under (`exchange::Key::number`).
+        let number = if idempotency.natural_field().is_some() {
             r.number.clone()
+        } else {
+            r.idempotency_key.clone()
         };
         let record = record_key(&self.secret, &self.sysid, call, &key);
         let token = hex::encode(rand_bytes());
         let store_down =
             |e: crate::store::StoreError| status::from_gateway_error(&GatewayError::StoreUnavailable(e.to_string()));
         // Taken as a claim, like the resolver's: never under a call in progress.
-        let Some(_) = self
+        let Some(taken) = self
             .store
             .take_unknown(&record, &token, self.lease)
             .await
@@ -189,11 +190,17 @@ impl OutcomeService for Outcomes {
         else {
             return Err(status::no_unknown_outcome(call.spec().rpc));
         };
+        // The provider may still act on the last attempt: nobody can know yet.
+        if !taken.settle_left.is_zero() {
+            let _ = self.store.defer_unknown(&record, &token, taken.settle_left).await;
+            return Err(status::outcome_still_settling(taken.settle_left));
+        }
         let settled = match outcome {
             SettledOutcome::Landed => {
-                let field = idempotency.natural_field().unwrap_or("idempotency-key");
                 let mut answer = serde_json::Map::new();
-                answer.insert(field.to_owned(), serde_json::Value::from(r.number.as_str()));
+                if let Some(field) = idempotency.natural_field() {
+                    answer.insert(field.to_owned(), serde_json::Value::from(r.number.as_str()));
+                }
                 let stored = Stored::V1 {
                     result: StoredResult::Answer(serde_json::Value::Object(answer)),
                     recovered: true,
@@ -203,7 +210,9 @@ impl OutcomeService for Outcomes {
                     .await
                     .map_err(store_down)?
             }
-            _ => self.store.release(&record, &token).await.map_err(store_down)?,
+            // Proved absent, not released: a retry sends it, and a duplicate
+            // number it meets then is still read as perhaps this attempt's.
+            _ => self.store.prove_absent(&record, &token).await.map_err(store_down)?,
         };
         if !settled {
             return Err(status::no_unknown_outcome(call.spec().rpc));

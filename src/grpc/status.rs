@@ -441,6 +441,22 @@ pub fn no_unknown_outcome(rpc: &str) -> Status {
     )
 }
 
+/// An outcome not to be settled by hand yet: the provider may still act on
+/// the last attempt for `left`.
+pub fn outcome_still_settling(left: Duration) -> Status {
+    let mut details = ErrorDetails::with_error_info("EARLIER_ATTEMPT_SETTLING", DOMAIN, HashMap::new());
+    details.set_retry_info(Some(left));
+    Status::with_error_details(
+        Code::FailedPrecondition,
+        format!(
+            "the provider may still act on the last attempt for {} ms: what its books show now proves nothing yet; \
+             nothing was changed, settle it after that",
+            left.as_millis()
+        ),
+        details,
+    )
+}
+
 /// A request message did not arrive in time; the call never started.
 pub fn request_body_timeout(limit: Duration) -> Status {
     let mut details = ErrorDetails::with_error_info("REQUEST_BODY_TIMEOUT", DOMAIN, HashMap::new());

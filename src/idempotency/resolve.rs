@@ -333,6 +333,7 @@ where
     let today = OffsetDateTime::now_utc().to_offset(wire::CHINA).date();
     let from = today - time::Duration::seconds(i64::try_from(lookback.as_secs()).unwrap_or(i64::MAX).min(400 * 86_400));
     let date = |d: time::Date| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+    let amount = request.subject.amount;
     for page in 0..DETAIL_PAGES {
         let mut param = Map::new();
         param.insert("bizUserId".into(), json!(user));
@@ -347,16 +348,42 @@ where
         };
         let entries = structure(answer.get("inExpDetail"));
         let entries = entries.as_array().map(Vec::as_slice).unwrap_or_default();
-        if entries
-            .iter()
-            .any(|e| e.get("bizOrderNo").and_then(Json::as_str) == Some(number.as_str()))
-        {
-            return Resolved::Landed(answer_with(request, &[field]));
+        // Newest first (4.2.22 note 1, l.2260): an entry's frozen change is
+        // its curFreezenAmount less the next (older) entry's.
+        for (i, entry) in entries.iter().enumerate() {
+            if entry.get("bizOrderNo").and_then(Json::as_str) != Some(number.as_str()) {
+                continue;
+            }
+            let changed = entry.get("chgAmount").and_then(integer).map(i64::abs);
+            let frozen = entry.get("curFreezenAmount").and_then(integer);
+            let before = entries
+                .get(i + 1)
+                .and_then(|e| e.get("curFreezenAmount"))
+                .and_then(integer);
+            let frozen_by = frozen.zip(before).map(|(now, then)| now - then);
+            return if amount.is_some_and(|a| changed == Some(a) || frozen_by == Some(a)) {
+                Resolved::Landed(answer_with(request, &[field]))
+            } else {
+                Resolved::Unresolved {
+                    cause: "RESOLUTION_MISMATCH",
+                    detail: format!(
+                        "queryInExpDetail has an entry with this {field}, but not of this request's amount"
+                    ),
+                }
+            };
         }
-        let total = answer.get("totalNum").and_then(integer).unwrap_or(0);
+        let Some(total) = answer.get("totalNum").and_then(integer) else {
+            return failed_with("queryInExpDetail answered without totalNum".into());
+        };
         let read = i64::try_from((page + 1) * DETAIL_PAGE).unwrap_or(i64::MAX);
         if entries.len() < DETAIL_PAGE || read >= total {
-            return Resolved::Absent;
+            // The spec does not promise an entry carries the number (5.14
+            // bizOrderNo "(新增) ... 否", l.2850): its absence proves nothing.
+            return failed_with(format!(
+                "no queryInExpDetail entry of the last {} days carries this {field}; the spec does not promise \
+                 one does, so this is no proof it never happened: an operator settles it (ResolveOutcome)",
+                lookback.as_secs() / 86_400
+            ));
         }
     }
     failed_with(format!(

@@ -91,6 +91,13 @@ impl Idempotency {
         }
     }
 
+    /// Whether the call confirms an order (4.2.8, 4.2.11): 40004 / 40019
+    /// then say the order is no longer unpaid (`errors::Proves`); a card
+    /// binding's or password reset's confirmation is not one.
+    pub fn confirms_order(self) -> bool {
+        self == Idempotency::Confirmation("bizOrderNo")
+    }
+
     /// The request field holding the call's own idempotency key, if it has one.
     pub fn natural_field(self) -> Option<&'static str> {
         match self {
@@ -127,8 +134,9 @@ pub enum Resolution {
     Goods,
     /// 4.2.22 queryInExpDetail of the member in request field `member`, in
     /// the account set in `account_set`: an entry whose `bizOrderNo` (5.14
-    /// l.2850) is the call's number means it landed; none in the records'
-    /// retention, that it did not.
+    /// l.2850) is the call's number, of the request's amount, means it
+    /// landed; none proves nothing (the field is optional, l.2850 "否"):
+    /// then an operator settles it.
     InExpDetail {
         member: &'static str,
         account_set: &'static str,

@@ -39,6 +39,8 @@ struct Record {
     due: Instant,
     /// How many sweeps took it.
     tries: u32,
+    /// A look proved the last attempt absent: the next claim may send.
+    proved_absent: bool,
 }
 
 impl Record {
@@ -133,6 +135,13 @@ impl MemoryStore {
     }
 }
 
+/// A number below `n`, cheaply: for occasional sweeps, not for secrets.
+fn rand_below(n: u32) -> u32 {
+    let mut byte = [0u8; 4];
+    let _ = getrandom::fill(&mut byte);
+    u32::from_le_bytes(byte) % n.max(1)
+}
+
 fn ready<'a, T: Send + 'a>(value: T) -> StoreFuture<'a, T> {
     Box::pin(std::future::ready(Ok::<T, StoreError>(value)))
 }
@@ -160,6 +169,7 @@ impl Store for MemoryStore {
                         unknown_since: None,
                         due: now + terms.attempt + terms.lease,
                         tries: 0,
+                        proved_absent: false,
                     },
                 );
                 return Claim::Fresh;
@@ -179,6 +189,7 @@ impl Store for MemoryStore {
                     record.expires = now + terms.retention;
                     Claim::Unknown {
                         settle_left: record.settled.saturating_duration_since(now),
+                        proved_absent: std::mem::take(&mut record.proved_absent),
                     }
                 }
             }
@@ -319,6 +330,22 @@ impl Store for MemoryStore {
         ready(taken)
     }
 
+    fn prove_absent<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool> {
+        let proved = self.with_record(key, |records, now| match records.map.get_mut(key) {
+            Some(r) if r.token == token && r.state == State::Pending => {
+                r.state = State::Unknown;
+                r.lease_until = now;
+                r.proved_absent = true;
+                // Out of the resolver's sight: nothing left to ask.
+                r.unknown_since = None;
+                r.due = r.expires;
+                true
+            }
+            _ => false,
+        });
+        ready(proved)
+    }
+
     fn defer_unknown<'a>(&'a self, key: &'a str, token: &'a str, after: Duration) -> StoreFuture<'a, bool> {
         let deferred = self.with_record(key, |records, now| match records.map.get_mut(key) {
             Some(r) if r.token == token && r.state == State::Pending => {
@@ -345,7 +372,7 @@ impl Store for MemoryStore {
         ready(mine)
     }
 
-    fn unknown_stats(&self) -> StoreFuture<'_, UnknownStats> {
+    fn unknown_stats(&self, _retention: Duration) -> StoreFuture<'_, UnknownStats> {
         let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let mut stats = UnknownStats::default();
@@ -370,8 +397,8 @@ impl Store for MemoryStore {
     ) -> StoreFuture<'a, ()> {
         let mut journals = self.journals.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if journals.len() > 10_000 {
-            // Journals of numbers seen once would otherwise stay past their retention.
+        // Journals past their retention go now and then, not at every append.
+        if journals.len() > 10_000 && rand_below(SWEEP_EVERY) == 0 {
             journals.retain(|_, (_, until)| *until > now);
         }
         let (entries, until) = journals

@@ -57,6 +57,9 @@ local exp = tonumber(r[2]) or 0
 if st == 'p' and exp > now then return {'busy', tostring(exp - now)} end
 redis.call('HSET', KEYS[1], 'st', 'p', 'tok', ARGV[2], 'exp', now + tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+-- Proved absent by a look: this claim may send; the mark is its alone.
+local pa = redis.call('HGET', KEYS[1], 'pa') or '0'
+redis.call('HDEL', KEYS[1], 'pa')
 -- A record without su (written before it existed) gets a whole window, once.
 local su = tonumber(r[4])
 if not su then
@@ -65,7 +68,7 @@ if not su then
 end
 local left = su - now
 if left < 0 then left = 0 end
-return {'unknown', tostring(left)}
+return {'unknown', tostring(left), pa}
 "#;
 
 /// KEYS[1] record; ARGV token, attempt ms.
@@ -165,6 +168,15 @@ if left < 0 then left = 0 end
 return {'taken', r[3] or '', tostring(left), tostring(tries)}
 "#;
 
+/// KEYS[1] record, KEYS[2] due index, KEYS[3] since index; ARGV token.
+const PROVE_ABSENT: &str = r#"
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
+redis.call('HSET', KEYS[1], 'st', 'u', 'exp', 0, 'pa', '1')
+redis.call('ZREM', KEYS[2], KEYS[1])
+redis.call('ZREM', KEYS[3], KEYS[1])
+return 1
+"#;
+
 /// KEYS[1] record, KEYS[2] due index; ARGV token, after ms.
 const DEFER: &str = r#"
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
@@ -178,8 +190,11 @@ const DUE: &str = r#"
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 "#;
 
-/// KEYS[1] since index. {count, oldest age ms ('' when none), the 10 000 oldest keys}.
+/// KEYS[1] since index; ARGV retention ms. {count, oldest age ms ('' when
+/// none), the 10 000 oldest keys}. Entries older than the retention are of
+/// records that expired unknown: they go first.
 const STATS: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now - tonumber(ARGV[1])))
 local count = redis.call('ZCARD', KEYS[1])
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local age = ''
@@ -253,6 +268,7 @@ struct Scripts {
     gcra: Script,
     initialise: Script,
     take_unknown: Script,
+    prove_absent: Script,
     defer: Script,
     due: Script,
     stats: Script,
@@ -310,6 +326,7 @@ impl RedisStore {
                 gcra: Script::new(GCRA),
                 initialise: with_clock(INITIALISE),
                 take_unknown: with_clock(TAKE_UNKNOWN),
+                prove_absent: Script::new(PROVE_ABSENT),
                 defer: with_clock(DEFER),
                 due: with_clock(DUE),
                 stats: with_clock(STATS),
@@ -384,6 +401,7 @@ impl Store for RedisStore {
                 b"fresh" => Claim::Fresh,
                 b"unknown" => Claim::Unknown {
                     settle_left: Duration::from_millis(ms()?),
+                    proved_absent: reply.get(2).and_then(text).is_some_and(|pa| pa == b"1"),
                 },
                 b"mismatch" => Claim::Mismatch,
                 b"busy" => Claim::Busy {
@@ -541,6 +559,13 @@ impl Store for RedisStore {
         })
     }
 
+    fn prove_absent<'a>(&'a self, key: &'a str, token: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            self.flag_indexed(&self.scripts.prove_absent, key, &[token.as_bytes()])
+                .await
+        })
+    }
+
     fn defer_unknown<'a>(&'a self, key: &'a str, token: &'a str, after: Duration) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
@@ -574,13 +599,14 @@ impl Store for RedisStore {
         })
     }
 
-    fn unknown_stats(&self) -> StoreFuture<'_, UnknownStats> {
+    fn unknown_stats(&self, retention: Duration) -> StoreFuture<'_, UnknownStats> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             let (count, age, keys): (u64, String, Vec<String>) = self
                 .scripts
                 .stats
                 .key(SINCE_KEY)
+                .arg(millis(retention))
                 .invoke_async(&mut connection)
                 .await
                 .map_err(store_error)?;

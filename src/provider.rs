@@ -4,6 +4,7 @@
 //! ARCHITECTURE.md): it could be published on its own as a client library.
 
 pub mod calls;
+pub mod checkfile;
 pub mod client;
 pub mod codes;
 pub mod crypto;

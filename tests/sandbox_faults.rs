@@ -227,6 +227,10 @@ async fn the_reconciliation_file_comes_at_11_the_next_day_and_can_be_wrong_on_pu
     assert_eq!(row("rf-2").unwrap()[2], "999", "{file}");
     assert_eq!(row("rf-3").unwrap()[2], "1000", "{file}");
     assert_eq!(row("ghost").unwrap()[1], "消费", "{file}");
+    // The gateway's strict reader takes the sandbox's file whole.
+    let read = yungate::provider::checkfile::parse(file.as_bytes()).unwrap();
+    assert_eq!(read.len(), rows.len());
+    assert!(read.iter().all(|r| r.channel_fee == 0 && r.amount > 0), "{read:?}");
     // The fault knobs are bounded.
     let many: Vec<String> = (0..100).map(|i| format!("n{i}")).collect();
     assert_eq!(h.set_faults(json!({"checkFile": {"drop": many}})).await, 400);

@@ -18,16 +18,10 @@ use crate::error::GatewayError;
 use crate::exchange::{ProviderAnswer, ProviderRequest, Subject};
 use crate::provider::calls::{Call, CallSpec, CardFact, MemberFact, Resolution};
 use crate::provider::client::CallError;
-use crate::provider::codes::OrderStatus;
+use crate::provider::codes::{OrderStatus, UserState};
 use crate::provider::errors::code;
 use crate::provider::wire;
 
-/// 40022 订单和用户不匹配 (section 7, l.3294): the number is another member's order.
-const ORDER_OF_ANOTHER_MEMBER: &str = "40022";
-/// 40024 标的商品不存在 (section 7, l.3296): no such goods.
-const GOODS_NOT_FOUND: &str = "40024";
-/// 6.11 锁定 (l.2953).
-const LOCKED: i64 = 5;
 /// queryInExpDetail entries read per page, and pages read at most: a
 /// member's income and expense over the records' retention, bounded.
 const DETAIL_PAGE: usize = 100;
@@ -80,7 +74,7 @@ where
 
 fn query_failed(method: &str, failed: QueryFailed) -> Resolved {
     match failed {
-        QueryFailed::Code(code) if code == ORDER_OF_ANOTHER_MEMBER => {
+        QueryFailed::Code(code) if code == code::ORDER_USER_MISMATCH => {
             tracing::warn!(
                 method,
                 "the number of an unknown outcome belongs to another member's order: not adopted"
@@ -243,7 +237,7 @@ where
         MemberFact::Locked(locked) => info
             .get("userState")
             .and_then(integer)
-            .map(|state| (state == LOCKED) == locked),
+            .map(|state| (UserState::from_code(state) == UserState::Locked) == locked),
     };
     match shown {
         Some(true) => Resolved::Landed(answer_with(request, &["bizUserId", "phone", "oldPhone", "newPhone"])),
@@ -303,7 +297,7 @@ where
     }
     match query(inner, Call::QueryModifyGoods, param, request.deadline).await {
         Ok(_) => Resolved::Landed(answer_with(request, &["bizGoodsNo"])),
-        Err(QueryFailed::Code(code)) if code == GOODS_NOT_FOUND => Resolved::Absent,
+        Err(QueryFailed::Code(code)) if code == code::GOODS_NOT_FOUND => Resolved::Absent,
         Err(failed) => query_failed("queryModifyGoods", failed),
     }
 }

@@ -125,6 +125,10 @@ pub mod code {
     pub const ORDER_NOT_UNPAID: &str = "40004";
     /// 40007: Payment timed out.
     pub const PAYMENT_TIMEOUT: &str = "40007";
+    /// 40022: Order and user do not match (the number is another member's order).
+    pub const ORDER_USER_MISMATCH: &str = "40022";
+    /// 40024: Target goods does not exist.
+    pub const GOODS_NOT_FOUND: &str = "40024";
     /// 40017: Order already exists.
     pub const ORDER_EXISTS: &str = "40017";
     /// 50001: Wrong verification code.

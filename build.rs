@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/yungate/v1/page.proto",
         "proto/yungate/v1/notification.proto",
         "proto/yungate/v1/outcome.proto",
+        "proto/yungate/v1/reconciliation.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let mut compiler = protox::Compiler::new(["proto"])?;

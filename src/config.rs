@@ -54,6 +54,63 @@ pub struct Config {
     pub resolver: ResolverConfig,
     /// The order timeline.
     pub timeline: TimelineConfig,
+    /// The daily reconciliation against the provider's file (4.3.2).
+    pub reconciliation: ReconciliationConfig,
+}
+
+/// The reconciliation of what the gateway did against the provider's daily file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconciliationConfig {
+    /// Reconcile the previous day by itself each day. Unset: on with a real
+    /// provider, off with the sandbox (whose days are rarely real days).
+    pub daily: Option<bool>,
+    /// China time (HH:MM) after which the previous day is reconciled: the
+    /// provider generates the file at 11:00 (4.3.2 l.2329).
+    pub at: String,
+    /// Hosts besides the provider's that the file may be downloaded from
+    /// (over HTTPS), should the provider serve it from another.
+    pub file_hosts: Vec<String>,
+    /// The largest file downloaded, in bytes.
+    pub max_file_bytes: u64,
+    /// The time a download may take, in milliseconds.
+    pub download_timeout_ms: u64,
+    /// How long a day's report is kept, in seconds.
+    pub report_retention_secs: u64,
+    /// After a failed daily run, how long until the next try, in seconds.
+    pub retry_after_secs: u64,
+    /// How often a replica checks whether a daily run is due, in seconds.
+    pub check_interval_secs: u64,
+    /// How many past days the daily run looks back for a day without a
+    /// report (a day whose runs failed, or missed while the gateway was down).
+    pub catch_up_days: u32,
+}
+
+impl Default for ReconciliationConfig {
+    fn default() -> Self {
+        ReconciliationConfig {
+            daily: None,
+            at: "11:30".into(),
+            file_hosts: Vec::new(),
+            max_file_bytes: 256 * 1024 * 1024,
+            download_timeout_ms: 120_000,
+            report_retention_secs: 90 * 86_400,
+            retry_after_secs: 600,
+            check_interval_secs: 60,
+            catch_up_days: 3,
+        }
+    }
+}
+
+impl ReconciliationConfig {
+    /// `at` as a time of day.
+    pub fn at_time(&self) -> Option<time::Time> {
+        let (h, m) = self.at.split_once(':')?;
+        if h.len() != 2 || m.len() != 2 {
+            return None;
+        }
+        time::Time::from_hms(h.parse().ok()?, m.parse().ok()?, 0).ok()
+    }
 }
 
 /// The order timeline: what the gateway learnt about each number.
@@ -436,6 +493,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             resolver: ResolverConfig::default(),
             timeline: TimelineConfig::default(),
+            reconciliation: ReconciliationConfig::default(),
         }
     }
 }
@@ -957,6 +1015,72 @@ impl Config {
         }
         if !(1..=10_000).contains(&r.batch) {
             return Err(invalid("resolver.batch", "must be between 1 and 10000"));
+        }
+        let c = &self.reconciliation;
+        if c.at_time().is_none() {
+            return Err(invalid(
+                "reconciliation.at",
+                "must be a China time of day as HH:MM, e.g. 11:30",
+            ));
+        }
+        if c.file_hosts.len() > 16
+            || c.file_hosts.iter().any(|h| {
+                h.is_empty() || h.len() > 253 || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            })
+        {
+            return Err(invalid(
+                "reconciliation.file_hosts",
+                "must list at most 16 host names (letters, digits, dots and dashes)",
+            ));
+        }
+        // The file, its decoded text and its rows are held at once: about three times this.
+        if !(1024..=1024 * 1024 * 1024).contains(&c.max_file_bytes) {
+            return Err(invalid(
+                "reconciliation.max_file_bytes",
+                "must be between 1024 and 1073741824 (1 GiB)",
+            ));
+        }
+        if !(1_000..=1_800_000).contains(&c.download_timeout_ms) {
+            return Err(invalid(
+                "reconciliation.download_timeout_ms",
+                "must be between 1000 and 1800000",
+            ));
+        }
+        if !(86_400..=400 * 86_400).contains(&c.report_retention_secs) {
+            return Err(invalid(
+                "reconciliation.report_retention_secs",
+                "must be between 1 day and 400 days",
+            ));
+        }
+        if !(10..=86_400).contains(&c.retry_after_secs) {
+            return Err(invalid(
+                "reconciliation.retry_after_secs",
+                "must be between 10 and 86400",
+            ));
+        }
+        if !(1..=3_600).contains(&c.check_interval_secs) {
+            return Err(invalid(
+                "reconciliation.check_interval_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if !(1..=31).contains(&c.catch_up_days) {
+            return Err(invalid("reconciliation.catch_up_days", "must be between 1 and 31"));
+        }
+        // A day the daily run may still look at must keep its report and
+        // the timelines it compared with: else it is reconciled again from nothing.
+        let window = (u64::from(c.catch_up_days) + 2) * 86_400;
+        if c.report_retention_secs < window {
+            return Err(invalid(
+                "reconciliation.report_retention_secs",
+                "must be at least reconciliation.catch_up_days + 2 days",
+            ));
+        }
+        if self.timeline.retention_secs < window {
+            return Err(invalid(
+                "timeline.retention_secs",
+                "must be at least reconciliation.catch_up_days + 2 days",
+            ));
         }
         self.rate_limits().map(|_| ())
     }

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod convert;
 pub mod notification;
 pub mod outcome;
+pub mod reconciliation;
 pub mod service;
 pub mod status;
 pub mod validate;

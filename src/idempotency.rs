@@ -32,8 +32,10 @@ use self::outcome::{Stored, StoredResult, recovered_answer};
 use self::resolve::{Resolved, order_status, resolve};
 use crate::error::{Forgets, GatewayError, NumberUsed};
 use crate::exchange::{Key, ProviderAnswer, ProviderRequest, StackFuture};
-use crate::provider::calls::Idempotency;
+use crate::provider::calls::{Call, Idempotency};
+use crate::provider::checkfile;
 use crate::provider::client::{CallError, Outcome};
+use crate::provider::codes::OrderStatus;
 use crate::provider::errors::{self, Meaning};
 use crate::store::{Claim, ClaimTerms, Store, Window};
 use crate::telemetry::Metrics;
@@ -242,6 +244,10 @@ where
             // The timeline's key, not the number: a number may be a phone number.
             kept.insert("timeline".into(), Json::from(shared.timeline.key(&key.number)));
             kept.insert("param".into(), Json::Object(resolve::plan(spec, &request.param)));
+            // The number the day's file names (never a member's number).
+            if checkfile::FILE_CALLS.contains(&request.call) {
+                kept.insert("fileNo".into(), Json::from(key.number.as_str()));
+            }
             Json::Object(kept).to_string().into_bytes()
         },
     };
@@ -434,6 +440,17 @@ impl Owned<'_> {
         }
     }
 
+    /// Adds `number` to today's day index when `value`, an answer of
+    /// `call`, says the money moved (what the day's file must then list).
+    async fn book(&self, number: &str, call: Call, value: &Json, amount: Option<i64>, via: &str) {
+        if !number.is_empty() && checkfile::books(call, value) {
+            self.shared
+                .timeline
+                .book(number, call.spec().rpc, amount, via, None)
+                .await;
+        }
+    }
+
     /// What the records may have forgotten that an earlier attempt of this
     /// request could be: everything before a restart (in memory), or
     /// before a loss acknowledged within the retention.
@@ -482,6 +499,10 @@ impl Owned<'_> {
             } else {
                 let resolved = resolve(inner.clone(), &request, shared.settings.retention).await;
                 self.journal(&number, resolution_event(spec.rpc, &resolved)).await;
+                if let Resolved::Landed(value) = &resolved {
+                    self.book(&number, request.call, value, request.subject.amount, "resolution")
+                        .await;
+                }
                 resolved
             };
             match resolved {
@@ -558,9 +579,13 @@ impl Owned<'_> {
         };
         let subject = request.subject.clone();
         let deadline = request.deadline;
+        let call = request.call;
         let sent = inner.clone().oneshot(request).await;
         self.journal(&number, attempt_event(spec, caller.as_deref(), &sent, prior))
             .await;
+        if let Ok(ProviderAnswer { result: Ok(value), .. }) = &sent {
+            self.book(&number, call, value, subject.amount, "answer").await;
+        }
         match sent {
             // Refused by a layer below (quota, in-flight bound): nothing was sent.
             Err(e) => {
@@ -667,10 +692,16 @@ fn attempt_event(
     sent: &Result<ProviderAnswer, GatewayError>,
     prior: Prior,
 ) -> Option<Event> {
+    // What the answer said of the order, so that the timeline alone tells
+    // a failure from a success once the record has expired.
+    let mut status = None;
     let (outcome, code) = match sent {
         Err(_) => ("not_sent", String::new()),
         Ok(answer) => match &answer.result {
-            Ok(_) => ("ok", String::new()),
+            Ok(value) => {
+                status = OrderStatus::of_answer(value).map(OrderStatus::code);
+                ("ok", String::new())
+            }
             Err(CallError::Business { code, .. }) => {
                 let outcome = match errors::meaning(code, spec.idempotency.confirms_order()) {
                     Meaning::NumberUsed => "number_used",
@@ -690,6 +721,7 @@ fn attempt_event(
         rpc: spec.rpc.to_owned(),
         actor: caller.unwrap_or_default().to_owned(),
         provider_code: code,
+        order_status: status,
         detail: if prior == Prior::None {
             String::new()
         } else {

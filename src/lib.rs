@@ -12,7 +12,8 @@
 //! [`idempotency`] -> [`ratelimit`] -> [`exchange`]'s `SoaService`, with
 //! records and buckets in a [`store`] (Redis, or in memory); the
 //! [`resolver`] asks the provider about records of unknown outcome nobody
-//! retries; every failure
+//! retries, and [`reconcile`] matches the provider's daily file against the
+//! records and the [`timeline`]; every failure
 //! is an [`error::GatewayError`] mapped to a status once. The provider's
 //! notifications come in through [`notify`] (verified by
 //! `provider::notify`, stored in the `store::notifications` log) and go out
@@ -29,6 +30,7 @@ pub mod idempotency;
 pub mod notify;
 pub mod provider;
 pub mod ratelimit;
+pub mod reconcile;
 pub mod resolver;
 pub mod sandbox;
 pub mod serve;

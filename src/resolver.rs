@@ -25,7 +25,8 @@ use crate::exchange::{ProviderAnswer, ProviderRequest, Subject};
 use crate::idempotency::outcome::{Stored, StoredResult};
 use crate::idempotency::resolve::{Resolved, resolve};
 use crate::provider::calls::Call;
-use crate::store::{Store, section_of};
+use crate::provider::checkfile;
+use crate::store::{Store, lease, section_of};
 use crate::telemetry::Metrics;
 use crate::timeline::{Event, Timeline};
 
@@ -129,7 +130,7 @@ where
     pub async fn sweep(&self) -> Swept {
         let mut swept = Swept::default();
         let ttl = self.settings.interval * 3 + self.settings.lease;
-        match self.store.sweep_lease(&self.holder, ttl).await {
+        match self.store.lease(lease::RESOLVER, &self.holder, ttl).await {
             Ok(true) => {}
             Ok(false) => {
                 swept.skipped = true;
@@ -150,7 +151,7 @@ where
         };
         for key in due {
             // Renewed before each look: a long sweep stays this replica's.
-            if !matches!(self.store.sweep_lease(&self.holder, ttl).await, Ok(true)) {
+            if !matches!(self.store.lease(lease::RESOLVER, &self.holder, ttl).await, Ok(true)) {
                 break;
             }
             match self.look(&key).await {
@@ -233,6 +234,14 @@ where
                 {
                     Ok(true) => {
                         self.timeline.record_at(timeline_key, event).await;
+                        if let Some(number) = kept.get("fileNo").and_then(Json::as_str)
+                            && checkfile::books(call, &value_of(&stored))
+                        {
+                            let amount = kept.get("amount").and_then(Json::as_i64);
+                            self.timeline
+                                .book(number, call.spec().rpc, amount, "resolution", None)
+                                .await;
+                        }
                         tracing::info!(method, "resolver: an unknown outcome went through; recorded");
                         self.metrics.resolver_result("landed");
                         Some(Looked::Landed)
@@ -279,6 +288,17 @@ where
             .unwrap_or(usize::MAX)
             .min(schedule.len().saturating_sub(1));
         schedule.get(i).copied().unwrap_or(Duration::from_secs(86_400))
+    }
+}
+
+/// The answer a stored outcome holds (null for a refusal).
+fn value_of(stored: &Stored) -> Json {
+    match stored {
+        Stored::V1 {
+            result: StoredResult::Answer(value),
+            ..
+        } => value.clone(),
+        Stored::V1 { .. } => Json::Null,
     }
 }
 

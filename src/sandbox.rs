@@ -370,16 +370,17 @@ async fn check_file(State(shared): State<Arc<Shared>>, Path(name): Path<String>)
     let Some(date) = date else {
         return (StatusCode::NOT_FOUND, "no such reconciliation file").into_response();
     };
+    let faults = shared.faults();
     let body = {
         let state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-        if !orders::check_file_ready(&state, &shared.config, date) {
+        if !orders::check_file_ready(&state, &shared.config, &faults, date) {
             return (
                 StatusCode::NOT_FOUND,
                 "not generated yet: 11:00 China time the next day (4.3.2)",
             )
                 .into_response();
         }
-        orders::reconciliation_file(&state, &shared.config, &shared.faults().check_file, date)
+        orders::reconciliation_file(&state, &shared.config, &faults.check_file, date)
     };
     ([(header::CONTENT_TYPE, "text/plain;charset=UTF-8")], body).into_response()
 }
@@ -695,7 +696,7 @@ fn dispatch(
         Call::GetOrderDetail => orders::order_detail(state, &p),
         Call::QueryInExpDetail => orders::in_exp_detail(state, &p),
         Call::QueryReserveFundBalance => orders::reserve_fund(state, config, &p),
-        Call::GetCheckAccountFile => orders::check_account_file(state, config, &p),
+        Call::GetCheckAccountFile => orders::check_account_file(state, config, faults, &p),
         other => {
             let s = other.spec();
             Err(Reject::new(

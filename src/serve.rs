@@ -29,6 +29,7 @@ use crate::grpc::proto::notification_service_server::NotificationServiceServer;
 use crate::grpc::proto::order_service_server::OrderServiceServer;
 use crate::grpc::proto::outcome_service_server::OutcomeServiceServer;
 use crate::grpc::proto::page_service_server::PageServiceServer;
+use crate::grpc::proto::reconciliation_service_server::ReconciliationServiceServer;
 use crate::grpc::service::{Gateway, GatewaySettings};
 use crate::idempotency::IdempotencySettings;
 use crate::idempotency::notified::Completion;
@@ -325,7 +326,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
     let trust = notification_trust(&config, &keys).await?;
     let client = SoaClient::new(
         SoaConfig {
-            url,
+            url: url.clone(),
             sysid: config.provider.sysid.clone(),
             connect_timeout: Duration::from_millis(config.provider.connect_timeout_ms),
             request_timeout: Duration::from_millis(config.provider.request_timeout_ms),
@@ -410,6 +411,42 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
             timeline.clone(),
         );
         tokio::spawn(resolver.run(streams.subscribe()));
+    }
+    let reconciler = Arc::new(
+        crate::reconcile::Reconciler::new(
+            Arc::clone(&store),
+            provider.clone(),
+            timeline.clone(),
+            Arc::clone(&log),
+            Arc::clone(&metrics),
+            crate::reconcile::ReconcileSettings {
+                provider_url: url.clone(),
+                file_hosts: config.reconciliation.file_hosts.clone(),
+                limits: crate::provider::checkfile::FetchLimits {
+                    max_bytes: usize::try_from(config.reconciliation.max_file_bytes).unwrap_or(usize::MAX),
+                    timeout: Duration::from_millis(config.reconciliation.download_timeout_ms),
+                },
+                report_retention: Duration::from_secs(config.reconciliation.report_retention_secs),
+                record_retention: stack_settings.idempotency.retention,
+                sysid: stack_settings.idempotency.sysid.clone(),
+                secret: stack_settings.idempotency.secret,
+            },
+        )
+        .map_err(ServeError::Setup)?,
+    );
+    if config.reconciliation.daily.unwrap_or(sandbox.is_none())
+        && let Some(at) = config.reconciliation.at_time()
+    {
+        tracing::info!(at = %config.reconciliation.at, "the previous day is reconciled daily after this China time");
+        tokio::spawn(Arc::clone(&reconciler).daily(
+            crate::reconcile::DailySettings {
+                at,
+                check_every: Duration::from_secs(config.reconciliation.check_interval_secs),
+                retry_after: Duration::from_secs(config.reconciliation.retry_after_secs),
+                catch_up_days: config.reconciliation.catch_up_days,
+            },
+            streams.subscribe(),
+        ));
     }
     let caller_limit = stack::caller_limit(Arc::clone(&store), &config.provider.sysid, &stack_settings);
     let probe = client.clone();
@@ -536,6 +573,10 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
                 access.clone(),
             ))
             .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            ReconciliationServiceServer::new(crate::grpc::reconciliation::Reconciliations::new(reconciler))
+                .max_decoding_message_size(max_message),
         )
         .add_service(
             NotificationServiceServer::new(notifications.with_access(access)).max_decoding_message_size(max_message),

@@ -196,6 +196,36 @@ pub struct Taken {
     pub tries: u32,
 }
 
+/// Where a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordState {
+    /// A claim holds it (a call, a retry or the resolver is at work), or
+    /// held it and its owner died (the resolver or a retry takes it over).
+    Pending,
+    /// Its outcome is unknown and nobody holds it.
+    Unknown,
+    /// Finished: `Inspected::outcome` holds the stored outcome.
+    Done,
+}
+
+/// A record as [`Store::inspect`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspected {
+    pub state: RecordState,
+    /// What the request is about (`ClaimTerms::subject`).
+    pub subject: Vec<u8>,
+    /// The stored outcome, when done (`idempotency::outcome::Stored`).
+    pub outcome: Vec<u8>,
+}
+
+/// The lease names in use: one store key each.
+pub mod lease {
+    /// The resolver's sweep.
+    pub const RESOLVER: &str = "resolver";
+    /// A reconciliation run (one at a time, whatever its date).
+    pub const RECONCILIATION: &str = "reconciliation";
+}
+
 /// How many records are of unknown outcome, and for how long.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnknownStats {
@@ -300,9 +330,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// was), next due `after` from now; false when the claim was lost.
     fn defer_unknown<'a>(&'a self, key: &'a str, token: &'a str, after: Duration) -> StoreFuture<'a, bool>;
 
-    /// The resolver's sweep lease: true when `holder` holds it for `ttl`
-    /// from now (taken, or renewed); one replica sweeps at a time.
-    fn sweep_lease<'a>(&'a self, holder: &'a str, ttl: Duration) -> StoreFuture<'a, bool>;
+    /// The lease `name` (the resolver's sweep, a reconciliation run): true
+    /// when `holder` holds it for `ttl` from now (taken, or renewed), so
+    /// that one replica does the work at a time.
+    fn lease<'a>(&'a self, name: &'a str, holder: &'a str, ttl: Duration) -> StoreFuture<'a, bool>;
+
+    /// What the record `key` holds, read without taking it; `None` when
+    /// there is none (never made, or expired).
+    fn inspect<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Inspected>>;
 
     /// How many records are of unknown outcome, and for how long; records
     /// older than `retention` have expired and are not counted.

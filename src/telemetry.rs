@@ -41,6 +41,9 @@ pub mod names {
     pub const UNKNOWN_OUTCOMES: &str = "yungate_unknown_outcomes";
     pub const UNKNOWN_OLDEST: &str = "yungate_unknown_outcome_oldest_seconds";
     pub const RESOLVER_RESULTS: &str = "yungate_resolver_results_total";
+    pub const RECONCILIATION_ROWS: &str = "yungate_reconciliation_rows";
+    pub const RECONCILIATION_RUNS: &str = "yungate_reconciliation_runs_total";
+    pub const RECONCILIATION_DAYS_MISSING: &str = "yungate_reconciliation_days_missing";
     pub const PROVIDER_REACHABLE: &str = "yungate_provider_reachable";
     pub const RPC_STARTED: &str = "yungate_grpc_server_started_total";
     pub const RPC_HANDLED: &str = "yungate_grpc_server_handled_total";
@@ -119,6 +122,24 @@ const CATALOGUE: &[(&str, Kind, Option<Unit>, &str)] = {
             Counter,
             None,
             "Records the resolver looked at, by what it learnt: landed, absent (the caller's retry sends), deferred.",
+        ),
+        (
+            RECONCILIATION_ROWS,
+            Gauge,
+            None,
+            "Rows of the newest reconciliation report by verdict (matched, amount_differs, provider_only, gateway_only, resolved_by_file, conflict), as stored, whichever replica ran it.",
+        ),
+        (
+            RECONCILIATION_RUNS,
+            Counter,
+            None,
+            "Reconciliation runs (not dry runs) this replica made, by result: ok, failed.",
+        ),
+        (
+            RECONCILIATION_DAYS_MISSING,
+            Gauge,
+            None,
+            "Days of the daily run's window (reconciliation.catch_up_days) without a whole report, as this replica last looked.",
         ),
         (
             PROVIDER_REACHABLE,
@@ -442,6 +463,27 @@ impl Metrics {
     pub fn resolver_result(&self, result: &'static str) {
         self.counter(
             names::RESOLVER_RESULTS,
+            vec![Label::from_static_parts("result", result)],
+        )
+        .increment(1);
+    }
+
+    /// The verdict counts of the last reconciliation run.
+    pub fn reconciliation_rows(&self, counts: &std::collections::BTreeMap<String, u64>) {
+        for (verdict, n) in counts {
+            self.gauge(names::RECONCILIATION_ROWS, vec![Label::new("verdict", verdict.clone())])
+                .set(*n as f64);
+        }
+    }
+
+    pub fn reconciliation_days_missing(&self, days: u64) {
+        self.gauge(names::RECONCILIATION_DAYS_MISSING, Vec::new())
+            .set(days as f64);
+    }
+
+    pub fn reconciliation_run(&self, result: &'static str) {
+        self.counter(
+            names::RECONCILIATION_RUNS,
             vec![Label::from_static_parts("result", result)],
         )
         .increment(1);

@@ -8,6 +8,12 @@
 //! default: longer than the idempotency records, so that last month's
 //! reconciliation finds them). Writing is best effort: a store that fails
 //! costs a line in the log, never a call.
+//!
+//! Beside the timelines, a day index (`yg:day:{sysid:yyyyMMdd}`, China
+//! dates) lists the orders and transfers the gateway learnt succeeded that
+//! day, with their amounts: what the reconciliation expects in the day's
+//! file ("gateway only" when a row is missing). Only numbers the file
+//! names (bizOrderNo, bizTransferNo) go there, never a member's number.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +75,38 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The most entries a day index keeps: as many as the file may have rows.
+pub const DAY_CAP: usize = crate::provider::checkfile::MAX_ROWS;
+
+/// A success the gateway learnt of, in the day index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Booked {
+    /// The number the file names (bizOrderNo, or bizTransferNo).
+    pub number: String,
+    /// The rpc, when known (a notification does not say).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rpc: String,
+    /// The amount in fen, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    /// How the gateway learnt it: answer, resolution, notification, override.
+    pub via: String,
+    pub at_ms: u64,
+}
+
+/// The China date of a moment in Unix milliseconds.
+pub fn china_date(at_ms: u64) -> time::Date {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    at.to_offset(crate::provider::wire::CHINA).date()
+}
+
+/// A date as `yyyyMMdd` (4.3.2's form).
+pub fn compact(date: time::Date) -> String {
+    format!("{:04}{:02}{:02}", date.year(), u8::from(date.month()), date.day())
+}
+
 /// The timelines of one merchant, in a store.
 #[derive(Clone)]
 pub struct Timeline {
@@ -128,6 +166,44 @@ impl Timeline {
         }
     }
 
+    /// The store key of `date`'s day index.
+    pub fn day_key(&self, date: time::Date) -> String {
+        format!("yg:day:{{{}:{}}}", self.sysid, compact(date))
+    }
+
+    /// Adds to the day index that `number` succeeded, as learnt `via` an
+    /// answer, a resolution, a notification or an override, under the China
+    /// date of `at_ms` (when the provider says it was paid) or else of now;
+    /// a failure is logged, never passed on.
+    pub async fn book(&self, number: &str, rpc: &str, amount: Option<i64>, via: &str, at_ms: Option<u64>) {
+        let at_ms = at_ms.unwrap_or_else(now_ms);
+        let booked = Booked {
+            number: number.to_owned(),
+            rpc: rpc.to_owned(),
+            amount,
+            via: via.to_owned(),
+            at_ms,
+        };
+        let Ok(entry) = serde_json::to_vec(&booked) else {
+            return;
+        };
+        let key = self.day_key(china_date(at_ms));
+        if let Err(e) = self.store.journal_append(&key, &entry, self.retention, DAY_CAP).await {
+            tracing::warn!(error = %e, "cannot write the day index");
+        }
+    }
+
+    /// The successes booked on `date`, oldest first (unreadable entries skipped).
+    pub async fn booked(&self, date: time::Date) -> Result<Vec<Booked>, StoreError> {
+        let entries = self.store.journal_read(&self.day_key(date)).await?;
+        Ok(entries.iter().filter_map(|e| serde_json::from_slice(e).ok()).collect())
+    }
+
+    /// How long timelines and day indexes are kept.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
     /// `number`'s events, oldest first.
     pub async fn read(&self, number: &str) -> Result<Vec<Event>, StoreError> {
         let entries = self.store.journal_read(&self.key(number)).await?;
@@ -157,5 +233,41 @@ mod tests {
         let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["attempt", "resolution"]);
         assert!(timeline.read("o-3").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn successes_are_indexed_by_their_china_date() {
+        let timeline = Timeline::new(
+            Arc::new(MemoryStore::new()),
+            "1902".into(),
+            [7; 32],
+            Duration::from_secs(60),
+        );
+        // 2026-12-07 16:30 UTC is 2026-12-08 00:30 in China.
+        assert_eq!(compact(china_date(1_796_661_000_000)), "20261208");
+        let today = china_date(now_ms());
+        timeline.book("o-1", "DepositApply", Some(100), "answer", None).await;
+        // Booked across midnight: read the day it was booked under.
+        let today = if china_date(now_ms()) == today {
+            today
+        } else {
+            china_date(now_ms())
+        };
+        // Paid (by the provider's word) at 2026-12-08 00:30 China time.
+        timeline
+            .book("o-2", "", None, "notification", Some(1_796_661_000_000))
+            .await;
+        let paid = timeline.booked(china_date(1_796_661_000_000)).await.unwrap();
+        assert!(paid.iter().any(|b| b.number == "o-2"), "{paid:?}");
+        let booked: Vec<Booked> = timeline
+            .booked(today)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|b| b.number == "o-1")
+            .collect();
+        assert_eq!(booked.len(), 1);
+        assert_eq!((booked[0].number.as_str(), booked[0].amount), ("o-1", Some(100)));
+        assert_eq!(timeline.day_key(today), format!("yg:day:{{1902:{}}}", compact(today)));
     }
 }

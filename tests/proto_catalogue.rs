@@ -88,14 +88,15 @@ fn every_backend_and_page_call_has_an_rpc_and_no_rpc_is_invented() {
             assert_eq!(link.kind().as_message().unwrap().full_name(), "yungate.v1.PageLink");
         }
     }
-    // NotificationService (the fan-out of 4.1.7 and 4.2.12) and OutcomeService (the timeline and
-    // manual settlements) are the gateway's own, no provider call's.
+    // NotificationService (the fan-out of 4.1.7 and 4.2.12), OutcomeService (the timeline and
+    // manual settlements) and ReconciliationService (4.3.2's file matched against the records) are
+    // the gateway's own, no provider call's.
     let all: BTreeSet<String> = pool
         .services()
         .filter(|s| {
             !matches!(
                 s.full_name(),
-                "yungate.v1.NotificationService" | "yungate.v1.OutcomeService"
+                "yungate.v1.NotificationService" | "yungate.v1.OutcomeService" | "yungate.v1.ReconciliationService"
             )
         })
         .flat_map(|s| {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use support::redis::RedisServer;
 use yungate::store::{
-    Claim, ClaimTerms, Completed, Expect, Initialise, Initialised, Limit, MemoryStore, RateDecision, RedisStore, Store,
-    Window,
+    Claim, ClaimTerms, Completed, Expect, Initialise, Initialised, Limit, MemoryStore, RateDecision, RecordState,
+    RedisStore, Store, Window,
 };
 
 const LEASE: Duration = Duration::from_millis(300);
@@ -269,7 +269,14 @@ async fn completion_checks_the_subject(store: &dyn Store, prefix: &str) {
             .unwrap(),
         Completed::NotUnknown
     );
+    // Read without taking (reconciliation): none, held, unknown, done.
+    assert_eq!(store.inspect(&key).await.unwrap(), None);
     assert_eq!(store.claim(&key, "t1", &held).await.unwrap(), Claim::Fresh);
+    let seen = store.inspect(&key).await.unwrap().expect("a held record");
+    assert_eq!(
+        (seen.state, seen.subject.as_slice()),
+        (RecordState::Pending, held.subject.as_slice())
+    );
     assert_eq!(
         store
             .complete_unknown(&key, b"x", held.retention, &nothing)
@@ -278,6 +285,10 @@ async fn completion_checks_the_subject(store: &dyn Store, prefix: &str) {
         Completed::NotUnknown
     );
     assert!(store.mark_unknown(&key, "t1", Window::Closed).await.unwrap());
+    assert_eq!(
+        store.inspect(&key).await.unwrap().map(|r| r.state),
+        Some(RecordState::Unknown)
+    );
     for other in [
         expect(Some("u2"), Some(100)),
         expect(Some("u1"), Some(500)),
@@ -299,6 +310,11 @@ async fn completion_checks_the_subject(store: &dyn Store, prefix: &str) {
             .await
             .unwrap(),
         Completed::Done
+    );
+    let done = store.inspect(&key).await.unwrap().expect("a finished record");
+    assert_eq!(
+        (done.state, done.outcome.as_slice()),
+        (RecordState::Done, b"{\"ok\":1}".as_slice())
     );
     assert_eq!(
         store.claim(&key, "t2", &held).await.unwrap(),
@@ -392,11 +408,14 @@ async fn the_resolvers_operations(store: &dyn Store, prefix: &str) {
         }
     );
     // One sweep at a time: the lease is its holder's until it lapses.
-    assert!(store.sweep_lease("a", LEASE).await.unwrap());
-    assert!(store.sweep_lease("a", LEASE).await.unwrap());
-    assert!(!store.sweep_lease("b", LEASE).await.unwrap());
+    assert!(store.lease("resolver", "a", LEASE).await.unwrap());
+    assert!(store.lease("resolver", "a", LEASE).await.unwrap());
+    assert!(!store.lease("resolver", "b", LEASE).await.unwrap());
+    // Each name is a lease of its own: a reconciliation run does not wait for the sweep.
+    assert!(store.lease("reconciliation", "b", LEASE).await.unwrap());
+    assert!(!store.lease("reconciliation", "a", LEASE).await.unwrap());
     tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
-    assert!(store.sweep_lease("b", LEASE).await.unwrap());
+    assert!(store.lease("resolver", "b", LEASE).await.unwrap());
 }
 
 /// Journals (the order timeline): appended in order, capped to the newest, gone after their retention.

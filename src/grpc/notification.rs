@@ -219,6 +219,15 @@ fn message_of<T: prost::Message + Default>(full_name: &str, payload: &serde_json
 /// The typed event of a stored notification; none for a kind this gateway
 /// does not type (or a payload it cannot read: `raw_json` still has it).
 fn event_of(entry: &Entry) -> Option<Event> {
+    if (entry.record.service.as_str(), entry.record.method.as_str())
+        == (crate::reconcile::EVENT_SERVICE, crate::reconcile::EVENT_METHOD)
+    {
+        let body: Json = serde_json::from_str(&entry.record.rps).ok()?;
+        let summary = serde_json::from_value(body.get("summary")?.clone()).ok()?;
+        return Some(Event::Reconciliation(proto::ReconciliationNotification {
+            summary: Some(super::reconciliation::summary_of(&summary)),
+        }));
+    }
     let body = NotificationBody::parse(&entry.record.rps).ok()?;
     let payload = payload(&body);
     match Kind::of(&body.service, &body.method) {

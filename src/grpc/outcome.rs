@@ -224,6 +224,15 @@ impl OutcomeService for Outcomes {
             "absent"
         };
         tracing::warn!(caller = %actor, rpc = call.spec().rpc, outcome = word, "an outcome settled by hand");
+        // A transfer that landed is done (4.2.19): the day's file must list it.
+        if outcome == SettledOutcome::Landed && crate::provider::checkfile::books(call, &serde_json::json!({})) {
+            let amount = serde_json::from_slice::<serde_json::Value>(&taken.subject)
+                .ok()
+                .and_then(|s| s.get("amount").and_then(serde_json::Value::as_i64));
+            self.timeline
+                .book(&number, call.spec().rpc, amount, "override", None)
+                .await;
+        }
         self.timeline
             .record(
                 &number,

@@ -16,8 +16,10 @@ use tonic::metadata::MetadataValue;
 
 use super::service::{RECOVERED, REPLAYED};
 use crate::error::{Forgets, GatewayError, NumberUsed, OrderFailed};
+use crate::provider::checkfile::FetchError;
 use crate::provider::client::{CallError, proves_something};
 use crate::provider::errors::{self, Class};
+use crate::reconcile::ReconcileError;
 use crate::store::notifications::LogError;
 
 /// The gRPC code of a refusal class (`provider::errors::Class`): about the
@@ -439,6 +441,113 @@ pub fn no_unknown_outcome(rpc: &str) -> Status {
         DOMAIN,
         HashMap::new(),
     )
+}
+
+/// No stored reconciliation report of a day.
+pub fn no_reconciliation_report(day: &str) -> Status {
+    with_info(
+        Code::NotFound,
+        format!("no reconciliation report of {day} is stored: run Reconcile for it (not as a dry run) first"),
+        "NO_RECONCILIATION_REPORT",
+        DOMAIN,
+        HashMap::new(),
+    )
+}
+
+/// A reconciliation run that did not end in a report. getCheckAccountFile
+/// is a read-only query and a run may always be made again; what the code
+/// promises is whether the provider got the query, and the message says
+/// whether records were completed before the failure (only
+/// `ReconcileError::Interrupted` has any).
+pub fn from_reconcile_error(error: &ReconcileError) -> Status {
+    let unchanged = format!("reconciliation: {error}; no record was changed");
+    let info = |code: Code, reason: &str, message: String| with_info(code, message, reason, DOMAIN, HashMap::new());
+    match error {
+        ReconcileError::Date => info(Code::InvalidArgument, "INVALID_DATE", unchanged),
+        ReconcileError::Running => {
+            let mut details = ErrorDetails::with_error_info("RECONCILIATION_RUNNING", DOMAIN, HashMap::new());
+            details.set_retry_info(Some(Duration::from_secs(30)));
+            Status::with_error_details(Code::Aborted, unchanged, details)
+        }
+        ReconcileError::Gateway(e) => from_gateway_error(e),
+        ReconcileError::Provider(CallError::Business {
+            code,
+            message: said,
+            verified,
+        }) if proves_something(code) => {
+            let mut metadata = HashMap::new();
+            metadata.insert("code".to_owned(), code.clone());
+            let unverified = if *verified { "" } else { " [signature not verified]" };
+            with_info(
+                Code::FailedPrecondition,
+                format!(
+                    "reconciliation: getCheckAccountFile was refused with {code} ({said}){unverified}; the provider \
+                     generates the file of a day at 11:00 China time the next day (4.3.2); no record was changed"
+                ),
+                "PROVIDER_REFUSED",
+                DOMAIN,
+                metadata,
+            )
+        }
+        ReconcileError::Provider(e @ CallError::RefusedUnread { .. }) => info(
+            Code::FailedPrecondition,
+            "PROVIDER_REFUSED",
+            format!("reconciliation: {e}: the same query cannot pass; no record was changed"),
+        ),
+        ReconcileError::Provider(e) if e.is_not_sent() => {
+            let mut details = ErrorDetails::with_error_info("PROVIDER_UNAVAILABLE", DOMAIN, HashMap::new());
+            details.set_retry_info(Some(Duration::from_secs(5)));
+            Status::with_error_details(
+                Code::Unavailable,
+                format!("reconciliation: {e}: getCheckAccountFile was not sent; no record was changed"),
+                details,
+            )
+        }
+        // The query may have reached the provider; it moves nothing.
+        ReconcileError::Provider(e) => info(
+            Code::Unknown,
+            "PROVIDER_FAILED",
+            format!(
+                "reconciliation: {e}: getCheckAccountFile may have reached the provider (a read-only query: run \
+                 again); no record was changed"
+            ),
+        ),
+        ReconcileError::NoUrl => info(Code::FailedPrecondition, "FILE_REFUSED", unchanged),
+        ReconcileError::Fetch(
+            FetchError::ForeignHost { .. }
+            | FetchError::Scheme { .. }
+            | FetchError::BadUrl(_)
+            | FetchError::Status(300..=399),
+        ) => info(Code::FailedPrecondition, "FILE_URL_REFUSED", unchanged),
+        ReconcileError::Fetch(FetchError::TooLarge { .. }) => {
+            info(Code::FailedPrecondition, "FILE_TOO_LARGE", unchanged)
+        }
+        ReconcileError::Fetch(FetchError::Status(404)) => info(Code::FailedPrecondition, "FILE_NOT_FOUND", unchanged),
+        ReconcileError::Fetch(FetchError::Timeout(_)) => info(Code::DeadlineExceeded, "FILE_TIMEOUT", unchanged),
+        // The download was asked for and failed: a read, nothing moved; run again.
+        ReconcileError::Fetch(_) => info(Code::Unknown, "FILE_UNAVAILABLE", unchanged),
+        ReconcileError::File { .. } | ReconcileError::Overflow => {
+            info(Code::FailedPrecondition, "FILE_MALFORMED", unchanged)
+        }
+        ReconcileError::Store(_) => info(Code::Unavailable, "STORE_UNAVAILABLE", unchanged),
+        ReconcileError::Stopped(_) | ReconcileError::Day { .. } => info(
+            Code::Internal,
+            "RECONCILIATION_STOPPED",
+            format!("reconciliation: {error}"),
+        ),
+        // Records were changed: never UNAVAILABLE, whose promise is that nothing was.
+        ReconcileError::Interrupted { completed, .. } => {
+            let mut metadata = HashMap::new();
+            metadata.insert("completed".to_owned(), completed.to_string());
+            with_info(
+                Code::Aborted,
+                format!("reconciliation: {error}"),
+                "RECONCILIATION_INTERRUPTED",
+                DOMAIN,
+                metadata,
+            )
+        }
+    }
 }
 
 /// An outcome not to be settled by hand yet: the provider may still act on

@@ -117,6 +117,24 @@ impl Completion {
                 )
             };
             self.timeline.record(order, event).await;
+            // What the day's file must list (4.2.12 "OK": 交易成功).
+            if status == Some(OrderStatus::Success.code()) {
+                let amount = verified
+                    .body
+                    .return_value
+                    .get("amount")
+                    .and_then(|a| a.as_i64().or_else(|| a.as_str()?.trim().parse().ok()));
+                // Filed under the day it was paid (4.2.12 payDatetime), as the file is.
+                let paid = verified
+                    .body
+                    .return_value
+                    .get("payDatetime")
+                    .and_then(Json::as_str)
+                    .and_then(crate::provider::wire::parse_timestamp)
+                    .and_then(|at| u64::try_from(at.unix_timestamp()).ok())
+                    .map(|s| s.saturating_mul(1000));
+                self.timeline.book(order, "", amount, "notification", paid).await;
+            }
         }
         let (Some(answer), Some(order)) = (answer_of(verified), verified.biz_order_no.as_deref()) else {
             return 0;

@@ -375,8 +375,14 @@ where
             // bizOrderNo "(新增) ... 否", l.2850): its absence proves nothing.
             return failed_with(format!(
                 "no queryInExpDetail entry of the last {} days carries this {field}; the spec does not promise \
-                 one does, so this is no proof it never happened: an operator settles it (ResolveOutcome)",
-                lookback.as_secs() / 86_400
+                 one does, so this is no proof it never happened: {}",
+                lookback.as_secs() / 86_400,
+                if request.call == Call::ApplicationTransfer {
+                    "the day's reconciliation file settles it if it went through (Reconcile), an operator \
+                     otherwise (ResolveOutcome)"
+                } else {
+                    "an operator settles it (ResolveOutcome)"
+                }
             ));
         }
     }
@@ -489,9 +495,16 @@ where
                     show what was released; an operator then settles this key (README: outcomes no query can \
                     settle); do not release the part again under another key meanwhile"
                     .into(),
+                Call::FailureBidRefund => "the provider offers no query for failureBidRefund, its items name no \
+                    member for GetOrderDetail, and the day's reconciliation file lists each refund by its own \
+                    number, not the batch's (PROVIDER_ONLY rows of the day's GetReconciliationReport): once the \
+                    refunds are found there or at the provider, an operator settles this number (README: outcomes \
+                    no query can settle); do not send this intent under another number meanwhile"
+                    .into(),
                 _ => format!(
-                    "the provider offers no query for {}: the reconciliation file of the day (4.3.2, after 11:00 \
-                     China time the next day) settles it; do not send this intent under another number meanwhile",
+                    "the provider offers no query for {}: an operator settles it once the provider's books show \
+                     what happened (README: outcomes no query can settle); do not send this intent under another \
+                     number meanwhile",
                     spec.method
                 ),
             },

@@ -10,10 +10,21 @@
 //! systems write) and the line ends (`\n` or `\r\n`, blank lines at the end).
 //! Everything else is checked and a row that breaks a rule is an error
 //! naming its line: a reconciliation that skipped rows would report them as
-//! missing money.
+//! missing money. The one free-text column (the order type) may not start
+//! as a spreadsheet formula (`=`, `+`, `-`, `@`); the numbers are the
+//! merchant's own and are kept as written (any printable ASCII, as the
+//! gateway accepts them), so an export to a spreadsheet must escape them.
+//!
+//! The file travels by URL (getCheckAccountFile's answer); [`fetch`] takes
+//! it only from the provider's own host, bounded in size and time.
 
+use std::time::Duration;
+
+use serde_json::Value as Json;
 use time::OffsetDateTime;
 
+use super::calls::Call;
+use super::codes::OrderStatus;
 use super::formats::MAX_AMOUNT_FEN;
 use super::wire;
 
@@ -46,6 +57,39 @@ pub enum RowType {
 }
 
 impl RowType {
+    /// The word the file writes.
+    pub fn word(&self) -> &str {
+        match self {
+            RowType::Deposit => "充值",
+            RowType::Consume => "消费",
+            RowType::Withdraw => "提现",
+            RowType::Transfer => "平台转账",
+            RowType::Collect => "代收",
+            RowType::Pay => "代付",
+            RowType::Refund => "退款",
+            RowType::Other(word) => word,
+        }
+    }
+
+    /// The calls whose records a row of this type may be (keyed by the
+    /// row's bizOrderNo, or for a platform transfer its bizTransferNo):
+    /// the apply call and, for payments, their confirmations (4.2.8,
+    /// 4.2.11); for a type the spec does not list, every one (to find what
+    /// the gateway did; such a row never completes a record).
+    pub fn calls(&self) -> &'static [Call] {
+        const CONFIRMATIONS: [Call; 2] = [Call::PayBackendSms, Call::PayBackendNewMobile];
+        match self {
+            RowType::Deposit => &[Call::DepositApply, CONFIRMATIONS[0], CONFIRMATIONS[1]],
+            RowType::Consume => &[Call::ConsumeApply, CONFIRMATIONS[0], CONFIRMATIONS[1]],
+            RowType::Withdraw => &[Call::WithdrawApply, CONFIRMATIONS[0], CONFIRMATIONS[1]],
+            RowType::Collect => &[Call::AgentCollectApplySimplify, CONFIRMATIONS[0], CONFIRMATIONS[1]],
+            RowType::Pay => &[Call::SignalAgentPaySimplify],
+            RowType::Refund => &[Call::Refund],
+            RowType::Transfer => &[Call::ApplicationTransfer],
+            RowType::Other(_) => &FILE_CALLS,
+        }
+    }
+
     fn of(word: &str) -> RowType {
         match word {
             "充值" => RowType::Deposit,
@@ -76,6 +120,37 @@ pub struct Row {
     pub at: OffsetDateTime,
     /// 商户订单编号.
     pub biz_order_no: String,
+}
+
+/// The calls whose successes the file lists ("所有订单及平台转账成功的交易",
+/// l.2333): the orders keyed by bizOrderNo, their confirmations, refunds
+/// and platform transfers. Freezes are no order; a batch's items are its
+/// orders, but its record is keyed by the batch.
+pub const FILE_CALLS: [Call; 9] = [
+    Call::DepositApply,
+    Call::WithdrawApply,
+    Call::ConsumeApply,
+    Call::AgentCollectApplySimplify,
+    Call::SignalAgentPaySimplify,
+    Call::PayBackendSms,
+    Call::PayBackendNewMobile,
+    Call::Refund,
+    Call::ApplicationTransfer,
+];
+
+/// Whether an answer of `call` (a call's own, or one recovered) says the
+/// money moved, so that the day's file must list it: a platform transfer
+/// answers only once done (4.2.19), an order when `payStatus` is
+/// "success" (4.2.2-4.2.8) or its 6.13 status is 4 or 5. A refund's own
+/// answer (4.2.17) has no status: its notification or a query tells.
+pub fn books(call: Call, answer: &Json) -> bool {
+    if !FILE_CALLS.contains(&call) {
+        return false;
+    }
+    if call == Call::ApplicationTransfer {
+        return true;
+    }
+    OrderStatus::of_answer(answer).is_some_and(OrderStatus::is_success)
 }
 
 /// Why a file cannot be read.
@@ -132,6 +207,11 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Row>, FileError> {
     Ok(rows)
 }
 
+/// Whether a spreadsheet would run `text` as a formula (OWASP's list).
+fn formula(text: &str) -> bool {
+    text.starts_with(['=', '+', '-', '@'])
+}
+
 fn number(field: &str, value: &str) -> Result<String, String> {
     if value.is_empty() || value.len() > MAX_NUMBER || !value.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!("{field} must be 1 to {MAX_NUMBER} printable ASCII characters"));
@@ -159,6 +239,10 @@ fn row(line: usize, text: &str) -> Result<Row, String> {
     if row_type.is_empty() || row_type.chars().count() > 32 || row_type.chars().any(char::is_control) {
         return Err("orderType must be a word of at most 32 characters".into());
     }
+    // The one free-text column: a word, never a formula a spreadsheet would run.
+    if formula(row_type) {
+        return Err("orderType must not start with = + - @ (a spreadsheet formula)".into());
+    }
     Ok(Row {
         line,
         order_no: number("orderNo", order_no.trim())?,
@@ -171,6 +255,100 @@ fn row(line: usize, text: &str) -> Result<Row, String> {
             .ok_or("time must be yyyy-MM-dd HH:mm:ss")?,
         biz_order_no: number("bizOrderNo", biz_order_no.trim())?,
     })
+}
+
+/// How [`fetch`] takes a file.
+#[derive(Debug, Clone)]
+pub struct FetchLimits {
+    /// The most bytes read; a longer file is refused.
+    pub max_bytes: usize,
+    /// The whole download's time.
+    pub timeout: Duration,
+}
+
+/// Why a file was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("the file's URL is not a URL: {0}")]
+    BadUrl(String),
+    #[error(
+        "the file's URL names host {found:?}, not the provider's ({provider:?}) nor one of reconciliation.file_hosts: not fetched"
+    )]
+    ForeignHost { found: String, provider: String },
+    #[error("the file's URL is {found}, but the provider is reached over {provider}: not fetched")]
+    Scheme { found: String, provider: String },
+    #[error("the file is larger than {max} bytes: not read (reconciliation.max_file_bytes)")]
+    TooLarge { max: usize },
+    #[error("the file did not arrive within {} s", .0.as_secs())]
+    Timeout(Duration),
+    #[error("the provider answered HTTP {0} for the file")]
+    Status(u16),
+    #[error("the file could not be downloaded: {0}")]
+    Transport(String),
+}
+
+/// Checks that `url` is on the provider's host (`provider` is its SOA
+/// URL), over the provider's scheme or HTTPS, or on one of `also` (hosts an
+/// operator named, the spec promising no host for the file: l.2328 says
+/// only "http 方式"), over HTTPS.
+pub fn check_url(url: &str, provider: &str, also: &[String]) -> Result<reqwest::Url, FetchError> {
+    let url = reqwest::Url::parse(url).map_err(|e| FetchError::BadUrl(e.to_string()))?;
+    let provider = reqwest::Url::parse(provider).map_err(|e| FetchError::BadUrl(format!("provider.url: {e}")))?;
+    let host = |u: &reqwest::Url| u.host_str().map(str::to_ascii_lowercase).unwrap_or_default();
+    let named = !host(&url).is_empty() && also.iter().any(|h| h.eq_ignore_ascii_case(&host(&url)));
+    if !named && (host(&url).is_empty() || host(&url) != host(&provider)) {
+        return Err(FetchError::ForeignHost {
+            found: host(&url),
+            provider: host(&provider),
+        });
+    }
+    if url.scheme() != "https" && (named || url.scheme() != provider.scheme()) {
+        return Err(FetchError::Scheme {
+            found: url.scheme().to_owned(),
+            provider: provider.scheme().to_owned(),
+        });
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(FetchError::BadUrl("it carries credentials".into()));
+    }
+    Ok(url)
+}
+
+/// Downloads the file at `url` (checked with [`check_url`]) with `http`,
+/// which must not follow redirects (a redirect is refused as a status):
+/// at most `limits.max_bytes`, within `limits.timeout`.
+pub async fn fetch(http: &reqwest::Client, url: reqwest::Url, limits: &FetchLimits) -> Result<Vec<u8>, FetchError> {
+    let download = async {
+        let mut response = http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| FetchError::Transport(e.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(FetchError::Status(response.status().as_u16()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > u64::try_from(limits.max_bytes).unwrap_or(u64::MAX))
+        {
+            return Err(FetchError::TooLarge { max: limits.max_bytes });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| FetchError::Transport(e.without_url().to_string()))?
+        {
+            if body.len().saturating_add(chunk.len()) > limits.max_bytes {
+                return Err(FetchError::TooLarge { max: limits.max_bytes });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(limits.timeout, download)
+        .await
+        .unwrap_or(Err(FetchError::Timeout(limits.timeout)))
 }
 
 #[cfg(test)]
@@ -224,6 +402,59 @@ mod tests {
         assert!(first[3].starts_with("line 5: 5 fields"), "{first:?}");
         assert_eq!(parse(b"\xff\xfe\xfd"), Err(FileError::Encoding));
         assert!(parse(format!("O1|充值|{}|0|2026-12-07 10:00:00|d", MAX_AMOUNT_FEN + 1).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn an_order_type_a_spreadsheet_would_run_is_refused() {
+        for word in ["=HYPERLINK(1)", "+1", "-2+3", "@SUM(A1)"] {
+            let err = parse(format!("O1|{word}|1|0|2026-12-07 10:00:00|x").as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("spreadsheet formula"), "{word}: {err}");
+        }
+        // The merchant's own numbers are kept as written (the gateway accepts them so).
+        let kept = parse("-1|退款(代收)|1|0|2026-12-07 10:00:00|+A1".as_bytes()).unwrap();
+        assert_eq!(
+            (kept[0].order_no.as_str(), kept[0].biz_order_no.as_str()),
+            ("-1", "+A1")
+        );
+        assert_eq!(kept[0].row_type, RowType::Other("退款(代收)".into()));
+    }
+
+    #[test]
+    fn the_file_is_taken_only_from_the_providers_host() {
+        let provider = "https://yun.allinpay.com/service/soa";
+        assert!(
+            check_url(
+                "https://yun.allinpay.com/file/1902_20261207_allinpay.txt",
+                provider,
+                &[]
+            )
+            .is_ok()
+        );
+        assert!(check_url("https://YUN.allinpay.com/f.txt", provider, &[]).is_ok());
+        assert!(matches!(
+            check_url("https://evil.example/f.txt", provider, &[]),
+            Err(FetchError::ForeignHost { .. })
+        ));
+        assert!(matches!(
+            check_url("https://yun.allinpay.com.evil.example/f.txt", provider, &[]),
+            Err(FetchError::ForeignHost { .. })
+        ));
+        assert!(matches!(
+            check_url("http://yun.allinpay.com/f.txt", provider, &[]),
+            Err(FetchError::Scheme { .. })
+        ));
+        assert!(matches!(
+            check_url("file:///etc/passwd", provider, &[]),
+            Err(FetchError::ForeignHost { .. })
+        ));
+        assert!(check_url("https://u:p@yun.allinpay.com/f.txt", provider, &[]).is_err());
+        // A provider reached over plain HTTP (the sandbox) may hand out HTTP links.
+        assert!(check_url("http://127.0.0.1:9/f.txt", "http://127.0.0.1:9/service/soa", &[]).is_ok());
+        // A host the operator named, over HTTPS only.
+        let files = ["files.allinpay.com".to_owned()];
+        assert!(check_url("https://files.allinpay.com/f.txt", provider, &files).is_ok());
+        assert!(check_url("http://files.allinpay.com/f.txt", provider, &files).is_err());
+        assert!(check_url("https://other.allinpay.com/f.txt", provider, &files).is_err());
     }
 
     proptest::proptest! {

@@ -144,6 +144,22 @@ impl OrderStatus {
         }
     }
 
+    /// The status an order call's answer states: its `orderStatus` (a
+    /// recovered answer), else its `payStatus` word (4.2.2-4.2.8: success,
+    /// pending, fail; unpaid in a recovered answer); none when it says neither.
+    pub fn of_answer(answer: &serde_json::Value) -> Option<OrderStatus> {
+        if let Some(code) = answer.get("orderStatus").and_then(serde_json::Value::as_i64) {
+            return Some(OrderStatus::from_code(code));
+        }
+        match answer.get("payStatus")?.as_str()? {
+            "success" => Some(OrderStatus::Success),
+            "fail" => Some(OrderStatus::Failed),
+            "pending" => Some(OrderStatus::Pending),
+            "unpaid" => Some(OrderStatus::Unpaid),
+            _ => None,
+        }
+    }
+
     /// The spec's name of the status (6.13), for messages.
     pub fn name_zh(self) -> &'static str {
         match self {

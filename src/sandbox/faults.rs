@@ -57,6 +57,10 @@ pub struct CheckFileFaults {
     pub amounts: BTreeMap<String, i64>,
     /// Lines added at the end, as written.
     pub add: Vec<String>,
+    /// Serve a day's file at once, with what succeeded so far, instead of
+    /// from 11:00 China time the next day (4.3.2 l.2329): to try a
+    /// reconciliation without waiting a day.
+    pub early: bool,
 }
 
 /// The shape of v1 error answers.

@@ -1680,7 +1680,11 @@ pub fn reserve_fund(state: &mut SandboxState, config: &SandboxConfig, p: &Params
 
 /// Whether the file of `date` exists yet: "云账户每天上午 11:00 生成前一天的
 /// 商户对账文件" (4.3.2 l.2329), by the sandbox's clock (time-scaled).
-pub fn check_file_ready(state: &SandboxState, config: &SandboxConfig, date: time::Date) -> bool {
+/// The `checkFile.early` fault serves it at once.
+pub fn check_file_ready(state: &SandboxState, config: &SandboxConfig, faults: &Faults, date: time::Date) -> bool {
+    if faults.check_file.early {
+        return true;
+    }
     let Some(next) = date.next_day() else {
         return false;
     };
@@ -1691,11 +1695,16 @@ pub fn check_file_ready(state: &SandboxState, config: &SandboxConfig, date: time
 /// 4.3.2 getCheckAccountFile: the URL of the day's reconciliation file,
 /// served by the sandbox; refused (10000, saying when) before the file is
 /// generated at 11:00 China time the next day.
-pub fn check_account_file(state: &mut SandboxState, config: &SandboxConfig, p: &Params<'_>) -> Result<Value, Reject> {
+pub fn check_account_file(
+    state: &mut SandboxState,
+    config: &SandboxConfig,
+    faults: &Faults,
+    p: &Params<'_>,
+) -> Result<Value, Reject> {
     // "yyyyMMdd" (4.3.2 l.2360), unlike every other date field.
     let date = formats::parse_compact_date(&p.str("date")?)
         .ok_or_else(|| Reject::new(code::PARAMETER_ERROR, "date must be yyyyMMdd"))?;
-    if !check_file_ready(state, config, date) {
+    if !check_file_ready(state, config, faults, date) {
         return Err(Reject::new(
             code::PARAMETER_ERROR,
             "the file of this date is generated at 11:00 China time the next day (4.3.2 l.2329)",

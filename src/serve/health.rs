@@ -25,7 +25,7 @@ pub const READINESS: &str = "readiness";
 pub const PROVIDER: &str = "yungate.provider";
 
 /// The services that follow readiness.
-const SERVED: [&str; 7] = [
+const SERVED: [&str; 8] = [
     "yungate.v1.MemberService",
     "yungate.v1.MemberPwdService",
     "yungate.v1.OrderService",
@@ -33,6 +33,7 @@ const SERVED: [&str; 7] = [
     "yungate.v1.PageService",
     "yungate.v1.NotificationService",
     "yungate.v1.OutcomeService",
+    "yungate.v1.ReconciliationService",
 ];
 
 /// The replica's health, as checked and as reported.

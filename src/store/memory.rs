@@ -10,8 +10,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
 use super::{
-    Claim, ClaimTerms, Completed, Expect, Identity, Initialise, Initialised, Limit, RateDecision, Store, StoreError,
-    StoreFuture, Taken, UnknownStats, Window,
+    Claim, ClaimTerms, Completed, Expect, Identity, Initialise, Initialised, Inspected, Limit, RateDecision,
+    RecordState, Store, StoreError, StoreFuture, Taken, UnknownStats, Window,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,7 @@ type Journal = (std::collections::VecDeque<Vec<u8>>, Instant);
 pub struct MemoryStore {
     records: Arc<Mutex<Records>>,
     /// The resolver's sweep lease: its holder and until when.
-    sweep: Arc<Mutex<Option<(String, Instant)>>>,
+    leases: Arc<Mutex<HashMap<String, (String, Instant)>>>,
     /// Journals (the order timeline): entries and until when they live.
     journals: Arc<Mutex<HashMap<String, Journal>>>,
     limiters: Arc<Mutex<HashMap<Limit, Arc<DefaultKeyedRateLimiter<String>>>>>,
@@ -105,7 +105,7 @@ impl MemoryStore {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         MemoryStore {
             records: Arc::default(),
-            sweep: Arc::default(),
+            leases: Arc::default(),
             journals: Arc::default(),
             limiters: Arc::default(),
             identity: Identity {
@@ -359,17 +359,34 @@ impl Store for MemoryStore {
         ready(deferred)
     }
 
-    fn sweep_lease<'a>(&'a self, holder: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
-        let mut sweep = self.sweep.lock().unwrap_or_else(|p| p.into_inner());
+    fn lease<'a>(&'a self, name: &'a str, holder: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let mine = match sweep.as_ref() {
+        let mine = match leases.get(name) {
             Some((h, until)) => h == holder || *until <= now,
             None => true,
         };
         if mine {
-            *sweep = Some((holder.to_owned(), now + ttl));
+            leases.insert(name.to_owned(), (holder.to_owned(), now + ttl));
         }
         ready(mine)
+    }
+
+    fn inspect<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Inspected>> {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let found = records.map.get(key).filter(|r| r.expires > now).map(|r| Inspected {
+            // A pending record whose owner died stays pending until the
+            // resolver or a retry takes it over: only they may.
+            state: match r.state {
+                State::Pending => RecordState::Pending,
+                State::Unknown => RecordState::Unknown,
+                State::Done => RecordState::Done,
+            },
+            subject: r.subject.clone(),
+            outcome: r.outcome.clone(),
+        });
+        ready(found)
     }
 
     fn unknown_stats(&self, _retention: Duration) -> StoreFuture<'_, UnknownStats> {

@@ -10,8 +10,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
 use super::{
-    Claim, ClaimTerms, Completed, Expect, Identity, Initialise, Initialised, Limit, RateDecision, Store, StoreError,
-    StoreFuture, Taken, UnknownStats, Window,
+    Claim, ClaimTerms, Completed, Expect, Identity, Initialise, Initialised, Inspected, Limit, RateDecision,
+    RecordState, Store, StoreError, StoreFuture, Taken, UnknownStats, Window,
 };
 
 /// The store's identity marker (`store::Identity`), a hash: `id`, `since`
@@ -25,8 +25,11 @@ pub const IDENTITY_KEY: &str = "yg:store:identity";
 /// when they became so. Not hash-tagged, like the marker.
 pub const DUE_KEY: &str = "yg:idx:due";
 pub const SINCE_KEY: &str = "yg:idx:since";
-/// The resolver's sweep lease: one replica sweeps at a time.
-pub const SWEEP_LEASE_KEY: &str = "yg:resolver:lease";
+/// The key of the lease `name` (`store::lease`): `yg:resolver:lease` is the
+/// resolver's sweep.
+pub fn lease_key(name: &str) -> String {
+    format!("yg:{name}:lease")
+}
 
 /// Milliseconds since the epoch by Redis' own clock.
 const NOW_MS: &str =
@@ -210,7 +213,16 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 "#;
 
-/// KEYS[1] the sweep lease; ARGV holder, ttl ms.
+/// KEYS[1] a record. Returns {state, subject, outcome}, state '' when
+/// there is none. A pending record whose owner died stays pending ('p'):
+/// only the resolver or a retry takes it over.
+const INSPECT: &str = r#"
+local r = redis.call('HMGET', KEYS[1], 'st', 'sj', 'out')
+if not r[1] then return {'', '', ''} end
+return {r[1], r[2] or '', r[3] or ''}
+"#;
+
+/// KEYS[1] a lease; ARGV holder, ttl ms.
 const SWEEP_LEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -274,6 +286,7 @@ struct Scripts {
     stats: Script,
     sweep_lease: Script,
     journal: Script,
+    inspect: Script,
 }
 
 fn with_clock(body: &str) -> Script {
@@ -332,6 +345,7 @@ impl RedisStore {
                 stats: with_clock(STATS),
                 sweep_lease: Script::new(SWEEP_LEASE),
                 journal: Script::new(JOURNAL),
+                inspect: Script::new(INSPECT),
             }),
         })
     }
@@ -583,13 +597,38 @@ impl Store for RedisStore {
         })
     }
 
-    fn sweep_lease<'a>(&'a self, holder: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
+    fn inspect<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Inspected>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let (state, subject, outcome): (Vec<u8>, Vec<u8>, Vec<u8>) = self
+                .scripts
+                .inspect
+                .key(key)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            let state = match state.as_slice() {
+                b"" => return Ok(None),
+                b"p" => RecordState::Pending,
+                b"u" => RecordState::Unknown,
+                b"d" => RecordState::Done,
+                _ => return Err(StoreError("redis: unexpected record state".into())),
+            };
+            Ok(Some(Inspected {
+                state,
+                subject,
+                outcome,
+            }))
+        })
+    }
+
+    fn lease<'a>(&'a self, name: &'a str, holder: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             let n: i64 = self
                 .scripts
                 .sweep_lease
-                .key(SWEEP_LEASE_KEY)
+                .key(lease_key(name))
                 .arg(holder)
                 .arg(millis(ttl))
                 .invoke_async(&mut connection)

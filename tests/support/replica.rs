@@ -85,6 +85,9 @@ impl Replica {
             "[resolver]\nenabled = {}\ninterval_ms = {}\nschedule_secs = {:?}\nbatch = {}\n",
             r.enabled, r.interval_ms, r.schedule_secs, r.batch
         ));
+        if let Some(daily) = config.reconciliation.daily {
+            toml.push_str(&format!("[reconciliation]\ndaily = {daily}\n"));
+        }
         toml.push_str(&format!("[rate_limit]\nshadow = {}\n", config.rate_limit.shadow));
         for (class, limit) in &config.rate_limit.provider {
             toml.push_str(&format!(

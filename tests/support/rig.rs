@@ -143,6 +143,11 @@ impl Rig {
                 enabled: false,
                 ..Default::default()
             },
+            // Likewise the daily reconciliation: a test runs it, or turns it on.
+            reconciliation: yungate::config::ReconciliationConfig {
+                daily: Some(false),
+                ..Default::default()
+            },
             ..Config::default()
         };
         gateway(&mut config);

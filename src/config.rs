@@ -378,6 +378,14 @@ pub struct StoreConfig {
     /// the loss (a payment made before it could be sent again under its
     /// number, and answered as a number already used). Default false.
     pub initialise_empty: bool,
+    /// Without Redis: the most idempotency records kept in memory (about
+    /// 1 KiB each). At the ceiling, money calls are refused unsent
+    /// (`STORE_UNAVAILABLE`) until records expire (idempotency.retention_secs).
+    pub memory_max_records: usize,
+    /// Without Redis: the most bytes of timelines, day indexes and
+    /// reconciliation reports kept in memory; past it, the oldest
+    /// journals go first.
+    pub memory_max_journal_bytes: usize,
 }
 
 /// Idempotency records.
@@ -518,6 +526,8 @@ impl Default for StoreConfig {
             redis_url: None,
             timeout_ms: 500,
             initialise_empty: false,
+            memory_max_records: 100_000,
+            memory_max_journal_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -958,6 +968,15 @@ impl Config {
         }
         if !(10..=60_000).contains(&self.store.timeout_ms) {
             return Err(invalid("store.timeout_ms", "must be between 10 and 60000"));
+        }
+        if !(1..=10_000_000).contains(&self.store.memory_max_records) {
+            return Err(invalid("store.memory_max_records", "must be between 1 and 10000000"));
+        }
+        if !(1024 * 1024..=16 * 1024 * 1024 * 1024).contains(&self.store.memory_max_journal_bytes) {
+            return Err(invalid(
+                "store.memory_max_journal_bytes",
+                "must be between 1048576 (1 MiB) and 17179869184 (16 GiB)",
+            ));
         }
         let i = &self.idempotency;
         if !(60..=90 * 24 * 3600).contains(&i.retention_secs) {

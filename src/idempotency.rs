@@ -294,6 +294,24 @@ where
                 );
                 return inner.oneshot(request).await;
             }
+            Ok(Claim::Full) if spec.moves_money => {
+                tracing::warn!(
+                    method = spec.method,
+                    "the in-memory store holds its most records (store.memory_max_records): money call refused unsent"
+                );
+                return Err(GatewayError::StoreUnavailable(
+                    "the in-memory store holds its most records (store.memory_max_records); room comes as records \
+                     expire (idempotency.retention_secs), or keep records in Redis"
+                        .into(),
+                ));
+            }
+            Ok(Claim::Full) => {
+                tracing::warn!(
+                    method = spec.method,
+                    "the in-memory store holds its most records: sent without a record"
+                );
+                return inner.oneshot(request).await;
+            }
             Ok(Claim::Mismatch) => return Err(GatewayError::KeyReused { field: key.field }),
             Ok(Claim::Done(bytes)) => {
                 return Stored::from_bytes(&bytes)

@@ -744,10 +744,19 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
             Ok(Arc::new(store))
         }
         None => {
-            tracing::info!(
-                "no store.redis_url: idempotency records and rate-limit buckets in memory (one replica only)"
+            let limits = crate::store::MemoryLimits {
+                records: config.store.memory_max_records,
+                journal_bytes: config.store.memory_max_journal_bytes,
+            };
+            tracing::warn!(
+                max_records = limits.records,
+                max_journal_bytes = limits.journal_bytes,
+                retention_secs = config.idempotency.retention_secs,
+                "no store.redis_url: idempotency records, timelines and rate-limit buckets in memory: one replica \
+                 only, lost on restart; at store.memory_max_records money calls are refused unsent until records \
+                 expire"
             );
-            Ok(Arc::new(MemoryStore::new()))
+            Ok(Arc::new(MemoryStore::bounded(limits)))
         }
     }
 }

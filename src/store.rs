@@ -29,7 +29,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use memory::MemoryStore;
+pub use memory::{MemoryLimits, MemoryStore};
 pub use redis::RedisStore;
 
 /// A boxed future, so that the trait can be used as `dyn Store`.
@@ -113,6 +113,9 @@ pub enum Claim {
     Done(Vec<u8>),
     /// The record was made for a different request (another fingerprint).
     Mismatch,
+    /// No room for a new record (the memory store at its ceiling,
+    /// `store.memory_max_records`): nothing was claimed.
+    Full,
 }
 
 /// How long the provider may still act on an attempt whose outcome is unknown.

@@ -497,3 +497,43 @@ async fn a_thousand_duplicates_over_two_replica_processes_make_one_provider_call
     let counts = support::harness::sandbox_get(rig.sandbox.addr(), "/sandbox/calls").await;
     assert_eq!(counts["4.2.2"]["ok"], 1, "{counts}");
 }
+
+/// The memory store has a ceiling (`store.memory_max_records`): at it, a
+/// new money call is refused unsent with STORE_UNAVAILABLE naming the
+/// setting, a call it already records still replays, and queries go on.
+#[tokio::test]
+async fn the_memory_store_at_its_ceiling_refuses_new_money_calls_unsent() {
+    let (rig, _redis) = rig(Backend::Memory, |c| c.store.memory_max_records = 2).await;
+    member(&rig, "idem-cap").await;
+    let mut orders = OrderServiceClient::new(rig.channel.clone());
+    for n in ["idem-cap-1", "idem-cap-2"] {
+        orders.deposit_apply(deposit(n, "idem-cap", 100)).await.unwrap();
+    }
+    let full = orders
+        .deposit_apply(deposit("idem-cap-3", "idem-cap", 100))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (full.code(), reason(&full).as_str()),
+        (Code::Unavailable, "STORE_UNAVAILABLE"),
+        "{full:?}"
+    );
+    assert!(
+        full.message().contains("store.memory_max_records"),
+        "{}",
+        full.message()
+    );
+    assert_eq!(rig.sent_for("depositApply"), 2, "nothing sent at the ceiling");
+    let again = orders
+        .deposit_apply(deposit("idem-cap-1", "idem-cap", 100))
+        .await
+        .unwrap();
+    assert_eq!(again.metadata().get("idempotent-replayed").unwrap(), "true");
+    orders
+        .query_balance(proto::QueryBalanceRequest {
+            biz_user_id: "idem-cap".into(),
+            account_set_no: "100000".into(),
+        })
+        .await
+        .unwrap();
+}

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use support::redis::RedisServer;
 use yungate::store::{
-    Claim, ClaimTerms, Completed, Expect, Initialise, Initialised, Limit, MemoryStore, RateDecision, RecordState,
-    RedisStore, Store, Window,
+    Claim, ClaimTerms, Completed, Expect, Initialise, Initialised, Limit, MemoryLimits, MemoryStore, RateDecision,
+    RecordState, RedisStore, Store, Window,
 };
 
 const LEASE: Duration = Duration::from_millis(300);
@@ -172,6 +172,61 @@ async fn memory_store() {
     let store = MemoryStore::new();
     records(&store, "m").await;
     buckets(&store, "m").await;
+}
+
+/// The memory store's ceilings: records (a new claim is refused, an existing one goes on,
+/// expired records make room) and journal bytes (the least recently written go first).
+#[tokio::test]
+async fn the_memory_store_holds_at_most_its_limits() {
+    let store = MemoryStore::bounded(MemoryLimits {
+        records: 2,
+        journal_bytes: 1024 * 1024,
+    });
+    let mut short = terms("fp");
+    short.retention = Duration::from_millis(300);
+    assert_eq!(
+        store.claim("yg:idem:{c:4.2.2:A}", "t", &short).await.unwrap(),
+        Claim::Fresh
+    );
+    assert_eq!(
+        store.claim("yg:idem:{c:4.2.2:B}", "t", &terms("fp")).await.unwrap(),
+        Claim::Fresh
+    );
+    assert_eq!(
+        store.claim("yg:idem:{c:4.2.2:C}", "t", &terms("fp")).await.unwrap(),
+        Claim::Full
+    );
+    assert!(matches!(
+        store.claim("yg:idem:{c:4.2.2:B}", "u", &terms("fp")).await.unwrap(),
+        Claim::Busy { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        store.claim("yg:idem:{c:4.2.2:C}", "t", &terms("fp")).await.unwrap(),
+        Claim::Fresh
+    );
+    // 2 000 journals of 1 KiB each: at most 1 MiB is kept, the newest.
+    let entry = vec![b'x'; 1024];
+    for n in 0..2_000 {
+        store
+            .journal_append(&format!("yg:tl:{{c:{n}}}"), &entry, Duration::from_secs(60), 10)
+            .await
+            .unwrap();
+    }
+    let mut kept = 0;
+    for n in 0..2_000 {
+        kept += store.journal_read(&format!("yg:tl:{{c:{n}}}")).await.unwrap().len();
+    }
+    assert!((900..=1024).contains(&kept), "{kept} KiB kept");
+    assert_eq!(
+        store.journal_read("yg:tl:{c:1999}").await.unwrap().len(),
+        1,
+        "the newest stays"
+    );
+    assert!(
+        store.journal_read("yg:tl:{c:0}").await.unwrap().is_empty(),
+        "the oldest went"
+    );
 }
 
 #[tokio::test]

@@ -77,6 +77,61 @@ struct Records {
 /// A journal's entries, oldest first, and until when it lives.
 type Journal = (std::collections::VecDeque<Vec<u8>>, Instant);
 
+/// The journals, and the bytes their entries hold (bounded).
+#[derive(Debug, Default)]
+struct Journals {
+    map: HashMap<String, Journal>,
+    bytes: usize,
+}
+
+impl Journals {
+    fn size(journal: &Journal) -> usize {
+        journal.0.iter().map(Vec::len).sum()
+    }
+
+    /// Drops expired journals, then the least recently written ones
+    /// (those whose life ends first), until `max` bytes are held at most.
+    fn make_room(&mut self, now: Instant, max: usize) {
+        let before = self.map.len();
+        self.map.retain(|_, j| j.1 > now);
+        if self.map.len() != before {
+            self.bytes = self.map.values().map(Journals::size).sum();
+        }
+        if self.bytes <= max {
+            return;
+        }
+        let mut by_end: Vec<(Instant, String)> = self.map.iter().map(|(k, j)| (j.1, k.clone())).collect();
+        by_end.sort();
+        for (_, key) in by_end {
+            if self.bytes <= max {
+                break;
+            }
+            if let Some(journal) = self.map.remove(&key) {
+                self.bytes = self.bytes.saturating_sub(Journals::size(&journal));
+            }
+        }
+    }
+}
+
+/// What the memory store holds at most (`store.memory_*`): one replica's
+/// records for their retention, without Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// Idempotency records.
+    pub records: usize,
+    /// Bytes of journal entries (timelines, day indexes, reports).
+    pub journal_bytes: usize,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        MemoryLimits {
+            records: 100_000,
+            journal_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
 /// Records in a map, buckets in governor's keyed limiters (one per distinct limit).
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
@@ -84,7 +139,8 @@ pub struct MemoryStore {
     /// The resolver's sweep lease: its holder and until when.
     leases: Arc<Mutex<HashMap<String, (String, Instant)>>>,
     /// Journals (the order timeline): entries and until when they live.
-    journals: Arc<Mutex<HashMap<String, Journal>>>,
+    journals: Arc<Mutex<Journals>>,
+    limits: MemoryLimits,
     limiters: Arc<Mutex<HashMap<Limit, Arc<DefaultKeyedRateLimiter<String>>>>>,
     /// Made with the store: it lives exactly as long as its records, so it
     /// never lacks one (what a restart forgets, the store says by being new).
@@ -98,8 +154,13 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store with the default limits.
     pub fn new() -> Self {
+        MemoryStore::bounded(MemoryLimits::default())
+    }
+
+    /// An empty store holding at most `limits`.
+    pub fn bounded(limits: MemoryLimits) -> Self {
         let since_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -107,6 +168,7 @@ impl MemoryStore {
             records: Arc::default(),
             leases: Arc::default(),
             journals: Arc::default(),
+            limits,
             limiters: Arc::default(),
             identity: Identity {
                 id: super::new_identity_id(),
@@ -153,6 +215,12 @@ impl Store for MemoryStore {
             if records.since_sweep >= SWEEP_EVERY {
                 records.since_sweep = 0;
                 records.map.retain(|_, r| r.expires > now);
+            }
+            if !records.map.contains_key(key) && records.map.len() >= self.limits.records {
+                records.map.retain(|_, r| r.expires > now);
+                if records.map.len() >= self.limits.records {
+                    return Claim::Full;
+                }
             }
             let Some(record) = records.map.get_mut(key) else {
                 records.map.insert(
@@ -415,20 +483,28 @@ impl Store for MemoryStore {
         let mut journals = self.journals.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         // Journals past their retention go now and then, not at every append.
-        if journals.len() > 10_000 && rand_below(SWEEP_EVERY) == 0 {
-            journals.retain(|_, (_, until)| *until > now);
+        if journals.map.len() > 10_000 && rand_below(SWEEP_EVERY) == 0 {
+            journals.make_room(now, usize::MAX);
         }
-        let (entries, until) = journals
+        let Journals { map, bytes } = &mut *journals;
+        let (entries, until) = map
             .entry(key.to_owned())
             .or_insert_with(|| (std::collections::VecDeque::new(), now));
         if *until <= now {
+            *bytes = bytes.saturating_sub(entries.iter().map(Vec::len).sum());
             entries.clear();
         }
         entries.push_back(entry.to_vec());
+        *bytes = bytes.saturating_add(entry.len());
         while entries.len() > cap.max(1) {
-            entries.pop_front();
+            if let Some(gone) = entries.pop_front() {
+                *bytes = bytes.saturating_sub(gone.len());
+            }
         }
         *until = now + retention;
+        if journals.bytes > self.limits.journal_bytes {
+            journals.make_room(now, self.limits.journal_bytes);
+        }
         ready(())
     }
 
@@ -436,6 +512,7 @@ impl Store for MemoryStore {
         let journals = self.journals.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let entries = journals
+            .map
             .get(key)
             .filter(|(_, until)| *until > now)
             .map(|(entries, _)| entries.iter().cloned().collect())

@@ -259,6 +259,12 @@ pub struct LimitsConfig {
     pub keepalive_timeout_secs: u64,
     /// The largest header block of a request, in bytes.
     pub max_header_list_bytes: u32,
+    /// The notification ingress and /metrics: a request's head must arrive
+    /// within this, however slowly its bytes trickle in, in milliseconds.
+    pub http_header_timeout_ms: u64,
+    /// The notification ingress: a notification's body must arrive within
+    /// this after its head, in milliseconds (else 408).
+    pub http_body_timeout_ms: u64,
 }
 
 /// Health checks and the drain.
@@ -314,6 +320,8 @@ impl Default for LimitsConfig {
             keepalive_interval_secs: 30,
             keepalive_timeout_secs: 20,
             max_header_list_bytes: 16 << 10,
+            http_header_timeout_ms: 10_000,
+            http_body_timeout_ms: 10_000,
         }
     }
 }
@@ -878,6 +886,8 @@ impl Config {
             1 << 10,
             1 << 20,
         )?;
+        range("limits.http_header_timeout_ms", l.http_header_timeout_ms, 100, 120_000)?;
+        range("limits.http_body_timeout_ms", l.http_body_timeout_ms, 100, 120_000)?;
         // A message is reserved whole (with its 5-byte prefix) from its connection's share, which must fit the whole.
         if (l.connection_request_bytes as u64) < l.max_message_bytes as u64 + 5 {
             return Err(invalid(

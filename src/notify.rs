@@ -109,13 +109,27 @@ const INGRESS_CONNECTIONS: usize = 256;
 const INGRESS_IDLE: Duration = Duration::from_secs(180);
 
 /// Binds `listen` and serves the ingress: `POST /notify`, and `GET /notify/stats` (the counters).
-pub async fn start(listen: SocketAddr, ingress: Ingress) -> std::io::Result<RunningIngress> {
+/// A request's head must arrive within `header_timeout`, its body within `body_timeout`.
+pub async fn start(
+    listen: SocketAddr,
+    ingress: Ingress,
+    (header_timeout, body_timeout): (Duration, Duration),
+) -> std::io::Result<RunningIngress> {
     let listener = TcpListener::bind(listen).await?;
     let app = axum::Router::new()
         .route("/notify", post(receive))
         .route("/notify/stats", get(stats))
-        .with_state(ingress);
-    let server = RunningIngress::start(listener, app, INGRESS_CONNECTIONS, INGRESS_IDLE)?;
+        .with_state(ingress)
+        .layer(axum::Extension(BodyTimeout(body_timeout)));
+    let server = RunningIngress::start(
+        listener,
+        app,
+        crate::serve::listener::HttpLimits {
+            max_connections: INGRESS_CONNECTIONS,
+            idle: INGRESS_IDLE,
+            header_timeout,
+        },
+    )?;
     tracing::info!(addr = %server.addr(), "notification ingress listening on /notify");
     Ok(server)
 }
@@ -144,7 +158,31 @@ pub fn record_of(verified: &Verified) -> Record {
 
 /// The body, at most [`notify::MAX_BODY_BYTES`] of it, read here rather
 /// than by an extractor so that a refusal for size is counted like any other.
-async fn read(body: Body) -> Result<Bytes, Rejection> {
+/// How long a notification's body may take to arrive.
+#[derive(Debug, Clone, Copy)]
+struct BodyTimeout(Duration);
+
+/// Why a body was not read: refused, or it did not arrive in time (408:
+/// a slow client, not a forgery; the provider retries a real one).
+enum Unread {
+    Refused(Rejection),
+    Slow(Duration),
+}
+
+impl From<Rejection> for Unread {
+    fn from(rejection: Rejection) -> Self {
+        Unread::Refused(rejection)
+    }
+}
+
+async fn read(body: Body, limit: Duration) -> Result<Bytes, Unread> {
+    let Ok(read) = tokio::time::timeout(limit, read_bounded(body)).await else {
+        return Err(Unread::Slow(limit));
+    };
+    Ok(read?)
+}
+
+async fn read_bounded(body: Body) -> Result<Bytes, Rejection> {
     match axum::body::to_bytes(body, notify::MAX_BODY_BYTES).await {
         Ok(bytes) => Ok(bytes),
         Err(e) => {
@@ -159,7 +197,11 @@ async fn read(body: Body) -> Result<Bytes, Rejection> {
 
 // The body is read as a form whatever its Content-Type says: the provider
 // has been seen labelling notifications `text/xml`.
-async fn receive(State(ingress): State<Ingress>, body: Body) -> (StatusCode, &'static str) {
+async fn receive(
+    State(ingress): State<Ingress>,
+    axum::Extension(BodyTimeout(body_timeout)): axum::Extension<BodyTimeout>,
+    body: Body,
+) -> (StatusCode, &'static str) {
     let span = tracing::info_span!(
         target: "yungate::notify",
         "notification ingest",
@@ -170,19 +212,34 @@ async fn receive(State(ingress): State<Ingress>, body: Body) -> (StatusCode, &'s
         biz_order_no = tracing::field::Empty,
         result = tracing::field::Empty,
     );
-    let answer = ingest(ingress, body, &span).instrument(span.clone()).await;
+    let answer = ingest(ingress, body, body_timeout, &span)
+        .instrument(span.clone())
+        .await;
     span.record("result", answer.2);
     (answer.0, answer.1)
 }
 
 /// `receive`'s work: the answer, and the result its span records.
-async fn ingest(ingress: Ingress, body: Body, span: &tracing::Span) -> (StatusCode, &'static str, &'static str) {
+async fn ingest(
+    ingress: Ingress,
+    body: Body,
+    body_timeout: Duration,
+    span: &tracing::Span,
+) -> (StatusCode, &'static str, &'static str) {
+    let body = match read(body, body_timeout).await {
+        Ok(body) => Ok(body),
+        Err(Unread::Refused(rejection)) => Err(rejection),
+        Err(Unread::Slow(limit)) => {
+            tracing::warn!(
+                limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                "a notification's body did not arrive in time (limits.http_body_timeout_ms): 408"
+            );
+            return (StatusCode::REQUEST_TIMEOUT, "body too slow", "slow_body");
+        }
+    };
     // At most two public-key checks (a key rotation), tens of microseconds:
     // in place, where a trip to the crypto pool would cost as much.
-    let verified = match read(body)
-        .await
-        .and_then(|body| notify::verify(&body, &ingress.trust, OffsetDateTime::now_utc()))
-    {
+    let verified = match body.and_then(|body| notify::verify(&body, &ingress.trust, OffsetDateTime::now_utc())) {
         Ok(v) => v,
         Err(rejection) => {
             ingress.counters.reject(&rejection);

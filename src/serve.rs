@@ -375,6 +375,10 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
             }),
             traces: Arc::clone(&stack_settings.order_traces),
         },
+        (
+            Duration::from_millis(config.limits.http_header_timeout_ms),
+            Duration::from_millis(config.limits.http_body_timeout_ms),
+        ),
     )
     .await
     .map_err(|source| ServeError::Listen {
@@ -595,6 +599,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, ServeError> {
                     notifications: Some(notify_counters),
                     log: Some(log),
                 },
+                Duration::from_millis(config.limits.http_header_timeout_ms),
             )
             .await
             .map_err(|source| ServeError::Listen { addr: at, source })?,

@@ -682,6 +682,7 @@ pub async fn serve_metrics(
     listen: SocketAddr,
     metrics: Arc<Metrics>,
     sources: Sources,
+    header_timeout: Duration,
 ) -> std::io::Result<MetricsServer> {
     let listener = TcpListener::bind(listen).await?;
     let state = Arc::new((metrics, sources));
@@ -702,7 +703,15 @@ pub async fn serve_metrics(
             ),
         )
         .with_state(state);
-    let server = MetricsServer::start(listener, app, SCRAPE_CONNECTIONS, SCRAPE_IDLE)?;
+    let server = MetricsServer::start(
+        listener,
+        app,
+        crate::serve::listener::HttpLimits {
+            max_connections: SCRAPE_CONNECTIONS,
+            idle: SCRAPE_IDLE,
+            header_timeout,
+        },
+    )?;
     tracing::info!(addr = %server.addr(), "metrics listening on /metrics");
     Ok(server)
 }

@@ -344,3 +344,99 @@ async fn large_uploads_sharing_a_connection_do_not_stall_each_other() {
     }
     gateway.stop().await.unwrap();
 }
+
+/// Reads until the server closes the connection; what it sent, and whether it closed within `within`.
+async fn until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .ok()
+    .map(|()| String::from_utf8_lossy(&got).into_owned())
+}
+
+/// A client that trickles a request one byte at a time (each byte restarts the quiet timer) is cut at
+/// `limits.http_header_timeout_ms`; a body that stalls gets 408 at `limits.http_body_timeout_ms`; and
+/// with every connection slot of the ingress taken by such clients, a real request is served once they
+/// are cut, not after minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_cannot_hold_the_ingress_or_metrics() {
+    use tokio::io::AsyncWriteExt as _;
+    let mut config = sandboxed::config();
+    config.limits.http_header_timeout_ms = 500;
+    config.limits.http_body_timeout_ms = 500;
+    config.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = serve::start(config).await.unwrap();
+    let ingress = gateway.notify_addr();
+    let metrics = gateway.metrics_addr().unwrap();
+
+    for addr in [ingress, metrics] {
+        let mut trickle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        trickle
+            .write_all(b"GET /notify/stats HTTP/1.1\r\nX-Slow: ")
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let feeding = tokio::spawn({
+            let (_, mut write) = trickle.into_split();
+            async move {
+                for _ in 0..40 {
+                    if write.write_all(b"a").await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        feeding.await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{addr}: the trickling client was still being read after {:?}",
+            started.elapsed()
+        );
+    }
+
+    // A body that stalls: 408.
+    let mut stalled = tokio::net::TcpStream::connect(ingress).await.unwrap();
+    stalled
+        .write_all(b"POST /notify HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nsysid=1")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut stalled, Duration::from_secs(5)).await;
+    assert!(
+        answer.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 408")),
+        "{answer:?}"
+    );
+
+    // Every slot of the ingress (256) taken by clients that never finish their request head.
+    let mut held = Vec::new();
+    for _ in 0..256 {
+        let mut s = tokio::net::TcpStream::connect(ingress).await.unwrap();
+        s.write_all(b"GET /notify/stats HTTP/1.1\r\n").await.unwrap();
+        held.push(s);
+    }
+    let started = std::time::Instant::now();
+    let stats = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut s = tokio::net::TcpStream::connect(ingress).await.unwrap();
+        s.write_all(b"GET /notify/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        until_closed(&mut s, Duration::from_secs(5)).await
+    })
+    .await;
+    let stats = stats.ok().flatten().unwrap_or_default();
+    assert!(stats.starts_with("HTTP/1.1 200"), "not served: {stats:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "served after {:?}",
+        started.elapsed()
+    );
+    drop(held);
+}

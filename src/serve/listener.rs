@@ -551,8 +551,19 @@ fn out_of_resources(e: &io::Error) -> bool {
 const BACKOFF_FIRST: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// A plain HTTP server (the notification ingress, `/metrics`) on a
-/// [`BoundedListener`], stopped gracefully.
+/// What a plain HTTP server (the ingress, /metrics) lets one client hold.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Connections at once; the rest wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A connection quiet (no byte from the client) this long is closed.
+    pub idle: Duration,
+    /// A request's head must arrive within this, however it trickles in:
+    /// the quiet timer restarts on every byte, this one does not.
+    pub header_timeout: Duration,
+}
+
+/// An HTTP/1.1 server (hyper) on a [`BoundedListener`], stopped gracefully.
 pub struct HttpServer {
     addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -560,18 +571,12 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Serves `app` on `listener`, at most `max` connections at once, quiet ones closed after `idle`.
-    pub fn start(listener: TcpListener, app: axum::Router, max: usize, idle: Duration) -> io::Result<Self> {
+    /// Serves `app` on `listener` within `limits`.
+    pub fn start(listener: TcpListener, app: axum::Router, limits: HttpLimits) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let listener = BoundedListener::new(listener, max, idle);
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let listener = BoundedListener::new(listener, limits.max_connections, limits.idle);
+        let task = tokio::spawn(serve_http(listener, app, limits.header_timeout, rx));
         Ok(HttpServer {
             addr,
             shutdown: Some(tx),
@@ -590,6 +595,53 @@ impl HttpServer {
         }
         self.task.await.map_err(io::Error::other)?
     }
+}
+
+/// The accept loop of an [`HttpServer`]: each connection served by hyper's
+/// HTTP/1.1 with a header-read deadline (axum's own `serve` sets none),
+/// and at `stop` told to finish its request in progress and close.
+async fn serve_http(
+    mut listener: BoundedListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> io::Result<()> {
+    use axum::serve::Listener as _;
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (io, _remote) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut stop => break,
+        };
+        // Finished connections are reaped as new ones come.
+        while connections.try_join_next().is_some() {}
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closed = closed.clone();
+        connections.spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(true);
+            let connection = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "an HTTP connection ended with an error");
+                    }
+                }
+                // Sent once, after the last connection was accepted.
+                _ = closed.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    let _ = closing.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
 
 /// The listener of the plain HTTP servers (the notification ingress and

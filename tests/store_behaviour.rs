@@ -55,6 +55,19 @@ async fn records(store: &dyn Store, prefix: &str) {
             .await
             .unwrap()
     );
+    // The holder's retry of its completion (its reply lost on the way) succeeds; nobody else's does.
+    assert!(
+        store
+            .complete(&key, "t1", b"{\"answer\":1}", fp1.retention)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .complete(&key, "t2", b"{\"answer\":1}", fp1.retention)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.claim(&key, "t4", &fp1).await.unwrap(),
         Claim::Done(b"{\"answer\":1}".to_vec())

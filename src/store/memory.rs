@@ -41,6 +41,8 @@ struct Record {
     tries: u32,
     /// A look proved the last attempt absent: the next claim may send.
     proved_absent: bool,
+    /// The claim that finished it (`complete`), so that its retry succeeds.
+    finished_by: String,
 }
 
 impl Record {
@@ -238,6 +240,7 @@ impl Store for MemoryStore {
                         due: now + terms.attempt + terms.lease,
                         tries: 0,
                         proved_absent: false,
+                        finished_by: String::new(),
                     },
                 );
                 return Claim::Fresh;
@@ -297,9 +300,12 @@ impl Store for MemoryStore {
         let done = self.with_record(key, |records, now| match records.map.get_mut(key) {
             Some(r) if r.token == token && r.state == State::Pending => {
                 r.finish(outcome, now + retention);
+                r.finished_by = token.to_owned();
                 true
             }
-            _ => false,
+            // A retry of this very completion: done already.
+            Some(r) => r.state == State::Done && !token.is_empty() && r.finished_by == token,
+            None => false,
         });
         ready(done)
     }

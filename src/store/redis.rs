@@ -91,8 +91,11 @@ return 1
 /// KEYS[1] record, KEYS[2] due index, KEYS[3] since index; ARGV token,
 /// outcome, retention ms.
 const COMPLETE: &str = r#"
-if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'p' then return 0 end
-redis.call('HSET', KEYS[1], 'st', 'd', 'out', ARGV[2], 'tok', '', 'exp', 0)
+local st = redis.call('HGET', KEYS[1], 'st')
+-- A retry of this very completion (its reply was lost): done already.
+if st == 'd' and redis.call('HGET', KEYS[1], 'ft') == ARGV[1] then return 1 end
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or st ~= 'p' then return 0 end
+redis.call('HSET', KEYS[1], 'st', 'd', 'out', ARGV[2], 'tok', '', 'exp', 0, 'ft', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZREM', KEYS[2], KEYS[1])
 redis.call('ZREM', KEYS[3], KEYS[1])

@@ -982,7 +982,9 @@ impl Config {
         if !(1..=10_000_000).contains(&self.store.memory_max_records) {
             return Err(invalid("store.memory_max_records", "must be between 1 and 10000000"));
         }
-        if !(1024 * 1024..=16 * 1024 * 1024 * 1024).contains(&self.store.memory_max_journal_bytes) {
+        if !(1 << 20..=usize::try_from(16u64 << 30).unwrap_or(usize::MAX))
+            .contains(&self.store.memory_max_journal_bytes)
+        {
             return Err(invalid(
                 "store.memory_max_journal_bytes",
                 "must be between 1048576 (1 MiB) and 17179869184 (16 GiB)",

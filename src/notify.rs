@@ -156,8 +156,6 @@ pub fn record_of(verified: &Verified) -> Record {
     }
 }
 
-/// The body, at most [`notify::MAX_BODY_BYTES`] of it, read here rather
-/// than by an extractor so that a refusal for size is counted like any other.
 /// How long a notification's body may take to arrive.
 #[derive(Debug, Clone, Copy)]
 struct BodyTimeout(Duration);
@@ -175,6 +173,9 @@ impl From<Rejection> for Unread {
     }
 }
 
+/// The body, at most [`notify::MAX_BODY_BYTES`] of it within `limit`, read
+/// here rather than by an extractor so that a refusal for size is counted
+/// like any other.
 async fn read(body: Body, limit: Duration) -> Result<Bytes, Unread> {
     let Ok(read) = tokio::time::timeout(limit, read_bounded(body)).await else {
         return Err(Unread::Slow(limit));

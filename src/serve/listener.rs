@@ -559,7 +559,9 @@ pub struct HttpLimits {
     /// A connection quiet (no byte from the client) this long is closed.
     pub idle: Duration,
     /// A request's head must arrive within this, however it trickles in:
-    /// the quiet timer restarts on every byte, this one does not.
+    /// the quiet timer restarts on every byte, this one does not. hyper
+    /// also starts it when a kept-alive connection goes idle, so an idle
+    /// connection is closed (silently) after it too.
     pub header_timeout: Duration,
 }
 
@@ -639,6 +641,9 @@ async fn serve_http(
             }
         });
     }
+    // Closed first: new clients are refused at once (and retry elsewhere)
+    // rather than wait in the backlog for a server that is leaving.
+    drop(listener);
     let _ = closing.send(true);
     while connections.join_next().await.is_some() {}
     Ok(())

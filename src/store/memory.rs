@@ -74,10 +74,13 @@ const SWEEP_EVERY: u32 = 4096;
 struct Records {
     map: HashMap<String, Record>,
     since_sweep: u32,
+    /// When a claim at the ceiling last looked for expired records.
+    full_since: Option<Instant>,
 }
 
-/// A journal's entries, oldest first, and until when it lives.
-type Journal = (std::collections::VecDeque<Vec<u8>>, Instant);
+/// A journal's entries, oldest first, until when it lives, and when it
+/// was last written.
+type Journal = (std::collections::VecDeque<Vec<u8>>, Instant, Instant);
 
 /// The journals, and the bytes their entries hold (bounded).
 #[derive(Debug, Default)]
@@ -91,27 +94,36 @@ impl Journals {
         journal.0.iter().map(Vec::len).sum()
     }
 
-    /// Drops expired journals, then the least recently written ones
-    /// (those whose life ends first), until `max` bytes are held at most.
-    fn make_room(&mut self, now: Instant, max: usize) {
+    /// Drops expired journals, then the least recently written ones (never
+    /// `keep`, the one just written), until at most `target` bytes are
+    /// held; how many journals it dropped that had not expired.
+    fn make_room(&mut self, now: Instant, target: usize, keep: &str) -> usize {
         let before = self.map.len();
         self.map.retain(|_, j| j.1 > now);
         if self.map.len() != before {
             self.bytes = self.map.values().map(Journals::size).sum();
         }
-        if self.bytes <= max {
-            return;
+        if self.bytes <= target {
+            return 0;
         }
-        let mut by_end: Vec<(Instant, String)> = self.map.iter().map(|(k, j)| (j.1, k.clone())).collect();
-        by_end.sort();
-        for (_, key) in by_end {
-            if self.bytes <= max {
+        let mut by_write: Vec<(Instant, String)> = self
+            .map
+            .iter()
+            .filter(|(k, _)| k.as_str() != keep)
+            .map(|(k, j)| (j.2, k.clone()))
+            .collect();
+        by_write.sort();
+        let mut dropped = 0;
+        for (_, key) in by_write {
+            if self.bytes <= target {
                 break;
             }
             if let Some(journal) = self.map.remove(&key) {
                 self.bytes = self.bytes.saturating_sub(Journals::size(&journal));
+                dropped += 1;
             }
         }
+        dropped
     }
 }
 
@@ -219,7 +231,15 @@ impl Store for MemoryStore {
                 records.map.retain(|_, r| r.expires > now);
             }
             if !records.map.contains_key(key) && records.map.len() >= self.limits.records {
-                records.map.retain(|_, r| r.expires > now);
+                // At the ceiling, expired records are looked for once a second at most:
+                // refused callers retry every second, and the scan holds the lock.
+                if records
+                    .full_since
+                    .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1))
+                {
+                    records.map.retain(|_, r| r.expires > now);
+                    records.full_since = Some(now);
+                }
                 if records.map.len() >= self.limits.records {
                     return Claim::Full;
                 }
@@ -304,7 +324,7 @@ impl Store for MemoryStore {
                 true
             }
             // A retry of this very completion: done already.
-            Some(r) => r.state == State::Done && !token.is_empty() && r.finished_by == token,
+            Some(r) => r.state == State::Done && !token.is_empty() && r.finished_by == token && r.outcome == outcome,
             None => false,
         });
         ready(done)
@@ -490,12 +510,13 @@ impl Store for MemoryStore {
         let now = Instant::now();
         // Journals past their retention go now and then, not at every append.
         if journals.map.len() > 10_000 && rand_below(SWEEP_EVERY) == 0 {
-            journals.make_room(now, usize::MAX);
+            journals.make_room(now, usize::MAX, key);
         }
         let Journals { map, bytes } = &mut *journals;
-        let (entries, until) = map
+        let (entries, until, written) = map
             .entry(key.to_owned())
-            .or_insert_with(|| (std::collections::VecDeque::new(), now));
+            .or_insert_with(|| (std::collections::VecDeque::new(), now, now));
+        *written = now;
         if *until <= now {
             *bytes = bytes.saturating_sub(entries.iter().map(Vec::len).sum());
             entries.clear();
@@ -509,7 +530,16 @@ impl Store for MemoryStore {
         }
         *until = now + retention;
         if journals.bytes > self.limits.journal_bytes {
-            journals.make_room(now, self.limits.journal_bytes);
+            // Down to nine tenths: the sort is paid once per tenth, not per write.
+            let dropped = journals.make_room(now, self.limits.journal_bytes / 10 * 9, key);
+            if dropped > 0 {
+                tracing::warn!(
+                    dropped,
+                    max_bytes = self.limits.journal_bytes,
+                    "the memory store's journals are full (store.memory_max_journal_bytes): the least recently \
+                     written timelines, day indexes or reports were dropped"
+                );
+            }
         }
         ready(())
     }
@@ -520,8 +550,8 @@ impl Store for MemoryStore {
         let entries = journals
             .map
             .get(key)
-            .filter(|(_, until)| *until > now)
-            .map(|(entries, _)| entries.iter().cloned().collect())
+            .filter(|(_, until, _)| *until > now)
+            .map(|(entries, _, _)| entries.iter().cloned().collect())
             .unwrap_or_default();
         ready(entries)
     }

@@ -93,7 +93,9 @@ return 1
 const COMPLETE: &str = r#"
 local st = redis.call('HGET', KEYS[1], 'st')
 -- A retry of this very completion (its reply was lost): done already.
-if st == 'd' and redis.call('HGET', KEYS[1], 'ft') == ARGV[1] then return 1 end
+if st == 'd' and redis.call('HGET', KEYS[1], 'ft') == ARGV[1] and redis.call('HGET', KEYS[1], 'out') == ARGV[2] then
+  return 1
+end
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or st ~= 'p' then return 0 end
 redis.call('HSET', KEYS[1], 'st', 'd', 'out', ARGV[2], 'tok', '', 'exp', 0, 'ft', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])

@@ -353,14 +353,12 @@ impl Held<'_> {
     }
 }
 
-/// When the file of `date` is whole: 11:00 China time the next day (4.3.2
-/// l.2329), in Unix milliseconds. A report made before (the sandbox's
-/// `checkFile.early`) does not settle the day for the daily run.
+/// When the file of `date` is whole (`checkfile::generated_at`), in Unix
+/// milliseconds. A report made before (the sandbox's `checkFile.early`)
+/// does not settle the day for the daily run.
 fn whole_after(date: time::Date) -> u64 {
-    date.next_day()
-        .and_then(|d| d.with_hms(11, 0, 0).ok())
-        .map(|t| t.assume_offset(wire::CHINA).unix_timestamp())
-        .and_then(|s| u64::try_from(s).ok())
+    checkfile::generated_at(date)
+        .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
         .map_or(u64::MAX, |s| s.saturating_mul(1000))
 }
 
@@ -497,7 +495,7 @@ where
         dry_run: bool,
         only_if_missing: bool,
     ) -> Result<Option<Report>, ReconcileError> {
-        let day = timeline::compact(date);
+        let day = formats::format_compact_date(date);
         // Under the lease: a report stored meanwhile by another replica is seen.
         if only_if_missing && self.summary(&day).await?.is_some_and(|s| settles(&s, date)) {
             return Ok(None);
@@ -806,7 +804,7 @@ where
         listed: &HashMap<&str, usize>,
     ) -> Result<Vec<ReportRow>, ReconcileError> {
         let booked = self.timeline.booked(date).await?;
-        let day = timeline::compact(date);
+        let day = formats::format_compact_date(date);
         // A confirmation's answer has no amount; another entry (the
         // notification) may, else the apply call's record does.
         let mut amounts: HashMap<&str, i64> = HashMap::new();
@@ -942,7 +940,7 @@ where
             let Some(date) = now.date().checked_sub(time::Duration::days(back)) else {
                 continue;
             };
-            let day = timeline::compact(date);
+            let day = formats::format_compact_date(date);
             if let Some(summary) = self.summary(&day).await?
                 && settles(&summary, date)
             {

@@ -22,6 +22,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::provider::formats::format_compact_date;
 use crate::store::{Store, StoreError};
 
 /// The most events a timeline keeps (the newest).
@@ -102,11 +103,6 @@ pub fn china_date(at_ms: u64) -> time::Date {
     at.to_offset(crate::provider::wire::CHINA).date()
 }
 
-/// A date as `yyyyMMdd` (4.3.2's form).
-pub fn compact(date: time::Date) -> String {
-    format!("{:04}{:02}{:02}", date.year(), u8::from(date.month()), date.day())
-}
-
 /// The timelines of one merchant, in a store.
 #[derive(Clone)]
 pub struct Timeline {
@@ -168,7 +164,7 @@ impl Timeline {
 
     /// The store key of `date`'s day index.
     pub fn day_key(&self, date: time::Date) -> String {
-        format!("yg:day:{{{}:{}}}", self.sysid, compact(date))
+        format!("yg:day:{{{}:{}}}", self.sysid, format_compact_date(date))
     }
 
     /// Adds to the day index that `number` succeeded, as learnt `via` an
@@ -244,7 +240,7 @@ mod tests {
             Duration::from_secs(60),
         );
         // 2026-12-07 16:30 UTC is 2026-12-08 00:30 in China.
-        assert_eq!(compact(china_date(1_796_661_000_000)), "20261208");
+        assert_eq!(format_compact_date(china_date(1_796_661_000_000)), "20261208");
         let today = china_date(now_ms());
         timeline.book("o-1", "DepositApply", Some(100), "answer", None).await;
         // Booked across midnight: read the day it was booked under.
@@ -268,6 +264,9 @@ mod tests {
             .collect();
         assert_eq!(booked.len(), 1);
         assert_eq!((booked[0].number.as_str(), booked[0].amount), ("o-1", Some(100)));
-        assert_eq!(timeline.day_key(today), format!("yg:day:{{1902:{}}}", compact(today)));
+        assert_eq!(
+            timeline.day_key(today),
+            format!("yg:day:{{1902:{}}}", format_compact_date(today))
+        );
     }
 }

@@ -137,7 +137,7 @@ where
             Ok(v) => Some(v),
             Err(_) => return Err(bad("verdict", "is not a ReconciliationVerdict")),
         };
-        let day = crate::timeline::compact(date);
+        let day = crate::provider::formats::format_compact_date(date);
         let Report { summary, rows } = self
             .reconciler
             .report(&day)

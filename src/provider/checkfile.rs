@@ -153,6 +153,13 @@ pub fn books(call: Call, answer: &Json) -> bool {
     OrderStatus::of_answer(answer).is_some_and(OrderStatus::is_success)
 }
 
+/// When the provider generates the file of `date`: "云账户每天上午 11:00
+/// 生成前一天的商户对账文件" (4.3.2 l.2329), 11:00 China time the next day.
+pub fn generated_at(date: time::Date) -> Option<OffsetDateTime> {
+    let next = date.next_day()?.with_hms(11, 0, 0).ok()?;
+    Some(next.assume_offset(wire::CHINA))
+}
+
 /// Why a file cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileError {

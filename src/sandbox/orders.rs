@@ -1685,11 +1685,7 @@ pub fn check_file_ready(state: &SandboxState, config: &SandboxConfig, faults: &F
     if faults.check_file.early {
         return true;
     }
-    let Some(next) = date.next_day() else {
-        return false;
-    };
-    let ready = next.with_hms(11, 0, 0).map(|t| t.assume_offset(wire::CHINA));
-    ready.is_ok_and(|ready| config.clock(state.started_at) >= ready)
+    crate::provider::checkfile::generated_at(date).is_some_and(|ready| config.clock(state.started_at) >= ready)
 }
 
 /// 4.3.2 getCheckAccountFile: the URL of the day's reconciliation file,
@@ -1710,13 +1706,7 @@ pub fn check_account_file(
             "the file of this date is generated at 11:00 China time the next day (4.3.2 l.2329)",
         ));
     }
-    let name = format!(
-        "{}_{}{:02}{:02}_allinpay.txt",
-        config.sysid,
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    );
+    let name = format!("{}_{}_allinpay.txt", config.sysid, formats::format_compact_date(date));
     Ok(json!({ "url": format!("{}/yungateway/checkfile/{name}", config.public_base_url()) }))
 }
 
